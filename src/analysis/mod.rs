@@ -1,0 +1,5 @@
+//! Analysis: query templates, CEL conditions and (with the providers) measurements that
+//! decide promote, pause or abort.
+
+pub mod condition;
+pub mod template;

@@ -1,0 +1,381 @@
+//! The analysis spec shared by Rollouts (steps, background, blue-green promotion) and
+//! FeatureFlags, and the measurement records kept in their status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Duration;
+
+/// Default time between two measurements of a metric.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Default consecutive errors tolerated before a metric's verdict is Error.
+pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: u32 = 4;
+/// Default Prometheus request timeout.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many measurements per metric are kept in status.
+pub const MEASUREMENTS_KEPT: usize = 10;
+
+/// Metrics measured on an interval whose outcomes decide promote, pause or abort.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSpec {
+    /// Metrics to measure. The analysis takes the worst verdict of its metrics.
+    #[schemars(length(min = 1, max = 20))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub metrics: Vec<Metric>,
+    /// Values for `{{ args.NAME }}` placeholders in the metrics' queries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub args: Vec<AnalysisArg>,
+}
+
+/// A named value substituted into queries.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisArg {
+    /// Name used in placeholders as `{{ args.NAME }}`.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_-]*$"))]
+    pub name: String,
+    /// The value substituted.
+    #[schemars(length(max = 4096))]
+    pub value: String,
+}
+
+/// What an empty or NaN query result counts as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NoDataPolicy {
+    /// The measurement is Inconclusive (a person decides once `inconclusiveLimit` is passed).
+    #[default]
+    Inconclusive,
+    /// The measurement is Failed.
+    Fail,
+    /// The measurement is Successful.
+    Pass,
+}
+
+/// What happens when a metric's consecutive errors pass `consecutiveErrorLimit`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum ErrorAction {
+    /// Pause the rollout until a person resumes or aborts it. Never promotes.
+    #[default]
+    Pause,
+    /// Abort the rollout.
+    Abort,
+}
+
+/// One measured quantity with its conditions and limits.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.prometheus) != has(self.compare)").message("exactly one provider must be set: prometheus or compare"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.compare) || has(self.successCondition) || has(self.failureCondition)").message("a prometheus metric needs successCondition or failureCondition"))]
+pub struct Metric {
+    /// Name of the metric, unique within the analysis.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Time between measurements (default 1m, at least 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Number of measurements to take; absent means until the analysis is no longer needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub count: Option<u32>,
+    /// Wait before the first measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay: Option<Duration>,
+    /// Failed measurements tolerated; one more fails the metric (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub failure_limit: Option<u32>,
+    /// Inconclusive measurements tolerated; one more makes the metric Inconclusive (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub inconclusive_limit: Option<u32>,
+    /// Consecutive errors tolerated; one more makes the metric Error (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub consecutive_error_limit: Option<u32>,
+    /// What a metric in Error does to the rollout: Pause (default) or Abort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<ErrorAction>,
+    /// CEL expression over `result` that marks a measurement Successful, e.g. `result < 0.05`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub success_condition: Option<String>,
+    /// CEL expression over `result` that marks a measurement Failed; it wins over success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub failure_condition: Option<String>,
+    /// What an empty or NaN result counts as: inconclusive (default), fail or pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data: Option<NoDataPolicy>,
+    /// Measure with a Prometheus instant query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetric>,
+    /// Compare canary against stable with a Mann-Whitney U test over range queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareMetric>,
+}
+
+impl Metric {
+    /// Interval between measurements, defaulted.
+    pub fn interval(&self) -> Duration {
+        self.interval.unwrap_or(DEFAULT_INTERVAL)
+    }
+    /// Failure limit, defaulted.
+    pub fn failure_limit(&self) -> u32 {
+        self.failure_limit.unwrap_or(0)
+    }
+    /// Inconclusive limit, defaulted.
+    pub fn inconclusive_limit(&self) -> u32 {
+        self.inconclusive_limit.unwrap_or(0)
+    }
+    /// Consecutive error limit, defaulted.
+    pub fn consecutive_error_limit(&self) -> u32 {
+        self.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT)
+    }
+    /// No-data policy, defaulted.
+    pub fn no_data(&self) -> NoDataPolicy {
+        self.no_data.unwrap_or_default()
+    }
+    /// Error action, defaulted.
+    pub fn on_error(&self) -> ErrorAction {
+        self.on_error.unwrap_or_default()
+    }
+}
+
+/// Where and how to reach a Prometheus server.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.address) && has(self.addressFrom))").message("set address or addressFrom, not both"))]
+pub struct PrometheusConnection {
+    /// Base URL of the Prometheus HTTP API; defaults to the operator's `--prometheus-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
+    pub address: Option<String>,
+    /// Read the address from a Secret key instead (keeps internal URLs out of manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_from: Option<SecretKeyRef>,
+    /// Request timeout (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Credentials sent with each query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<PrometheusAuth>,
+    /// TLS settings for an `https` address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// A Prometheus instant query.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusMetric {
+    /// PromQL with placeholders `{{ args.NAME }}`, `{{ rollout.name }}`, `{{ rollout.namespace }}`,
+    /// `{{ rollout.canaryRevision }}`, `{{ rollout.stableRevision }}`.
+    #[schemars(length(min = 1, max = 8192))]
+    pub query: String,
+    /// Connection settings.
+    #[serde(flatten)]
+    pub connection: PrometheusConnection,
+}
+
+/// Which change of a metric counts as a regression in a comparison.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum CompareDirection {
+    /// The canary is worse when its values are higher (error rates, latency).
+    #[default]
+    Increase,
+    /// The canary is worse when its values are lower (throughput, success ratio).
+    Decrease,
+    /// Any significant difference is a regression.
+    Either,
+}
+
+/// A statistical comparison of canary against stable (Mann-Whitney U test).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareMetric {
+    /// PromQL for the canary's series (same placeholders as `prometheus.query`).
+    #[schemars(length(min = 1, max = 8192))]
+    pub canary_query: String,
+    /// PromQL for the stable's series.
+    #[schemars(length(min = 1, max = 8192))]
+    pub stable_query: String,
+    /// Range looked back over at each measurement (default 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Duration>,
+    /// Resolution of the range query (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Duration>,
+    /// Which change counts as a regression: Increase (default), Decrease or Either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<CompareDirection>,
+    /// Relative shift of the median tolerated even when significant, in percent (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub tolerance_percent: Option<u32>,
+    /// Confidence of the test in percent (default 98, between 50 and 99).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 50, max = 99))]
+    pub confidence_percent: Option<u32>,
+    /// Fewest points per side for a verdict; fewer is no data (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3, max = 11000))]
+    pub min_samples: Option<u32>,
+    /// Connection settings.
+    #[serde(flatten)]
+    pub connection: PrometheusConnection,
+}
+
+/// A key of a Secret in the object's own namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Credentials for Prometheus: a bearer token or basic auth, read from Secrets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.bearerToken) != has(self.basicAuth)").message("set exactly one of bearerToken or basicAuth"))]
+pub struct PrometheusAuth {
+    /// Secret key holding a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<SecretKeyRef>,
+    /// Secret holding a username and password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// Basic-auth credentials held in one Secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// Key of the username (default `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_key: Option<String>,
+    /// Key of the password (default `password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_key: Option<String>,
+}
+
+/// TLS trust for an `https` Prometheus address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.caSecret) && has(self.caConfigMap))").message("set caSecret or caConfigMap, not both"))]
+pub struct TlsConfig {
+    /// Secret key holding a PEM CA bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<SecretKeyRef>,
+    /// ConfigMap key holding a PEM CA bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_config_map: Option<SecretKeyRef>,
+    /// Server name to verify instead of the address's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// Outcome of one measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum MeasurementOutcome {
+    /// The success condition held (or the judge found no regression).
+    Successful,
+    /// The failure condition held (or the judge found a regression).
+    Failed,
+    /// Neither condition held, or the result was empty under the `inconclusive` policy.
+    Inconclusive,
+    /// The query or the expression failed.
+    Error,
+}
+
+/// Verdict of a metric or of a whole analysis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum AnalysisVerdict {
+    /// Measurements are still being taken.
+    #[default]
+    Running,
+    /// All measurements done within limits.
+    Successful,
+    /// Inconclusive measurements passed the limit: a person decides.
+    Inconclusive,
+    /// Consecutive errors passed the limit.
+    Error,
+    /// Failed measurements passed the limit.
+    Failed,
+}
+
+/// One measurement as recorded in status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    /// When the measurement fell due; a measurement is never taken twice for one due time.
+    pub due_at: Time,
+    /// When it was taken.
+    pub taken_at: Time,
+    /// Its outcome.
+    pub outcome: MeasurementOutcome,
+    /// The value, rendered (a number, a list, or the judge's summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Why it has this outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Progress and recent measurements of one metric.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    /// Metric name.
+    pub name: String,
+    /// Verdict so far.
+    pub verdict: AnalysisVerdict,
+    /// Measurements taken in total.
+    pub count: u32,
+    /// Successful measurements.
+    pub successful: u32,
+    /// Failed measurements.
+    pub failed: u32,
+    /// Inconclusive measurements.
+    pub inconclusive: u32,
+    /// Errored measurements.
+    pub error: u32,
+    /// Errors in a row, reset by any other outcome.
+    pub consecutive_errors: u32,
+    /// The last measurements, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+}
+
+/// State of one analysis run (a step's, the background one, or a promotion gate's).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunStatus {
+    /// Which analysis this is, e.g. `step-2`, `background`, `prePromotion`.
+    pub name: String,
+    /// Revision being analysed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// When the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// The worst verdict of its metrics.
+    pub verdict: AnalysisVerdict,
+    /// Human-readable reason for the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Per-metric state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricStatus>,
+}

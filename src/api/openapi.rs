@@ -1,0 +1,363 @@
+//! Validation of objects against a CRD's OpenAPI v3 (structural) schema, the way the API
+//! server does it: types, bounds, enums, patterns, required and unknown fields, list types,
+//! and the `x-kubernetes-validations` CEL rules.
+//!
+//! Shared by `cutover lint` and the sim so that both reject exactly what a cluster would.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// What is wrong with a field, in the API server's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    /// A required field is missing.
+    Required,
+    /// The value breaks a rule.
+    Invalid,
+    /// The value is not one of the allowed values.
+    NotSupported,
+    /// The field is not declared in the schema.
+    Unknown,
+    /// A list or map has too many entries.
+    TooMany,
+    /// A string is too long.
+    TooLong,
+    /// A list entry repeats a key.
+    Duplicate,
+}
+
+/// One problem found in an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `spec.strategy.canary.steps[2].setWeight`.
+    pub path: String,
+    /// Category of the problem.
+    pub kind: FieldErrorKind,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A new error at `path`.
+    pub fn new(path: impl Into<String>, kind: FieldErrorKind, message: impl Into<String>) -> Self {
+        Self { path: path.into(), kind, message: message.into() }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Deepest nesting inspected; deeper values are rejected rather than walked (hostile input).
+pub const MAX_DEPTH: usize = 64;
+
+/// Validates `object` against `schema` (an `openAPIV3Schema`): structure first, then, when
+/// the structure is sound, the CEL rules.
+pub fn validate(schema: &Value, object: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check(schema, object, "", 0, &mut errors);
+    if errors.is_empty() {
+        errors.extend(validate_cel(schema, object));
+    }
+    errors
+}
+
+/// Evaluates only the `x-kubernetes-validations` rules of `schema` against `object`.
+pub fn validate_cel(schema: &Value, object: &Value) -> Vec<FieldError> {
+    let validator = kube::core::cel::Validator::new();
+    match validator.validate(schema, object, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .iter()
+            .map(|e| {
+                let path = e.field_path.trim_start_matches('.').to_string();
+                FieldError::new(path, FieldErrorKind::Invalid, e.message.clone())
+            })
+            .collect(),
+    }
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
+}
+
+fn render(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() > 80 {
+        let mut end = 77;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &text[..end])
+    } else {
+        text
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn flag(schema: &Map<String, Value>, key: &str) -> bool {
+    schema.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn check(schema: &Value, value: &Value, path: &str, depth: usize, errors: &mut Vec<FieldError>) {
+    let Some(schema) = schema.as_object() else { return };
+    if depth > MAX_DEPTH {
+        errors.push(FieldError::new(path, FieldErrorKind::Invalid, "nesting is too deep"));
+        return;
+    }
+    if value.is_null() {
+        if !flag(schema, "nullable") && schema.get("type").is_some() {
+            errors.push(type_error(path, value, schema.get("type")));
+        }
+        return;
+    }
+    if flag(schema, "x-kubernetes-int-or-string") {
+        if !(value.is_string() || type_name(value) == "integer") {
+            errors.push(FieldError::new(
+                path,
+                FieldErrorKind::Invalid,
+                format!("Invalid value: {}: must be an integer or a string", render(value)),
+            ));
+        }
+        return;
+    }
+    if let Some(expected) = schema.get("type").and_then(Value::as_str) {
+        let actual = type_name(value);
+        let matches = expected == actual || (expected == "number" && actual == "integer");
+        if !matches {
+            errors.push(type_error(path, value, schema.get("type")));
+            return;
+        }
+    }
+    check_enum(schema, value, path, errors);
+    match value {
+        Value::Object(map) => check_object(schema, map, path, depth, errors),
+        Value::Array(items) => check_array(schema, items, path, depth, errors),
+        Value::String(s) => check_string(schema, s, path, errors),
+        Value::Number(n) => check_number(schema, n.as_f64().unwrap_or(0.0), value, path, errors),
+        _ => {}
+    }
+}
+
+fn type_error(path: &str, value: &Value, expected: Option<&Value>) -> FieldError {
+    let expected = expected.and_then(Value::as_str).unwrap_or("object");
+    FieldError::new(
+        path,
+        FieldErrorKind::Invalid,
+        format!("Invalid value: {}: must be of type {expected}", render(value)),
+    )
+}
+
+fn check_enum(schema: &Map<String, Value>, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let Some(allowed) = schema.get("enum").and_then(Value::as_array) else { return };
+    if !allowed.contains(value) {
+        let list: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::NotSupported,
+            format!("Unsupported value: {}: supported values: {}", render(value), list.join(", ")),
+        ));
+    }
+}
+
+fn check_object(
+    schema: &Map<String, Value>,
+    map: &Map<String, Value>,
+    path: &str,
+    depth: usize,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        for field in required.iter().filter_map(Value::as_str) {
+            if map.get(field).is_none_or(Value::is_null) {
+                errors.push(FieldError::new(join(path, field), FieldErrorKind::Required, "Required value"));
+            }
+        }
+    }
+    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+        && map.len() as u64 > max
+    {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::TooMany,
+            format!("Too many: {}: must have at most {max} items", map.len()),
+        ));
+    }
+    if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
+        && (map.len() as u64) < min
+    {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::Invalid,
+            format!("Invalid value: {}: should have at least {min} properties", map.len()),
+        ));
+    }
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let additional = schema.get("additionalProperties");
+    let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+    for (key, child) in map {
+        let child_path = join(path, key);
+        if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
+            check(child_schema, child, &child_path, depth + 1, errors);
+        } else if let Some(additional) = additional.filter(|a| a.is_object()) {
+            check(additional, child, &child_path, depth + 1, errors);
+        } else if !preserve && additional != Some(&Value::Bool(true)) && properties.is_some() {
+            // An object schema that declares no properties at all (e.g. `metadata`) accepts
+            // any fields: the API server checks those separately.
+            errors.push(FieldError::new(
+                child_path,
+                FieldErrorKind::Unknown,
+                "Unknown field: field not declared in schema",
+            ));
+        }
+    }
+}
+
+fn check_array(
+    schema: &Map<String, Value>,
+    items: &[Value],
+    path: &str,
+    depth: usize,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+        && items.len() as u64 > max
+    {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::TooMany,
+            format!("Too many: {}: must have at most {max} items", items.len()),
+        ));
+        return;
+    }
+    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+        && (items.len() as u64) < min
+    {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::Invalid,
+            format!("Invalid value: {}: should have at least {min} items", items.len()),
+        ));
+    }
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            check(item_schema, item, &format!("{path}[{i}]"), depth + 1, errors);
+        }
+    }
+    check_list_type(schema, items, path, errors);
+}
+
+fn check_list_type(schema: &Map<String, Value>, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+    let keys: Vec<&str> = match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => Vec::new(),
+        Some("map") => schema
+            .get("x-kubernetes-list-map-keys")
+            .and_then(Value::as_array)
+            .map(|k| k.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default(),
+        _ => return,
+    };
+    let identity = |item: &Value| -> Value {
+        if keys.is_empty() {
+            item.clone()
+        } else {
+            Value::Array(keys.iter().map(|k| item.get(*k).cloned().unwrap_or(Value::Null)).collect())
+        }
+    };
+    let mut seen: Vec<Value> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let id = identity(item);
+        if seen.contains(&id) {
+            let shown = if keys.is_empty() { render(item) } else { render(&id) };
+            errors.push(FieldError::new(
+                format!("{path}[{i}]"),
+                FieldErrorKind::Duplicate,
+                format!("Duplicate value: {shown}"),
+            ));
+        } else {
+            seen.push(id);
+        }
+    }
+}
+
+fn check_string(schema: &Map<String, Value>, s: &str, path: &str, errors: &mut Vec<FieldError>) {
+    let chars = s.chars().count() as u64;
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && chars > max
+    {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::TooLong,
+            format!("Too long: may not be more than {max} bytes"),
+        ));
+        // A pattern check on a huge string is wasted work; the length already rejects it.
+        return;
+    }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && chars < min
+    {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::Invalid,
+            format!("Invalid value: {}: should be at least {min} chars long", render(&Value::String(s.into()))),
+        ));
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+        match regex::Regex::new(pattern) {
+            Ok(re) if !re.is_match(s) => errors.push(FieldError::new(
+                path,
+                FieldErrorKind::Invalid,
+                format!("Invalid value: {}: should match '{pattern}'", render(&Value::String(s.into()))),
+            )),
+            Ok(_) => {}
+            Err(_) => errors.push(FieldError::new(path, FieldErrorKind::Invalid, "schema pattern does not compile")),
+        }
+    }
+}
+
+fn check_number(schema: &Map<String, Value>, n: f64, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && n < min
+    {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::Invalid,
+            format!("Invalid value: {}: should be greater than or equal to {min}", render(value)),
+        ));
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && n > max
+    {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::Invalid,
+            format!("Invalid value: {}: should be less than or equal to {max}", render(value)),
+        ));
+    }
+    let format = schema.get("format").and_then(Value::as_str);
+    if format == Some("int32") && !(i32::MIN as f64..=i32::MAX as f64).contains(&n) {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::Invalid,
+            format!("Invalid value: {}: out of range for int32", render(value)),
+        ));
+    }
+}

@@ -1,0 +1,541 @@
+//! The `Rollout` kind: progressive delivery of one workload.
+
+use k8s_openapi::{
+    api::core::v1::PodTemplateSpec,
+    apimachinery::pkg::{
+        apis::meta::v1::{Condition, LabelSelector, Time},
+        util::intstr::IntOrString,
+    },
+};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::{AnalysisRunStatus, AnalysisSpec, Duration, SecretKeyRef};
+
+/// Default number of old revisions kept for instant undo.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: u32 = 10;
+/// Default seconds a revision may take to become available.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: u32 = 600;
+/// Default seconds an old blue-green revision stays scaled after the switch.
+pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: u32 = 30;
+/// Default seconds a canary stays scaled after an abort when a router sends it no traffic.
+pub const DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: u32 = 30;
+
+/// Annotation a person sets to move past the current pause or step (`kubectl cutover promote`).
+pub const ANNOTATION_PROMOTE: &str = "cutover.dev/promote";
+/// Annotation that skips all remaining steps and analysis (`promote --full`).
+pub const ANNOTATION_PROMOTE_FULL: &str = "cutover.dev/promote-full";
+/// Annotation that aborts the rollout: traffic back to stable.
+pub const ANNOTATION_ABORT: &str = "cutover.dev/abort";
+/// Annotation that restarts an aborted rollout from step 0.
+pub const ANNOTATION_RETRY: &str = "cutover.dev/retry";
+
+/// Progressive delivery of a workload: canary, blue-green or rolling, with analysis,
+/// migration gates and manual approval.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "cutover.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    status = "RolloutStatus",
+    shortname = "cro",
+    category = "cutover",
+    doc = "Progressive delivery of a workload: canary, blue-green or rolling, with analysis, migration gates and manual approval.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Strategy", type_ = "string", json_path = ".status.strategy"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Step", type_ = "integer", json_path = ".status.currentStepIndex"),
+    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.canaryWeight"),
+    printcolumn(name = "Stable", type_ = "string", json_path = ".status.stableRevision"),
+    printcolumn(name = "Current", type_ = "string", json_path = ".status.currentRevision"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = kube::core::Rule::new("has(self.spec.template) != has(self.spec.workloadRef)").message("exactly one of spec.template or spec.workloadRef must be set"),
+    validation = kube::core::Rule::new("!has(self.spec.template) || has(self.spec.selector)").message("spec.selector is required with spec.template")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Desired number of pods (default 1). The scale subresource sets it, so an HPA or
+    /// `kubectl scale` can drive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub replicas: Option<i32>,
+    /// Label selector of the pods; must match `template.metadata.labels`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// Pod template of the workload. Set this or `workloadRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "pod_template_schema")]
+    pub template: Option<PodTemplateSpec>,
+    /// An existing Deployment whose template is used; it is scaled to 0 once this Rollout's
+    /// stable revision is available, so adoption never leaves the app without pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
+    /// Old revisions kept (scaled to 0) for instant undo (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub revision_history_limit: Option<u32>,
+    /// Seconds a new revision may take to become available before the rollout aborts or is
+    /// marked Degraded (default 600; time spent paused does not count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub progress_deadline_seconds: Option<u32>,
+    /// Abort when the progress deadline passes (default true); false only marks Degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_abort: Option<bool>,
+    /// Seconds a new pod must be ready before it counts as available (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub min_ready_seconds: Option<i32>,
+    /// Pauses the rollout where it is (`kubectl cutover pause`); false resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    /// How a new revision replaces the old: exactly one of canary, blueGreen or rolling.
+    pub strategy: RolloutStrategy,
+    /// MigrationJobs that gate the new revision or follow its promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<MigrationGates>,
+    /// FeatureFlags switched when this rollout promotes or aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<FlagLinks>,
+    /// Webhooks told about the rollout's progress; Kubernetes Events are always emitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+}
+
+impl RolloutSpec {
+    /// Desired replicas, defaulted.
+    pub fn replicas(&self) -> i32 {
+        self.replicas.unwrap_or(1)
+    }
+    /// Revision history limit, defaulted.
+    pub fn revision_history_limit(&self) -> u32 {
+        self.revision_history_limit.unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+    }
+    /// Progress deadline in seconds, defaulted.
+    pub fn progress_deadline_seconds(&self) -> u32 {
+        self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
+    }
+    /// Whether passing the progress deadline aborts, defaulted.
+    pub fn progress_deadline_abort(&self) -> bool {
+        self.progress_deadline_abort.unwrap_or(true)
+    }
+    /// Which strategy is configured, if exactly one is.
+    pub fn strategy_kind(&self) -> Option<StrategyKind> {
+        match (&self.strategy.canary, &self.strategy.blue_green, &self.strategy.rolling) {
+            (Some(_), None, None) => Some(StrategyKind::Canary),
+            (None, Some(_), None) => Some(StrategyKind::BlueGreen),
+            (None, None, Some(_)) => Some(StrategyKind::Rolling),
+            _ => None,
+        }
+    }
+}
+
+/// The pod template schema without nested field descriptions: with them three embedded
+/// templates make the CRDs larger than the API server stores (the same trade Argo Rollouts
+/// makes); `kubectl explain` still shows every field.
+pub(crate) fn pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut value = generator.subschema_for::<PodTemplateSpec>().to_value();
+    strip_descriptions(&mut value);
+    let mut schema = schemars::Schema::try_from(value).unwrap_or_default();
+    schema.insert("description".into(), "Pod template of the workload.".into());
+    schema
+}
+
+fn strip_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.remove("description");
+            for (key, child) in map.iter_mut() {
+                if key == "properties" {
+                    // Keys here are field names (a field may be called "description").
+                    if let serde_json::Value::Object(fields) = child {
+                        fields.values_mut().for_each(strip_descriptions);
+                    }
+                } else {
+                    strip_descriptions(child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_descriptions),
+        _ => {}
+    }
+}
+
+/// A Deployment whose pod template a Rollout adopts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.kind == 'Deployment' && self.apiVersion == 'apps/v1'").message("workloadRef must name an apps/v1 Deployment"))]
+pub struct WorkloadRef {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// Name of the Deployment in the Rollout's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// The strategies a Rollout can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum StrategyKind {
+    /// Traffic shifted step by step.
+    Canary,
+    /// A full new copy behind a preview Service, switched atomically.
+    BlueGreen,
+    /// Batches of the new revision replace the old.
+    Rolling,
+}
+
+/// Exactly one of the strategies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.canary) ? 1 : 0) + (has(self.blueGreen) ? 1 : 0) + (has(self.rolling) ? 1 : 0) == 1").message("exactly one strategy must be set: canary, blueGreen or rolling"))]
+pub struct RolloutStrategy {
+    /// Shift traffic to the new revision step by step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStrategy>,
+    /// Run the new revision behind a preview Service and switch the active Service at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+    /// Replace the old revision in batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<RollingStrategy>,
+}
+
+/// Canary: a new revision receives a growing share of traffic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("trafficRouting needs both stableService and canaryService"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.stableService) || !has(self.canaryService) || self.stableService != self.canaryService").message("stableService and canaryService must differ"))]
+pub struct CanaryStrategy {
+    /// Service that receives stable traffic. Without a router it selects both revisions
+    /// and the share of traffic is the replica ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub stable_service: Option<String>,
+    /// Service pinned to the canary revision only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub canary_service: Option<String>,
+    /// A router that sets exact weights; without one, weight is the replica ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+    /// Steps run in order; after the last the new revision is promoted to stable.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub steps: Vec<CanaryStep>,
+    /// Analysis run in the background across all steps; a failure aborts at any step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<BackgroundAnalysis>,
+    /// Seconds a canary stays scaled after an abort, when a router took its traffic away
+    /// (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub abort_scale_down_delay_seconds: Option<u32>,
+}
+
+/// One canary step: set a weight, pause, or run an analysis.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1").message("a step sets exactly one of setWeight, pause or analysis"))]
+pub struct CanaryStep {
+    /// Percentage of traffic sent to the canary, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub set_weight: Option<i32>,
+    /// Wait for a duration, or (without one) until a person promotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+    /// Measure and wait for the verdict: success goes on, failure aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+}
+
+/// What a canary step does, as one value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepAction<'a> {
+    /// Send this percentage of traffic to the canary.
+    SetWeight(i32),
+    /// Wait this long, or for a person when `None`.
+    Pause(Option<Duration>),
+    /// Run this analysis and wait for its verdict.
+    Analysis(&'a AnalysisSpec),
+}
+
+impl CanaryStep {
+    /// The step's action, if exactly one is set.
+    pub fn action(&self) -> Option<StepAction<'_>> {
+        match (self.set_weight, &self.pause, &self.analysis) {
+            (Some(w), None, None) => Some(StepAction::SetWeight(w)),
+            (None, Some(p), None) => Some(StepAction::Pause(p.duration)),
+            (None, None, Some(a)) => Some(StepAction::Analysis(a)),
+            _ => None,
+        }
+    }
+}
+
+/// A pause: timed, or open-ended until promoted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStep {
+    /// How long to wait; absent means wait for `kubectl cutover promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+}
+
+/// Analysis that runs across all steps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundAnalysis {
+    /// Step index at which it starts (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 99))]
+    pub starting_step: Option<i32>,
+    /// The metrics.
+    #[serde(flatten)]
+    pub spec: AnalysisSpec,
+}
+
+/// A router that sets traffic weights exactly.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficRouting {
+    /// Gateway API HTTPRoute whose backendRefs to the stable and canary Services get weights.
+    #[serde(rename = "gatewayAPI")]
+    pub gateway_api: GatewayApiRouting,
+}
+
+/// A Gateway API HTTPRoute in the Rollout's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiRouting {
+    /// Name of the HTTPRoute. Only backendRefs naming the stable or canary Service are changed.
+    #[schemars(length(min = 1, max = 253))]
+    pub http_route: String,
+}
+
+/// Blue-green: a full copy of the new revision behind a preview Service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.previewService) || self.previewService != self.activeService").message("activeService and previewService must differ"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.autoPromotionSeconds) || !has(self.autoPromotionEnabled) || self.autoPromotionEnabled").message("autoPromotionSeconds needs autoPromotionEnabled"))]
+pub struct BlueGreenStrategy {
+    /// Service that serves production traffic; its selector is switched on promotion.
+    #[schemars(length(min = 1, max = 63))]
+    pub active_service: String,
+    /// Service pinned to the new revision before promotion, for testing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub preview_service: Option<String>,
+    /// Promote without a person once the new revision is ready (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_enabled: Option<bool>,
+    /// Seconds to wait after the new revision is ready before promoting automatically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 604800))]
+    pub auto_promotion_seconds: Option<u32>,
+    /// Seconds the old revision stays scaled after the switch, for instant rollback and for
+    /// proxies to catch up (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub scale_down_delay_seconds: Option<u32>,
+    /// Replicas of the new revision before promotion (default: full size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub preview_replica_count: Option<i32>,
+    /// Analysis before the switch; failure aborts and the active Service never moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<AnalysisSpec>,
+    /// Analysis after the switch; failure switches back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<AnalysisSpec>,
+}
+
+/// Rolling: batches of the new revision replace the old.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingStrategy {
+    /// Pods replaced per batch: a count or a percentage of replicas (default 25%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<IntOrString>,
+    /// Pods that may be unavailable during the update: a count or a percentage (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+    /// Pause after each batch but the last: timed, or until promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+    /// Analysis after each batch but the last; failure aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+}
+
+/// MigrationJobs tied to this rollout.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationGates {
+    /// MigrationJobs that must have Succeeded for their current spec before the new revision
+    /// gets any pod (expand migrations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub before: Vec<String>,
+    /// MigrationJobs run once the new revision is fully promoted and old pods are gone
+    /// (contract migrations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub after: Vec<String>,
+    /// Run each `before` migration's rollback Job when the rollout aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_on_abort: Option<bool>,
+}
+
+/// FeatureFlags switched by the rollout's outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagLinks {
+    /// FeatureFlags set to ENABLED once the rollout is fully promoted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub enable_on_promotion: Vec<String>,
+    /// FeatureFlags set to DISABLED when the rollout aborts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub disable_on_abort: Vec<String>,
+}
+
+/// Where progress is announced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notifications {
+    /// HTTP endpoints told about chosen events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub webhooks: Vec<Webhook>,
+}
+
+/// A webhook endpoint; its URL is read from a Secret and never logged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Name of the webhook, unique in the list.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Secret key holding the URL.
+    pub url_from: SecretKeyRef,
+    /// Payload shape: Generic JSON (default) or Slack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<WebhookFormat>,
+    /// Events sent; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub events: Vec<NotificationEvent>,
+}
+
+/// Payload shapes of webhooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum WebhookFormat {
+    /// `{"event": ..., "rollout": ..., "message": ...}`.
+    #[default]
+    Generic,
+    /// Slack incoming-webhook payload (`{"text": ...}`).
+    Slack,
+}
+
+/// Events a webhook can be told about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum NotificationEvent {
+    /// A new revision started rolling out.
+    Started,
+    /// A step completed.
+    StepCompleted,
+    /// The rollout paused.
+    Paused,
+    /// The new revision became stable.
+    Promoted,
+    /// The rollout aborted.
+    Aborted,
+    /// A gating migration failed.
+    MigrationFailed,
+}
+
+/// Lifecycle phase of a Rollout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum RolloutPhase {
+    /// Not yet acted on.
+    #[default]
+    Pending,
+    /// A new revision is rolling out.
+    Progressing,
+    /// Waiting for a person or a timer.
+    Paused,
+    /// The current revision is stable and available.
+    Healthy,
+    /// Not available, or the progress deadline passed without abort.
+    Degraded,
+    /// Aborted; traffic is on stable.
+    Aborted,
+}
+
+/// Observed state of a Rollout, written by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Lifecycle phase.
+    #[serde(default)]
+    pub phase: RolloutPhase,
+    /// Why the rollout is in this phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Strategy in use (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<StrategyKind>,
+    /// Index of the step being run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// Percentage of traffic the canary (or preview) actually receives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i32>,
+    /// Revision (pod-template hash) that serves as stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Revision being rolled out (equals stable when done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    /// When the current step started (for timed pauses and deadlines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// When the rollout paused, if it is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<Time>,
+    /// Control annotations already acted on, by annotation key, so each request is acted on once.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub handled_requests: std::collections::BTreeMap<String, String>,
+    /// Pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Ready pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Available pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_replicas: Option<i32>,
+    /// Label selector string used by the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Analysis runs of the current revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<AnalysisRunStatus>,
+    /// Standard conditions: Progressing, Available, Paused, Aborted, InvalidSpec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,247 @@
+//! Semantic rules the controllers enforce beyond the CRD schema: rules that need parsing
+//! (CEL conditions, query templates, durations) or that the API server cannot see.
+//!
+//! A Rollout, MigrationJob or FeatureFlag that breaks one gets an `InvalidSpec` condition
+//! and no action; `cutover lint` reports the same problems before anything is applied.
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::openapi::{FieldError, FieldErrorKind};
+use super::{AnalysisSpec, FeatureFlagSpec, MigrationJobSpec, RolloutSpec, StepAction};
+use crate::analysis::{condition, template};
+
+/// Shortest interval between measurements.
+pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError::new(path, FieldErrorKind::Invalid, message)
+}
+
+/// Problems in a Rollout spec; empty when the controller can act on it.
+pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    match (&spec.template, &spec.workload_ref) {
+        (Some(_), Some(_)) | (None, None) => {
+            errors.push(invalid("spec", "exactly one of spec.template or spec.workloadRef must be set"));
+        }
+        (Some(template), None) => check_selector(spec, template, &mut errors),
+        (None, Some(_)) => {}
+    }
+    if spec.strategy_kind().is_none() {
+        errors.push(invalid("spec.strategy", "exactly one strategy must be set: canary, blueGreen or rolling"));
+    }
+    if let Some(canary) = &spec.strategy.canary {
+        for (i, step) in canary.steps.iter().enumerate() {
+            let path = format!("spec.strategy.canary.steps[{i}]");
+            match step.action() {
+                None => errors.push(invalid(&path, "a step sets exactly one of setWeight, pause or analysis")),
+                Some(StepAction::SetWeight(w)) if !(0..=100).contains(&w) => {
+                    errors.push(invalid(format!("{path}.setWeight"), format!("{w} is not a percentage from 0 to 100")));
+                }
+                Some(StepAction::Analysis(a)) => analysis(a, &format!("{path}.analysis"), &mut errors),
+                Some(_) => {}
+            }
+        }
+        if let Some(bg) = &canary.analysis {
+            analysis(&bg.spec, "spec.strategy.canary.analysis", &mut errors);
+            let start = bg.starting_step.unwrap_or(0);
+            if start < 0 || (start as usize) > canary.steps.len() {
+                errors.push(invalid(
+                    "spec.strategy.canary.analysis.startingStep",
+                    format!("{start} is past the last step ({} steps)", canary.steps.len()),
+                ));
+            }
+        }
+    }
+    if let Some(bg) = &spec.strategy.blue_green {
+        if bg.preview_service.as_deref() == Some(bg.active_service.as_str()) {
+            errors.push(invalid("spec.strategy.blueGreen.previewService", "activeService and previewService must differ"));
+        }
+        if let Some(a) = &bg.pre_promotion_analysis {
+            analysis(a, "spec.strategy.blueGreen.prePromotionAnalysis", &mut errors);
+        }
+        if let Some(a) = &bg.post_promotion_analysis {
+            analysis(a, "spec.strategy.blueGreen.postPromotionAnalysis", &mut errors);
+        }
+    }
+    if let Some(rolling) = &spec.strategy.rolling {
+        let base = "spec.strategy.rolling";
+        if let Some(size) = &rolling.batch_size
+            && let Err(m) = count_or_percent(size, false)
+        {
+            errors.push(invalid(format!("{base}.batchSize"), m));
+        }
+        if let Some(max) = &rolling.max_unavailable
+            && let Err(m) = count_or_percent(max, true)
+        {
+            errors.push(invalid(format!("{base}.maxUnavailable"), m));
+        }
+        if let Some(a) = &rolling.analysis {
+            analysis(a, &format!("{base}.analysis"), &mut errors);
+        }
+    }
+    if let Some(m) = &spec.migrations {
+        for name in m.before.iter().filter(|n| m.after.contains(n)) {
+            errors.push(invalid("spec.migrations", format!("{name:?} is listed in both before and after")));
+        }
+    }
+    errors
+}
+
+fn check_selector(
+    spec: &RolloutSpec,
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(selector) = &spec.selector else {
+        errors.push(FieldError::new("spec.selector", FieldErrorKind::Required, "Required value: a selector is needed with spec.template"));
+        return;
+    };
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    let match_labels = selector.match_labels.clone().unwrap_or_default();
+    if match_labels.is_empty() && selector.match_expressions.as_ref().is_none_or(Vec::is_empty) {
+        errors.push(invalid("spec.selector", "empty selector would select every pod in the namespace"));
+    }
+    for (key, value) in &match_labels {
+        if labels.and_then(|l| l.get(key)) != Some(value) {
+            errors.push(invalid(
+                "spec.template.metadata.labels",
+                format!("selector label {key}={value} is not in the template's labels"),
+            ));
+        }
+    }
+    if selector.match_expressions.as_ref().is_some_and(|e| !e.is_empty()) {
+        errors.push(invalid("spec.selector.matchExpressions", "not supported: use matchLabels"));
+    }
+}
+
+/// A count (`3`) or percentage (`"25%"`); zero allowed only when `allow_zero`.
+pub fn count_or_percent(value: &IntOrString, allow_zero: bool) -> Result<(), String> {
+    let n = match value {
+        IntOrString::Int(n) => i64::from(*n),
+        IntOrString::String(s) => {
+            let Some(digits) = s.strip_suffix('%') else {
+                return Err(format!("{s:?} must be a count or a percentage like \"25%\""));
+            };
+            let p: i64 = digits.parse().map_err(|_| format!("{s:?} is not a percentage"))?;
+            if p > 100 {
+                return Err(format!("{s:?} is more than 100%"));
+            }
+            p
+        }
+    };
+    match n {
+        n if n < 0 => Err(format!("{n} must not be negative")),
+        0 if !allow_zero => Err("must be at least 1".to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// Problems in an analysis spec at `path`.
+pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
+    let arg_names: Vec<&str> = spec.args.iter().map(|a| a.name.as_str()).collect();
+    for (i, metric) in spec.metrics.iter().enumerate() {
+        let mpath = format!("{path}.metrics[{i}]");
+        if metric.interval().as_std() < MIN_INTERVAL {
+            errors.push(invalid(format!("{mpath}.interval"), "must be at least 1s"));
+        }
+        for (field, expr) in [("successCondition", &metric.success_condition), ("failureCondition", &metric.failure_condition)] {
+            if let Some(expr) = expr
+                && let Err(e) = condition::compile(expr)
+            {
+                errors.push(invalid(format!("{mpath}.{field}"), e.to_string()));
+            }
+        }
+        let queries: Vec<(&str, &str)> = match (&metric.prometheus, &metric.compare) {
+            (Some(p), None) => vec![("prometheus.query", p.query.as_str())],
+            (None, Some(c)) => vec![("compare.canaryQuery", c.canary_query.as_str()), ("compare.stableQuery", c.stable_query.as_str())],
+            _ => {
+                errors.push(invalid(&mpath, "exactly one provider must be set: prometheus or compare"));
+                vec![]
+            }
+        };
+        for (field, query) in queries {
+            if let Err(e) = template::check(query, arg_names.iter().copied()) {
+                errors.push(invalid(format!("{mpath}.{field}"), e.to_string()));
+            }
+        }
+        if metric.prometheus.is_some() && metric.success_condition.is_none() && metric.failure_condition.is_none() {
+            errors.push(invalid(&mpath, "a prometheus metric needs successCondition or failureCondition"));
+        }
+    }
+}
+
+/// Problems in a MigrationJob spec.
+pub fn migration(spec: &MigrationJobSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let check_template = |t: &k8s_openapi::api::core::v1::PodTemplateSpec, path: &str, errors: &mut Vec<FieldError>| {
+        match t.spec.as_ref() {
+            None => errors.push(FieldError::new(format!("{path}.spec"), FieldErrorKind::Required, "Required value")),
+            Some(pod) => {
+                if pod.containers.is_empty() {
+                    errors.push(FieldError::new(format!("{path}.spec.containers"), FieldErrorKind::Required, "Required value: at least one container"));
+                }
+                if pod.restart_policy.as_deref() == Some("Always") {
+                    errors.push(invalid(format!("{path}.spec.restartPolicy"), "a migration's restartPolicy must be Never or OnFailure"));
+                }
+            }
+        }
+    };
+    check_template(&spec.template, "spec.template", &mut errors);
+    if let Some(rollback) = &spec.rollback {
+        check_template(&rollback.template, "spec.rollback.template", &mut errors);
+    }
+    errors
+}
+
+/// Problems in a FeatureFlag spec.
+pub fn flag(spec: &FeatureFlagSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !spec.variants.contains_key(&spec.default_variant) {
+        errors.push(invalid("spec.defaultVariant", format!("{:?} is not one of the variants", spec.default_variant)));
+    }
+    let kinds: Vec<&str> = spec.variants.values().map(json_kind).collect();
+    if kinds.windows(2).any(|w| w[0] != w[1]) {
+        errors.push(invalid("spec.variants", "all variants must have the same type (boolean, string, number or object)"));
+    }
+    if let Some(rollout) = &spec.rollout {
+        if !spec.variants.contains_key(&rollout.variant) {
+            errors.push(invalid("spec.rollout.variant", format!("{:?} is not one of the variants", rollout.variant)));
+        }
+        if rollout.variant == spec.default_variant {
+            errors.push(invalid("spec.rollout.variant", "must differ from defaultVariant"));
+        }
+        if rollout.steps.windows(2).any(|w| w[0] >= w[1]) {
+            errors.push(invalid("spec.rollout.steps", "steps must be ascending"));
+        }
+        if let Some(p) = rollout.steps.iter().find(|p| !(0..=100).contains(*p)) {
+            errors.push(invalid("spec.rollout.steps", format!("{p} is not a percentage from 0 to 100")));
+        }
+        if rollout.interval.is_some_and(|i| i.as_std() < MIN_INTERVAL) {
+            errors.push(invalid("spec.rollout.interval", "must be at least 1s"));
+        }
+        if let Some(a) = &rollout.analysis {
+            analysis(a, "spec.rollout.analysis", &mut errors);
+        }
+        if spec.targeting.is_some() {
+            errors.push(invalid("spec.targeting", "targeting and rollout cannot both be set: the rollout renders the targeting"));
+        }
+    }
+    if let Some(metadata) = &spec.metadata
+        && let Some((k, _)) = metadata.iter().find(|(_, v)| !(v.is_string() || v.is_number() || v.is_boolean()))
+    {
+        errors.push(invalid(format!("spec.metadata.{k}"), "metadata values must be strings, numbers or booleans"));
+    }
+    errors
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::Object(_) => "object",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Null => "null",
+    }
+}

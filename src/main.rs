@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", cutover::api::crds_yaml().unwrap());
+}
