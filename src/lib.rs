@@ -6,4 +6,7 @@
 
 pub mod analysis;
 pub mod api;
+pub mod cli;
+pub mod controller;
+pub mod telemetry;
 pub mod yaml;

@@ -1,3 +1,7 @@
-fn main() {
-    print!("{}", cutover::api::crds_yaml().unwrap());
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    cutover::cli::main(cutover::cli::Cli::parse())
 }

@@ -8,9 +8,6 @@ pub enum YamlError {
     /// The text is not valid YAML or does not fit the expected shape.
     #[error("{0}")]
     Parse(String),
-    /// The value cannot be written as YAML.
-    #[error("cannot write YAML: {0}")]
-    Write(String),
 }
 
 /// Renders a value as a YAML document (without the leading `---`).

@@ -11,9 +11,12 @@ pub const MAX_EXPRESSION_LEN: usize = 1024;
 /// Compiles a condition, rejecting syntax errors and references other than `result`.
 pub fn compile(expression: &str) -> Result<cel::Program, ConditionError> {
     if expression.len() > MAX_EXPRESSION_LEN {
-        return Err(ConditionError(format!("longer than {MAX_EXPRESSION_LEN} bytes")));
+        return Err(ConditionError(format!(
+            "longer than {MAX_EXPRESSION_LEN} bytes"
+        )));
     }
-    let program = cel::Program::compile(expression).map_err(|e| ConditionError(one_line(&e.to_string())))?;
+    let program =
+        cel::Program::compile(expression).map_err(|e| ConditionError(one_line(&e.to_string())))?;
     let bound = macro_variables(expression);
     let unknown = program
         .references()
@@ -22,7 +25,9 @@ pub fn compile(expression: &str) -> Result<cel::Program, ConditionError> {
         .find(|v| *v != "result" && !bound.iter().any(|b| b == v))
         .map(str::to_string);
     if let Some(name) = unknown {
-        return Err(ConditionError(format!("unknown variable {name:?}: conditions may only use `result`")));
+        return Err(ConditionError(format!(
+            "unknown variable {name:?}: conditions may only use `result`"
+        )));
     }
     Ok(program)
 }
@@ -31,9 +36,18 @@ pub fn compile(expression: &str) -> Result<cel::Program, ConditionError> {
 fn macro_variables(expression: &str) -> Vec<String> {
     static MACRO: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     MACRO
-        .get_or_init(|| regex::Regex::new(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,").ok())
+        .get_or_init(|| {
+            regex::Regex::new(
+                r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,",
+            )
+            .ok()
+        })
         .as_ref()
-        .map(|re| re.captures_iter(expression).map(|c| c[1].to_string()).collect())
+        .map(|re| {
+            re.captures_iter(expression)
+                .map(|c| c[1].to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -47,7 +61,11 @@ mod tests {
 
     #[test]
     fn accepts_conditions_over_result() {
-        for ok in ["result < 0.05", "result[0] >= 0.99", "size(result) == 0 || result.all(x, x < 1.0)"] {
+        for ok in [
+            "result < 0.05",
+            "result[0] >= 0.99",
+            "size(result) == 0 || result.all(x, x < 1.0)",
+        ] {
             assert!(compile(ok).is_ok(), "{ok}");
         }
     }

@@ -6,8 +6,12 @@
 use std::collections::BTreeMap;
 
 /// Placeholders a query may use besides `args.NAME`.
-pub const ROLLOUT_PLACEHOLDERS: [&str; 4] =
-    ["rollout.name", "rollout.namespace", "rollout.canaryRevision", "rollout.stableRevision"];
+pub const ROLLOUT_PLACEHOLDERS: [&str; 4] = [
+    "rollout.name",
+    "rollout.namespace",
+    "rollout.canaryRevision",
+    "rollout.stableRevision",
+];
 
 /// A query template that cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +20,9 @@ pub enum TemplateError {
     #[error("unclosed placeholder at byte {0}: expected '}}}}'")]
     Unclosed(usize),
     /// A placeholder that names nothing known.
-    #[error("unknown placeholder {{{{ {0} }}}}: use args.NAME or one of rollout.name, rollout.namespace, rollout.canaryRevision, rollout.stableRevision")]
+    #[error(
+        "unknown placeholder {{{{ {0} }}}}: use args.NAME or one of rollout.name, rollout.namespace, rollout.canaryRevision, rollout.stableRevision"
+    )]
     Unknown(String),
     /// `{{ args.NAME }}` with no arg of that name.
     #[error("placeholder {{{{ args.{0} }}}} has no matching entry in args")]
@@ -55,14 +61,21 @@ fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, TemplateError> {
             return Err(TemplateError::Unclosed(start));
         };
         let end = start + 2 + close + 2;
-        found.push(Placeholder { start, end, name: template[start + 2..end - 2].trim() });
+        found.push(Placeholder {
+            start,
+            end,
+            name: template[start + 2..end - 2].trim(),
+        });
         rest = end;
     }
     Ok(found)
 }
 
 /// Checks that every placeholder is known and every arg it names is in `arg_names`.
-pub fn check<'a>(template: &str, arg_names: impl IntoIterator<Item = &'a str> + Clone) -> Result<(), TemplateError> {
+pub fn check<'a>(
+    template: &str,
+    arg_names: impl IntoIterator<Item = &'a str> + Clone,
+) -> Result<(), TemplateError> {
     for p in placeholders(template)? {
         if let Some(arg) = p.name.strip_prefix("args.") {
             if !arg_names.clone().into_iter().any(|n| n == arg) {
@@ -87,7 +100,10 @@ pub fn render(template: &str, ctx: &TemplateContext) -> Result<String, TemplateE
             "rollout.canaryRevision" => &ctx.canary_revision,
             "rollout.stableRevision" => &ctx.stable_revision,
             other => match other.strip_prefix("args.") {
-                Some(arg) => ctx.args.get(arg).ok_or_else(|| TemplateError::MissingArg(arg.to_string()))?,
+                Some(arg) => ctx
+                    .args
+                    .get(arg)
+                    .ok_or_else(|| TemplateError::MissingArg(arg.to_string()))?,
                 None => return Err(TemplateError::Unknown(other.chars().take(64).collect())),
             },
         };
@@ -128,19 +144,37 @@ mod tests {
 
     #[test]
     fn unknown_placeholder_is_an_error_not_an_empty_string() {
-        assert_eq!(render("{{ rollout.image }}", &ctx()), Err(TemplateError::Unknown("rollout.image".into())));
-        assert_eq!(check("{{ foo }}", ["service"]), Err(TemplateError::Unknown("foo".into())));
+        assert_eq!(
+            render("{{ rollout.image }}", &ctx()),
+            Err(TemplateError::Unknown("rollout.image".into()))
+        );
+        assert_eq!(
+            check("{{ foo }}", ["service"]),
+            Err(TemplateError::Unknown("foo".into()))
+        );
     }
 
     #[test]
     fn missing_arg_and_unclosed_braces_are_errors() {
-        assert_eq!(render("{{ args.zone }}", &ctx()), Err(TemplateError::MissingArg("zone".into())));
-        assert_eq!(check("{{ args.zone }}", ["service"]), Err(TemplateError::MissingArg("zone".into())));
-        assert_eq!(check("x{{ args.service ", ["service"]), Err(TemplateError::Unclosed(1)));
+        assert_eq!(
+            render("{{ args.zone }}", &ctx()),
+            Err(TemplateError::MissingArg("zone".into()))
+        );
+        assert_eq!(
+            check("{{ args.zone }}", ["service"]),
+            Err(TemplateError::MissingArg("zone".into()))
+        );
+        assert_eq!(
+            check("x{{ args.service ", ["service"]),
+            Err(TemplateError::Unclosed(1))
+        );
     }
 
     #[test]
     fn check_accepts_known_placeholders() {
-        assert_eq!(check("{{args.service}} {{rollout.stableRevision}}", ["service"]), Ok(()));
+        assert_eq!(
+            check("{{args.service}} {{rollout.stableRevision}}", ["service"]),
+            Ok(())
+        );
     }
 }

@@ -36,7 +36,10 @@ pub struct AnalysisSpec {
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisArg {
     /// Name used in placeholders as `{{ args.NAME }}`.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_-]*$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    )]
     pub name: String,
     /// The value substituted.
     #[schemars(length(max = 4096))]
@@ -44,7 +47,9 @@ pub struct AnalysisArg {
 }
 
 /// What an empty or NaN query result counts as.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NoDataPolicy {
     /// The measurement is Inconclusive (a person decides once `inconclusiveLimit` is passed).
@@ -57,7 +62,9 @@ pub enum NoDataPolicy {
 }
 
 /// What happens when a metric's consecutive errors pass `consecutiveErrorLimit`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum ErrorAction {
     /// Pause the rollout until a person resumes or aborts it. Never promotes.
     #[default]
@@ -73,7 +80,10 @@ pub enum ErrorAction {
 #[x_kube(validation = kube::core::Rule::new("has(self.compare) || has(self.successCondition) || has(self.failureCondition)").message("a prometheus metric needs successCondition or failureCondition"))]
 pub struct Metric {
     /// Name of the metric, unique within the analysis.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Time between measurements (default 1m, at least 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,7 +144,8 @@ impl Metric {
     }
     /// Consecutive error limit, defaulted.
     pub fn consecutive_error_limit(&self) -> u32 {
-        self.consecutive_error_limit.unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT)
+        self.consecutive_error_limit
+            .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT)
     }
     /// No-data policy, defaulted.
     pub fn no_data(&self) -> NoDataPolicy {
@@ -183,7 +194,9 @@ pub struct PrometheusMetric {
 }
 
 /// Which change of a metric counts as a regression in a comparison.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum CompareDirection {
     /// The canary is worse when its values are higher (error rates, latency).
     #[default]
@@ -300,7 +313,19 @@ pub enum MeasurementOutcome {
 }
 
 /// Verdict of a metric or of a whole analysis.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum AnalysisVerdict {
     /// Measurements are still being taken.
     #[default]
@@ -378,4 +403,50 @@ pub struct AnalysisRunStatus {
     /// Per-metric state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_defaults() {
+        let m = Metric::default();
+        assert_eq!(m.interval(), Duration::from_secs(60));
+        assert_eq!(m.failure_limit(), 0);
+        assert_eq!(m.inconclusive_limit(), 0);
+        assert_eq!(m.consecutive_error_limit(), 4);
+        assert_eq!(
+            m.no_data(),
+            NoDataPolicy::Inconclusive,
+            "missing data never passes by default"
+        );
+        assert_eq!(
+            m.on_error(),
+            ErrorAction::Pause,
+            "errors never promote and never abort by default"
+        );
+    }
+
+    #[test]
+    fn verdicts_order_from_best_to_worst() {
+        use AnalysisVerdict::*;
+        assert!(
+            Running < Successful
+                && Successful < Inconclusive
+                && Inconclusive < Error
+                && Error < Failed
+        );
+        assert_eq!(
+            [Successful, Failed, Inconclusive].into_iter().max(),
+            Some(Failed)
+        );
+    }
+
+    #[test]
+    fn no_data_policy_reads_lowercase() {
+        let p: NoDataPolicy = serde_json::from_str("\"fail\"").unwrap();
+        assert_eq!(p, NoDataPolicy::Fail);
+        assert!(serde_json::from_str::<NoDataPolicy>("\"Fail\"").is_err());
+    }
 }

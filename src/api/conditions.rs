@@ -114,7 +114,12 @@ mod tests {
     }
 
     fn update(status: &'static str, reason: &'static str) -> ConditionUpdate<'static> {
-        ConditionUpdate { type_: PAUSED, status, reason, message: "m".into() }
+        ConditionUpdate {
+            type_: PAUSED,
+            status,
+            reason,
+            message: "m".into(),
+        }
     }
 
     #[test]
@@ -124,7 +129,11 @@ mod tests {
         assert!(!set(&mut cs, update(TRUE, "Manual"), Some(1), &at(20)));
         assert_eq!(cs[0].last_transition_time, at(10));
         assert!(set(&mut cs, update(TRUE, "Timer"), Some(1), &at(30)));
-        assert_eq!(cs[0].last_transition_time, at(10), "reason change keeps transition time");
+        assert_eq!(
+            cs[0].last_transition_time,
+            at(10),
+            "reason change keeps transition time"
+        );
         assert!(set(&mut cs, update(FALSE, "Resumed"), Some(1), &at(40)));
         assert_eq!(cs[0].last_transition_time, at(40));
         assert_eq!(cs.len(), 1);
@@ -142,7 +151,17 @@ mod tests {
     fn long_messages_are_bounded_on_a_char_boundary() {
         let mut cs = Vec::new();
         let long = "é".repeat(5000);
-        set(&mut cs, ConditionUpdate { type_: READY, status: TRUE, reason: "R", message: long }, None, &at(0));
+        set(
+            &mut cs,
+            ConditionUpdate {
+                type_: READY,
+                status: TRUE,
+                reason: "R",
+                message: long,
+            },
+            None,
+            &at(0),
+        );
         assert!(cs[0].message.len() <= MAX_MESSAGE_BYTES);
         assert!(cs[0].message.ends_with("..."));
     }

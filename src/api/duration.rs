@@ -45,7 +45,9 @@ impl FromStr for Duration {
     type Err = ParseDurationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseDurationError { input: s.chars().take(64).collect() };
+        let err = || ParseDurationError {
+            input: s.chars().take(64).collect(),
+        };
         if s.is_empty() || s.starts_with('-') || s.starts_with('+') {
             return Err(err());
         }
@@ -131,7 +133,10 @@ mod tests {
     #[test]
     fn parses_kubernetes_style_durations() {
         assert_eq!("30s".parse::<Duration>().unwrap(), Duration::from_secs(30));
-        assert_eq!("1h30m".parse::<Duration>().unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            "1h30m".parse::<Duration>().unwrap(),
+            Duration::from_secs(5400)
+        );
         assert_eq!(
             "250ms".parse::<Duration>().unwrap().as_std(),
             std::time::Duration::from_millis(250)
@@ -147,7 +152,12 @@ mod tests {
 
     #[test]
     fn displays_in_canonical_form_and_round_trips() {
-        for (input, shown) in [("90s", "1m30s"), ("1h", "1h"), ("0s", "0s"), ("1500ms", "1s500ms")] {
+        for (input, shown) in [
+            ("90s", "1m30s"),
+            ("1h", "1h"),
+            ("0s", "0s"),
+            ("1500ms", "1s500ms"),
+        ] {
             let d: Duration = input.parse().unwrap();
             assert_eq!(d.to_string(), shown);
             assert_eq!(shown.parse::<Duration>().unwrap(), d);

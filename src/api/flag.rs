@@ -14,8 +14,7 @@ pub const DEFAULT_FLAGS_KEY: &str = "flags.flagd.json";
 /// Default time between two percentage steps.
 pub const DEFAULT_FLAG_STEP_INTERVAL: Duration = Duration::from_secs(300);
 
-/// A feature flag with variants, served to applications in the flagd format, optionally
-/// rolled out by percentage under analysis.
+/// Desired state of a FeatureFlag: its variants, targeting, rollout and output.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "cutover.dev",
@@ -28,10 +27,22 @@ pub const DEFAULT_FLAG_STEP_INTERVAL: Duration = Duration::from_secs(300);
     doc = "A feature flag served in the flagd format, optionally rolled out by percentage under analysis.",
     printcolumn(name = "State", type_ = "string", json_path = ".spec.state"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Variant", type_ = "string", json_path = ".spec.rollout.variant"),
+    printcolumn(
+        name = "Variant",
+        type_ = "string",
+        json_path = ".spec.rollout.variant"
+    ),
     printcolumn(name = "Percent", type_ = "integer", json_path = ".status.percentage"),
-    printcolumn(name = "ConfigMap", type_ = "string", json_path = ".spec.output.configMap.name"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "ConfigMap",
+        type_ = "string",
+        json_path = ".spec.output.configMap.name"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("self.defaultVariant in self.variants").message("defaultVariant must name one of the variants"))]
@@ -100,7 +111,9 @@ fn metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 /// Whether a flag is served.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum FlagState {
     /// Served.
@@ -144,7 +157,10 @@ pub struct FlagOutput {
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapOutput {
     /// ConfigMap name.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Key in the ConfigMap (default `flags.flagd.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,7 +169,9 @@ pub struct ConfigMapOutput {
 }
 
 /// Lifecycle phase of a FeatureFlag.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum FlagPhase {
     /// Not rendered yet.
     #[default]
@@ -202,4 +220,25 @@ pub struct FeatureFlagStatus {
     /// Standard conditions: Ready, Progressing, Conflict, InvalidSpec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_key_defaults_to_the_object_name() {
+        let mut spec = FeatureFlagSpec::default();
+        assert_eq!(spec.flag_key("new-checkout"), "new-checkout");
+        spec.key = Some("checkout.v2".into());
+        assert_eq!(spec.flag_key("new-checkout"), "checkout.v2");
+    }
+
+    #[test]
+    fn state_uses_flagd_spelling() {
+        assert_eq!(
+            serde_json::to_string(&FlagState::Disabled).unwrap(),
+            "\"DISABLED\""
+        );
+    }
 }

@@ -12,8 +12,7 @@ pub const ANNOTATION_ROLLBACK: &str = "cutover.dev/rollback";
 /// Bytes of a failed pod's log kept in the status message.
 pub const LOG_TAIL_BYTES: usize = 2048;
 
-/// A database migration run as a Kubernetes Job, once per spec revision, with a timeout, a
-/// lock per database and an optional rollback Job.
+/// Desired state of a MigrationJob: the Job to run, its rollback, timeout and lock.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "cutover.dev",
@@ -28,7 +27,11 @@ pub const LOG_TAIL_BYTES: usize = 2048;
     printcolumn(name = "Revision", type_ = "string", json_path = ".status.revision"),
     printcolumn(name = "Lock", type_ = "string", json_path = ".spec.lockKey"),
     printcolumn(name = "Duration", type_ = "string", json_path = ".status.duration"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationJobSpec {
@@ -51,7 +54,10 @@ pub struct MigrationJobSpec {
     /// MigrationJobs with the same key in a namespace (one database) never run at once;
     /// they wait in creation order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$")
+    )]
     pub lock_key: Option<String>,
     /// Seconds a finished Job is kept before it is deleted; status still records the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,7 +71,8 @@ pub const DEFAULT_MIGRATION_TIMEOUT_SECONDS: i64 = 3600;
 impl MigrationJobSpec {
     /// Timeout in seconds, defaulted.
     pub fn timeout_seconds(&self) -> i64 {
-        self.timeout_seconds.unwrap_or(DEFAULT_MIGRATION_TIMEOUT_SECONDS)
+        self.timeout_seconds
+            .unwrap_or(DEFAULT_MIGRATION_TIMEOUT_SECONDS)
     }
     /// Backoff limit, defaulted.
     pub fn backoff_limit(&self) -> i32 {
@@ -75,7 +82,10 @@ impl MigrationJobSpec {
 
 fn job_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut schema = super::rollout::pod_template_schema(generator);
-    schema.insert("description".into(), "Pod template of the migration Job.".into());
+    schema.insert(
+        "description".into(),
+        "Pod template of the migration Job.".into(),
+    );
     schema.insert(
         "x-kubernetes-validations".into(),
         serde_json::json!([{
@@ -96,7 +106,9 @@ pub struct MigrationRollback {
 }
 
 /// Lifecycle phase of a MigrationJob.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum MigrationPhase {
     /// Not started yet.
     #[default]
@@ -161,4 +173,16 @@ pub struct MigrationJobStatus {
     /// Standard conditions, including Ready for GitOps health checks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_never_retry_and_time_out_after_an_hour() {
+        let spec = MigrationJobSpec::default();
+        assert_eq!(spec.backoff_limit(), 0);
+        assert_eq!(spec.timeout_seconds(), 3600);
+    }
 }

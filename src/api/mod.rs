@@ -6,9 +6,13 @@
 pub mod analysis;
 pub mod conditions;
 pub mod duration;
+// kube's `printcolumn(...)` attributes repeat their keys by design.
+#[allow(clippy::duplicated_attributes)]
 pub mod flag;
+#[allow(clippy::duplicated_attributes)]
 pub mod migration;
 pub mod openapi;
+#[allow(clippy::duplicated_attributes)]
 pub mod rollout;
 pub mod validate;
 
@@ -19,8 +23,8 @@ pub use flag::*;
 pub use migration::*;
 pub use rollout::*;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// API group of every cutover kind.
 pub const GROUP: &str = "cutover.dev";
@@ -42,12 +46,26 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![Rollout::crd(), MigrationJob::crd(), FeatureFlag::crd()]
 }
 
-/// Renders all CRDs as one multi-document YAML stream.
-pub fn crds_yaml() -> Result<String, serde_json::Error> {
-    let mut out = String::new();
-    for crd in crds() {
-        out.push_str("---\n");
-        out.push_str(&crate::yaml::to_string(&serde_json::to_value(&crd)?));
-    }
-    Ok(out)
+/// The compiled schema of a cutover kind (`Rollout`, `MigrationJob`, `FeatureFlag`), built
+/// once per process: generating and compiling it is far costlier than validating with it.
+pub fn schema_for_kind(kind: &str) -> Option<&'static openapi::CompiledSchema> {
+    use std::sync::OnceLock;
+    static SCHEMAS: OnceLock<Vec<(String, openapi::CompiledSchema)>> = OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        crds()
+            .into_iter()
+            .map(|crd| {
+                let schema = crd
+                    .spec
+                    .versions
+                    .first()
+                    .and_then(|v| v.schema.as_ref())
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                (crd.spec.names.kind, openapi::CompiledSchema::new(schema))
+            })
+            .collect()
+    });
+    schemas.iter().find(|(k, _)| k == kind).map(|(_, s)| s)
 }

@@ -41,7 +41,11 @@ pub struct FieldError {
 impl FieldError {
     /// A new error at `path`.
     pub fn new(path: impl Into<String>, kind: FieldErrorKind, message: impl Into<String>) -> Self {
-        Self { path: path.into(), kind, message: message.into() }
+        Self {
+            path: path.into(),
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -58,21 +62,45 @@ impl fmt::Display for FieldError {
 /// Deepest nesting inspected; deeper values are rejected rather than walked (hostile input).
 pub const MAX_DEPTH: usize = 64;
 
-/// Validates `object` against `schema` (an `openAPIV3Schema`): structure first, then, when
-/// the structure is sound, the CEL rules.
-pub fn validate(schema: &Value, object: &Value) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    check(schema, object, "", 0, &mut errors);
-    if errors.is_empty() {
-        errors.extend(validate_cel(schema, object));
-    }
-    errors
+/// An `openAPIV3Schema` with its CEL rules compiled once, for validating many objects.
+pub struct CompiledSchema {
+    schema: Value,
+    cel: kube::core::cel::CompiledSchema,
 }
 
-/// Evaluates only the `x-kubernetes-validations` rules of `schema` against `object`.
-pub fn validate_cel(schema: &Value, object: &Value) -> Vec<FieldError> {
-    let validator = kube::core::cel::Validator::new();
-    match validator.validate(schema, object, None) {
+impl CompiledSchema {
+    /// Compiles the CEL rules of `schema`.
+    pub fn new(schema: Value) -> Self {
+        let cel = kube::core::cel::compile_schema(&schema);
+        Self { schema, cel }
+    }
+
+    /// The schema as JSON.
+    pub fn schema(&self) -> &Value {
+        &self.schema
+    }
+
+    /// Validates `object`: structure first, then, when the structure is sound, the CEL rules.
+    pub fn validate(&self, object: &Value) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        check(&self.schema, object, "", 0, &mut errors);
+        if errors.is_empty() {
+            errors.extend(cel_errors(kube::core::cel::validate_compiled(
+                &self.cel, object, None,
+            )));
+        }
+        errors
+    }
+}
+
+/// Validates `object` against `schema` (an `openAPIV3Schema`); compiles the CEL rules on
+/// every call, so prefer [`CompiledSchema`] for more than one object.
+pub fn validate(schema: &Value, object: &Value) -> Vec<FieldError> {
+    CompiledSchema::new(schema.clone()).validate(object)
+}
+
+fn cel_errors(result: Result<(), kube::core::cel::ValidationErrors>) -> Vec<FieldError> {
+    match result {
         Ok(()) => Vec::new(),
         Err(errors) => errors
             .iter()
@@ -85,7 +113,11 @@ pub fn validate_cel(schema: &Value, object: &Value) -> Vec<FieldError> {
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 fn render(value: &Value) -> String {
@@ -118,9 +150,15 @@ fn flag(schema: &Map<String, Value>, key: &str) -> bool {
 }
 
 fn check(schema: &Value, value: &Value, path: &str, depth: usize, errors: &mut Vec<FieldError>) {
-    let Some(schema) = schema.as_object() else { return };
+    let Some(schema) = schema.as_object() else {
+        return;
+    };
     if depth > MAX_DEPTH {
-        errors.push(FieldError::new(path, FieldErrorKind::Invalid, "nesting is too deep"));
+        errors.push(FieldError::new(
+            path,
+            FieldErrorKind::Invalid,
+            "nesting is too deep",
+        ));
         return;
     }
     if value.is_null() {
@@ -134,7 +172,10 @@ fn check(schema: &Value, value: &Value, path: &str, depth: usize, errors: &mut V
             errors.push(FieldError::new(
                 path,
                 FieldErrorKind::Invalid,
-                format!("Invalid value: {}: must be an integer or a string", render(value)),
+                format!(
+                    "Invalid value: {}: must be an integer or a string",
+                    render(value)
+                ),
             ));
         }
         return;
@@ -162,18 +203,32 @@ fn type_error(path: &str, value: &Value, expected: Option<&Value>) -> FieldError
     FieldError::new(
         path,
         FieldErrorKind::Invalid,
-        format!("Invalid value: {}: must be of type {expected}", render(value)),
+        format!(
+            "Invalid value: {}: must be of type {expected}",
+            render(value)
+        ),
     )
 }
 
-fn check_enum(schema: &Map<String, Value>, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
-    let Some(allowed) = schema.get("enum").and_then(Value::as_array) else { return };
+fn check_enum(
+    schema: &Map<String, Value>,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(allowed) = schema.get("enum").and_then(Value::as_array) else {
+        return;
+    };
     if !allowed.contains(value) {
         let list: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
         errors.push(FieldError::new(
             path,
             FieldErrorKind::NotSupported,
-            format!("Unsupported value: {}: supported values: {}", render(value), list.join(", ")),
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                render(value),
+                list.join(", ")
+            ),
         ));
     }
 }
@@ -188,7 +243,11 @@ fn check_object(
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for field in required.iter().filter_map(Value::as_str) {
             if map.get(field).is_none_or(Value::is_null) {
-                errors.push(FieldError::new(join(path, field), FieldErrorKind::Required, "Required value"));
+                errors.push(FieldError::new(
+                    join(path, field),
+                    FieldErrorKind::Required,
+                    "Required value",
+                ));
             }
         }
     }
@@ -207,13 +266,20 @@ fn check_object(
         errors.push(FieldError::new(
             path,
             FieldErrorKind::Invalid,
-            format!("Invalid value: {}: should have at least {min} properties", map.len()),
+            format!(
+                "Invalid value: {}: should have at least {min} properties",
+                map.len()
+            ),
         ));
     }
     let properties = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties");
     let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
     for (key, child) in map {
+        // The API server handles these root fields itself; CRD schemas need not declare them.
+        if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
         let child_path = join(path, key);
         if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
             check(child_schema, child, &child_path, depth + 1, errors);
@@ -254,18 +320,32 @@ fn check_array(
         errors.push(FieldError::new(
             path,
             FieldErrorKind::Invalid,
-            format!("Invalid value: {}: should have at least {min} items", items.len()),
+            format!(
+                "Invalid value: {}: should have at least {min} items",
+                items.len()
+            ),
         ));
     }
     if let Some(item_schema) = schema.get("items") {
         for (i, item) in items.iter().enumerate() {
-            check(item_schema, item, &format!("{path}[{i}]"), depth + 1, errors);
+            check(
+                item_schema,
+                item,
+                &format!("{path}[{i}]"),
+                depth + 1,
+                errors,
+            );
         }
     }
     check_list_type(schema, items, path, errors);
 }
 
-fn check_list_type(schema: &Map<String, Value>, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+fn check_list_type(
+    schema: &Map<String, Value>,
+    items: &[Value],
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
     let keys: Vec<&str> = match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
         Some("set") => Vec::new(),
         Some("map") => schema
@@ -279,14 +359,22 @@ fn check_list_type(schema: &Map<String, Value>, items: &[Value], path: &str, err
         if keys.is_empty() {
             item.clone()
         } else {
-            Value::Array(keys.iter().map(|k| item.get(*k).cloned().unwrap_or(Value::Null)).collect())
+            Value::Array(
+                keys.iter()
+                    .map(|k| item.get(*k).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            )
         }
     };
     let mut seen: Vec<Value> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let id = identity(item);
         if seen.contains(&id) {
-            let shown = if keys.is_empty() { render(item) } else { render(&id) };
+            let shown = if keys.is_empty() {
+                render(item)
+            } else {
+                render(&id)
+            };
             errors.push(FieldError::new(
                 format!("{path}[{i}]"),
                 FieldErrorKind::Duplicate,
@@ -317,7 +405,10 @@ fn check_string(schema: &Map<String, Value>, s: &str, path: &str, errors: &mut V
         errors.push(FieldError::new(
             path,
             FieldErrorKind::Invalid,
-            format!("Invalid value: {}: should be at least {min} chars long", render(&Value::String(s.into()))),
+            format!(
+                "Invalid value: {}: should be at least {min} chars long",
+                render(&Value::String(s.into()))
+            ),
         ));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
@@ -325,22 +416,38 @@ fn check_string(schema: &Map<String, Value>, s: &str, path: &str, errors: &mut V
             Ok(re) if !re.is_match(s) => errors.push(FieldError::new(
                 path,
                 FieldErrorKind::Invalid,
-                format!("Invalid value: {}: should match '{pattern}'", render(&Value::String(s.into()))),
+                format!(
+                    "Invalid value: {}: should match '{pattern}'",
+                    render(&Value::String(s.into()))
+                ),
             )),
             Ok(_) => {}
-            Err(_) => errors.push(FieldError::new(path, FieldErrorKind::Invalid, "schema pattern does not compile")),
+            Err(_) => errors.push(FieldError::new(
+                path,
+                FieldErrorKind::Invalid,
+                "schema pattern does not compile",
+            )),
         }
     }
 }
 
-fn check_number(schema: &Map<String, Value>, n: f64, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+fn check_number(
+    schema: &Map<String, Value>,
+    n: f64,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
     if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
         && n < min
     {
         errors.push(FieldError::new(
             path,
             FieldErrorKind::Invalid,
-            format!("Invalid value: {}: should be greater than or equal to {min}", render(value)),
+            format!(
+                "Invalid value: {}: should be greater than or equal to {min}",
+                render(value)
+            ),
         ));
     }
     if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
@@ -349,7 +456,10 @@ fn check_number(schema: &Map<String, Value>, n: f64, value: &Value, path: &str, 
         errors.push(FieldError::new(
             path,
             FieldErrorKind::Invalid,
-            format!("Invalid value: {}: should be less than or equal to {max}", render(value)),
+            format!(
+                "Invalid value: {}: should be less than or equal to {max}",
+                render(value)
+            ),
         ));
     }
     let format = schema.get("format").and_then(Value::as_str);

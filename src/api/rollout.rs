@@ -30,8 +30,8 @@ pub const ANNOTATION_ABORT: &str = "cutover.dev/abort";
 /// Annotation that restarts an aborted rollout from step 0.
 pub const ANNOTATION_RETRY: &str = "cutover.dev/retry";
 
-/// Progressive delivery of a workload: canary, blue-green or rolling, with analysis,
-/// migration gates and manual approval.
+/// Desired state of a Rollout: the workload, how new revisions replace old ones, and what
+/// gates them.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "cutover.dev",
@@ -55,7 +55,8 @@ pub const ANNOTATION_RETRY: &str = "cutover.dev/retry";
     printcolumn(name = "Current", type_ = "string", json_path = ".status.currentRevision"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = kube::core::Rule::new("has(self.spec.template) != has(self.spec.workloadRef)").message("exactly one of spec.template or spec.workloadRef must be set"),
-    validation = kube::core::Rule::new("!has(self.spec.template) || has(self.spec.selector)").message("spec.selector is required with spec.template")
+    validation = kube::core::Rule::new("!has(self.spec.template) || has(self.spec.selector)").message("spec.selector is required with spec.template"),
+    validation = kube::core::Rule::new("!has(self.metadata.name) || size(self.metadata.name) <= 52").message("a Rollout name may have at most 52 characters: revisions are named <rollout>-<10-character hash> and must stay valid label values")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
@@ -114,11 +115,13 @@ impl RolloutSpec {
     }
     /// Revision history limit, defaulted.
     pub fn revision_history_limit(&self) -> u32 {
-        self.revision_history_limit.unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+        self.revision_history_limit
+            .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
     }
     /// Progress deadline in seconds, defaulted.
     pub fn progress_deadline_seconds(&self) -> u32 {
-        self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
+        self.progress_deadline_seconds
+            .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
     }
     /// Whether passing the progress deadline aborts, defaulted.
     pub fn progress_deadline_abort(&self) -> bool {
@@ -126,7 +129,11 @@ impl RolloutSpec {
     }
     /// Which strategy is configured, if exactly one is.
     pub fn strategy_kind(&self) -> Option<StrategyKind> {
-        match (&self.strategy.canary, &self.strategy.blue_green, &self.strategy.rolling) {
+        match (
+            &self.strategy.canary,
+            &self.strategy.blue_green,
+            &self.strategy.rolling,
+        ) {
             (Some(_), None, None) => Some(StrategyKind::Canary),
             (None, Some(_), None) => Some(StrategyKind::BlueGreen),
             (None, None, Some(_)) => Some(StrategyKind::Rolling),
@@ -439,7 +446,9 @@ pub struct Webhook {
 }
 
 /// Payload shapes of webhooks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum WebhookFormat {
     /// `{"event": ..., "rollout": ..., "message": ...}`.
     #[default]
@@ -449,7 +458,9 @@ pub enum WebhookFormat {
 }
 
 /// Events a webhook can be told about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum NotificationEvent {
     /// A new revision started rolling out.
     Started,
@@ -466,7 +477,9 @@ pub enum NotificationEvent {
 }
 
 /// Lifecycle phase of a Rollout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum RolloutPhase {
     /// Not yet acted on.
     #[default]
@@ -538,4 +551,93 @@ pub struct RolloutStatus {
     /// Standard conditions: Progressing, Available, Paused, Aborted, InvalidSpec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_what_argo_rollouts_users_expect() {
+        let spec = RolloutSpec::default();
+        assert_eq!(spec.replicas(), 1);
+        assert_eq!(spec.revision_history_limit(), 10);
+        assert_eq!(spec.progress_deadline_seconds(), 600);
+        assert!(
+            spec.progress_deadline_abort(),
+            "a stuck revision aborts unless told otherwise"
+        );
+    }
+
+    #[test]
+    fn strategy_kind_requires_exactly_one_strategy() {
+        let mut spec = RolloutSpec::default();
+        assert_eq!(spec.strategy_kind(), None);
+        spec.strategy.canary = Some(CanaryStrategy::default());
+        assert_eq!(spec.strategy_kind(), Some(StrategyKind::Canary));
+        spec.strategy.rolling = Some(RollingStrategy::default());
+        assert_eq!(spec.strategy_kind(), None);
+    }
+
+    #[test]
+    fn step_actions() {
+        let weight = CanaryStep {
+            set_weight: Some(20),
+            ..Default::default()
+        };
+        assert_eq!(weight.action(), Some(StepAction::SetWeight(20)));
+        let gate = CanaryStep {
+            pause: Some(PauseStep::default()),
+            ..Default::default()
+        };
+        assert_eq!(gate.action(), Some(StepAction::Pause(None)));
+        let both = CanaryStep {
+            set_weight: Some(5),
+            pause: Some(PauseStep::default()),
+            ..Default::default()
+        };
+        assert_eq!(both.action(), None);
+        assert_eq!(CanaryStep::default().action(), None);
+    }
+
+    #[test]
+    fn manifests_round_trip_with_argo_style_field_names() {
+        let yaml = r#"
+replicas: 3
+selector: {matchLabels: {app: web}}
+template: {metadata: {labels: {app: web}}, spec: {containers: [{name: web, image: web:1}]}}
+strategy:
+  canary:
+    stableService: web
+    canaryService: web-canary
+    trafficRouting: {gatewayAPI: {httpRoute: web}}
+    steps: [{setWeight: 10}, {pause: {duration: 1m}}, {pause: {}}]
+"#;
+        let spec: RolloutSpec = crate::yaml::from_str(yaml).unwrap();
+        let canary = spec.strategy.canary.as_ref().unwrap();
+        assert_eq!(
+            canary
+                .traffic_routing
+                .as_ref()
+                .unwrap()
+                .gateway_api
+                .http_route,
+            "web"
+        );
+        assert_eq!(
+            canary.steps[1].action(),
+            Some(StepAction::Pause(Some(Duration::from_secs(60))))
+        );
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            json["strategy"]["canary"]["trafficRouting"]["gatewayAPI"]["httpRoute"],
+            "web"
+        );
+        assert_eq!(
+            json["strategy"]["canary"]["steps"][1]["pause"]["duration"],
+            "1m"
+        );
+        let back: RolloutSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, spec);
+    }
 }

@@ -22,23 +22,37 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
     match (&spec.template, &spec.workload_ref) {
         (Some(_), Some(_)) | (None, None) => {
-            errors.push(invalid("spec", "exactly one of spec.template or spec.workloadRef must be set"));
+            errors.push(invalid(
+                "spec",
+                "exactly one of spec.template or spec.workloadRef must be set",
+            ));
         }
         (Some(template), None) => check_selector(spec, template, &mut errors),
         (None, Some(_)) => {}
     }
     if spec.strategy_kind().is_none() {
-        errors.push(invalid("spec.strategy", "exactly one strategy must be set: canary, blueGreen or rolling"));
+        errors.push(invalid(
+            "spec.strategy",
+            "exactly one strategy must be set: canary, blueGreen or rolling",
+        ));
     }
     if let Some(canary) = &spec.strategy.canary {
         for (i, step) in canary.steps.iter().enumerate() {
             let path = format!("spec.strategy.canary.steps[{i}]");
             match step.action() {
-                None => errors.push(invalid(&path, "a step sets exactly one of setWeight, pause or analysis")),
+                None => errors.push(invalid(
+                    &path,
+                    "a step sets exactly one of setWeight, pause or analysis",
+                )),
                 Some(StepAction::SetWeight(w)) if !(0..=100).contains(&w) => {
-                    errors.push(invalid(format!("{path}.setWeight"), format!("{w} is not a percentage from 0 to 100")));
+                    errors.push(invalid(
+                        format!("{path}.setWeight"),
+                        format!("{w} is not a percentage from 0 to 100"),
+                    ));
                 }
-                Some(StepAction::Analysis(a)) => analysis(a, &format!("{path}.analysis"), &mut errors),
+                Some(StepAction::Analysis(a)) => {
+                    analysis(a, &format!("{path}.analysis"), &mut errors)
+                }
                 Some(_) => {}
             }
         }
@@ -48,20 +62,34 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
             if start < 0 || (start as usize) > canary.steps.len() {
                 errors.push(invalid(
                     "spec.strategy.canary.analysis.startingStep",
-                    format!("{start} is past the last step ({} steps)", canary.steps.len()),
+                    format!(
+                        "{start} is past the last step ({} steps)",
+                        canary.steps.len()
+                    ),
                 ));
             }
         }
     }
     if let Some(bg) = &spec.strategy.blue_green {
         if bg.preview_service.as_deref() == Some(bg.active_service.as_str()) {
-            errors.push(invalid("spec.strategy.blueGreen.previewService", "activeService and previewService must differ"));
+            errors.push(invalid(
+                "spec.strategy.blueGreen.previewService",
+                "activeService and previewService must differ",
+            ));
         }
         if let Some(a) = &bg.pre_promotion_analysis {
-            analysis(a, "spec.strategy.blueGreen.prePromotionAnalysis", &mut errors);
+            analysis(
+                a,
+                "spec.strategy.blueGreen.prePromotionAnalysis",
+                &mut errors,
+            );
         }
         if let Some(a) = &bg.post_promotion_analysis {
-            analysis(a, "spec.strategy.blueGreen.postPromotionAnalysis", &mut errors);
+            analysis(
+                a,
+                "spec.strategy.blueGreen.postPromotionAnalysis",
+                &mut errors,
+            );
         }
     }
     if let Some(rolling) = &spec.strategy.rolling {
@@ -82,7 +110,10 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
     }
     if let Some(m) = &spec.migrations {
         for name in m.before.iter().filter(|n| m.after.contains(n)) {
-            errors.push(invalid("spec.migrations", format!("{name:?} is listed in both before and after")));
+            errors.push(invalid(
+                "spec.migrations",
+                format!("{name:?} is listed in both before and after"),
+            ));
         }
     }
     errors
@@ -94,13 +125,25 @@ fn check_selector(
     errors: &mut Vec<FieldError>,
 ) {
     let Some(selector) = &spec.selector else {
-        errors.push(FieldError::new("spec.selector", FieldErrorKind::Required, "Required value: a selector is needed with spec.template"));
+        errors.push(FieldError::new(
+            "spec.selector",
+            FieldErrorKind::Required,
+            "Required value: a selector is needed with spec.template",
+        ));
         return;
     };
     let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     let match_labels = selector.match_labels.clone().unwrap_or_default();
-    if match_labels.is_empty() && selector.match_expressions.as_ref().is_none_or(Vec::is_empty) {
-        errors.push(invalid("spec.selector", "empty selector would select every pod in the namespace"));
+    if match_labels.is_empty()
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+    {
+        errors.push(invalid(
+            "spec.selector",
+            "empty selector would select every pod in the namespace",
+        ));
     }
     for (key, value) in &match_labels {
         if labels.and_then(|l| l.get(key)) != Some(value) {
@@ -110,8 +153,15 @@ fn check_selector(
             ));
         }
     }
-    if selector.match_expressions.as_ref().is_some_and(|e| !e.is_empty()) {
-        errors.push(invalid("spec.selector.matchExpressions", "not supported: use matchLabels"));
+    if selector
+        .match_expressions
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        errors.push(invalid(
+            "spec.selector.matchExpressions",
+            "not supported: use matchLabels",
+        ));
     }
 }
 
@@ -121,9 +171,13 @@ pub fn count_or_percent(value: &IntOrString, allow_zero: bool) -> Result<(), Str
         IntOrString::Int(n) => i64::from(*n),
         IntOrString::String(s) => {
             let Some(digits) = s.strip_suffix('%') else {
-                return Err(format!("{s:?} must be a count or a percentage like \"25%\""));
+                return Err(format!(
+                    "{s:?} must be a count or a percentage like \"25%\""
+                ));
             };
-            let p: i64 = digits.parse().map_err(|_| format!("{s:?} is not a percentage"))?;
+            let p: i64 = digits
+                .parse()
+                .map_err(|_| format!("{s:?} is not a percentage"))?;
             if p > 100 {
                 return Err(format!("{s:?} is more than 100%"));
             }
@@ -145,7 +199,10 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
         if metric.interval().as_std() < MIN_INTERVAL {
             errors.push(invalid(format!("{mpath}.interval"), "must be at least 1s"));
         }
-        for (field, expr) in [("successCondition", &metric.success_condition), ("failureCondition", &metric.failure_condition)] {
+        for (field, expr) in [
+            ("successCondition", &metric.success_condition),
+            ("failureCondition", &metric.failure_condition),
+        ] {
             if let Some(expr) = expr
                 && let Err(e) = condition::compile(expr)
             {
@@ -154,9 +211,15 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
         }
         let queries: Vec<(&str, &str)> = match (&metric.prometheus, &metric.compare) {
             (Some(p), None) => vec![("prometheus.query", p.query.as_str())],
-            (None, Some(c)) => vec![("compare.canaryQuery", c.canary_query.as_str()), ("compare.stableQuery", c.stable_query.as_str())],
+            (None, Some(c)) => vec![
+                ("compare.canaryQuery", c.canary_query.as_str()),
+                ("compare.stableQuery", c.stable_query.as_str()),
+            ],
             _ => {
-                errors.push(invalid(&mpath, "exactly one provider must be set: prometheus or compare"));
+                errors.push(invalid(
+                    &mpath,
+                    "exactly one provider must be set: prometheus or compare",
+                ));
                 vec![]
             }
         };
@@ -165,8 +228,14 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
                 errors.push(invalid(format!("{mpath}.{field}"), e.to_string()));
             }
         }
-        if metric.prometheus.is_some() && metric.success_condition.is_none() && metric.failure_condition.is_none() {
-            errors.push(invalid(&mpath, "a prometheus metric needs successCondition or failureCondition"));
+        if metric.prometheus.is_some()
+            && metric.success_condition.is_none()
+            && metric.failure_condition.is_none()
+        {
+            errors.push(invalid(
+                &mpath,
+                "a prometheus metric needs successCondition or failureCondition",
+            ));
         }
     }
 }
@@ -174,15 +243,28 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
 /// Problems in a MigrationJob spec.
 pub fn migration(spec: &MigrationJobSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let check_template = |t: &k8s_openapi::api::core::v1::PodTemplateSpec, path: &str, errors: &mut Vec<FieldError>| {
+    let check_template = |t: &k8s_openapi::api::core::v1::PodTemplateSpec,
+                          path: &str,
+                          errors: &mut Vec<FieldError>| {
         match t.spec.as_ref() {
-            None => errors.push(FieldError::new(format!("{path}.spec"), FieldErrorKind::Required, "Required value")),
+            None => errors.push(FieldError::new(
+                format!("{path}.spec"),
+                FieldErrorKind::Required,
+                "Required value",
+            )),
             Some(pod) => {
                 if pod.containers.is_empty() {
-                    errors.push(FieldError::new(format!("{path}.spec.containers"), FieldErrorKind::Required, "Required value: at least one container"));
+                    errors.push(FieldError::new(
+                        format!("{path}.spec.containers"),
+                        FieldErrorKind::Required,
+                        "Required value: at least one container",
+                    ));
                 }
                 if pod.restart_policy.as_deref() == Some("Always") {
-                    errors.push(invalid(format!("{path}.spec.restartPolicy"), "a migration's restartPolicy must be Never or OnFailure"));
+                    errors.push(invalid(
+                        format!("{path}.spec.restartPolicy"),
+                        "a migration's restartPolicy must be Never or OnFailure",
+                    ));
                 }
             }
         }
@@ -198,24 +280,39 @@ pub fn migration(spec: &MigrationJobSpec) -> Vec<FieldError> {
 pub fn flag(spec: &FeatureFlagSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if !spec.variants.contains_key(&spec.default_variant) {
-        errors.push(invalid("spec.defaultVariant", format!("{:?} is not one of the variants", spec.default_variant)));
+        errors.push(invalid(
+            "spec.defaultVariant",
+            "defaultVariant must name one of the variants",
+        ));
     }
     let kinds: Vec<&str> = spec.variants.values().map(json_kind).collect();
     if kinds.windows(2).any(|w| w[0] != w[1]) {
-        errors.push(invalid("spec.variants", "all variants must have the same type (boolean, string, number or object)"));
+        errors.push(invalid(
+            "spec.variants",
+            "all variants must have the same type (boolean, string, number or object)",
+        ));
     }
     if let Some(rollout) = &spec.rollout {
         if !spec.variants.contains_key(&rollout.variant) {
-            errors.push(invalid("spec.rollout.variant", format!("{:?} is not one of the variants", rollout.variant)));
+            errors.push(invalid(
+                "spec.rollout.variant",
+                "rollout.variant must name one of the variants",
+            ));
         }
         if rollout.variant == spec.default_variant {
-            errors.push(invalid("spec.rollout.variant", "must differ from defaultVariant"));
+            errors.push(invalid(
+                "spec.rollout.variant",
+                "rollout.variant must differ from defaultVariant",
+            ));
         }
         if rollout.steps.windows(2).any(|w| w[0] >= w[1]) {
             errors.push(invalid("spec.rollout.steps", "steps must be ascending"));
         }
         if let Some(p) = rollout.steps.iter().find(|p| !(0..=100).contains(*p)) {
-            errors.push(invalid("spec.rollout.steps", format!("{p} is not a percentage from 0 to 100")));
+            errors.push(invalid(
+                "spec.rollout.steps",
+                format!("{p} is not a percentage from 0 to 100"),
+            ));
         }
         if rollout.interval.is_some_and(|i| i.as_std() < MIN_INTERVAL) {
             errors.push(invalid("spec.rollout.interval", "must be at least 1s"));
@@ -224,13 +321,21 @@ pub fn flag(spec: &FeatureFlagSpec) -> Vec<FieldError> {
             analysis(a, "spec.rollout.analysis", &mut errors);
         }
         if spec.targeting.is_some() {
-            errors.push(invalid("spec.targeting", "targeting and rollout cannot both be set: the rollout renders the targeting"));
+            errors.push(invalid(
+                "spec.targeting",
+                "targeting and rollout cannot both be set: the rollout renders the targeting",
+            ));
         }
     }
     if let Some(metadata) = &spec.metadata
-        && let Some((k, _)) = metadata.iter().find(|(_, v)| !(v.is_string() || v.is_number() || v.is_boolean()))
+        && let Some((k, _)) = metadata
+            .iter()
+            .find(|(_, v)| !(v.is_string() || v.is_number() || v.is_boolean()))
     {
-        errors.push(invalid(format!("spec.metadata.{k}"), "metadata values must be strings, numbers or booleans"));
+        errors.push(invalid(
+            format!("spec.metadata.{k}"),
+            "metadata values must be strings, numbers or booleans",
+        ));
     }
     errors
 }

@@ -1,0 +1,361 @@
+//! `cutover lint`: the checks a cluster and the controllers would apply, before anything is
+//! applied — so teams can gate manifests in CI.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use serde_json::Value;
+
+use crate::api::{
+    self, FeatureFlag, MigrationJob, Rollout,
+    openapi::{FieldError, FieldErrorKind},
+    validate,
+};
+
+/// One problem in one document of one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// File as given on the command line.
+    pub file: String,
+    /// 1-based index of the (non-empty) document in the file.
+    pub doc: usize,
+    /// The field at fault, dotted (empty for the whole document).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}:{}: {}", self.file, self.doc, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file, self.doc, self.field, self.message
+            )
+        }
+    }
+}
+
+/// Result of linting a stream of documents.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Problems found.
+    pub problems: Vec<Problem>,
+    /// Documents of cutover kinds checked.
+    pub checked: usize,
+    /// Documents of other kinds passed over.
+    pub skipped: usize,
+}
+
+/// Splits a YAML stream at `---` lines, keeping only documents with content.
+pub fn split_documents(text: &str) -> Vec<String> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_separator || line == "..." {
+            docs.push(std::mem::take(&mut current));
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    docs.push(current);
+    docs.into_iter().filter(|d| has_content(d)).collect()
+}
+
+fn has_content(doc: &str) -> bool {
+    doc.lines().any(|l| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    })
+}
+
+/// Lints every document of `text`, naming problems after `file`.
+pub fn lint_text(file: &str, text: &str) -> Report {
+    let mut report = Report::default();
+    for (i, doc) in split_documents(text).iter().enumerate() {
+        let errors = match crate::yaml::from_str::<Value>(doc) {
+            Err(e) => vec![FieldError::new(
+                "",
+                FieldErrorKind::Invalid,
+                format!("not valid YAML: {}", one_line(&e.to_string())),
+            )],
+            Ok(value) => match lint_document(&value) {
+                None => {
+                    report.skipped += 1;
+                    continue;
+                }
+                Some(errors) => errors,
+            },
+        };
+        report.checked += 1;
+        report.problems.extend(errors.into_iter().map(|e| Problem {
+            file: file.to_string(),
+            doc: i + 1,
+            field: e.path,
+            message: e.message,
+        }));
+    }
+    report
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Lints one parsed document. `None` when it is not a cutover kind (nothing to check).
+pub fn lint_document(value: &Value) -> Option<Vec<FieldError>> {
+    let Some(object) = value.as_object() else {
+        return Some(vec![FieldError::new(
+            "",
+            FieldErrorKind::Invalid,
+            "document is not a mapping",
+        )]);
+    };
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    if api_version.is_empty() || kind.is_empty() {
+        let field = if api_version.is_empty() {
+            "apiVersion"
+        } else {
+            "kind"
+        };
+        return Some(vec![FieldError::new(
+            field,
+            FieldErrorKind::Required,
+            "Required value",
+        )]);
+    }
+    if group != api::GROUP {
+        return None;
+    }
+    if version != api::VERSION {
+        return Some(vec![FieldError::new(
+            "apiVersion",
+            FieldErrorKind::NotSupported,
+            format!(
+                "Unsupported value: {api_version:?}: supported values: \"{}/{}\"",
+                api::GROUP,
+                api::VERSION
+            ),
+        )]);
+    }
+    let Some(schema) = api::schema_for_kind(kind) else {
+        return Some(vec![FieldError::new(
+            "kind",
+            FieldErrorKind::NotSupported,
+            format!(
+                "Unsupported value: {kind:?}: supported values: \"Rollout\", \"MigrationJob\", \"FeatureFlag\""
+            ),
+        )]);
+    };
+    let mut errors = metadata_errors(object.get("metadata"));
+    errors.extend(schema.validate(value));
+    let schema_found_problems = !errors.is_empty();
+    for e in semantic_errors(kind, value) {
+        // The schema already said it (or, for an undecodable object, said why).
+        let repeated = errors
+            .iter()
+            .any(|s| s.path == e.path || s.message == e.message);
+        let undecodable =
+            e.path.is_empty() && e.message.starts_with("cannot be read") && schema_found_problems;
+        if !repeated && !undecodable {
+            errors.push(e);
+        }
+    }
+    Some(errors)
+}
+
+fn metadata_errors(metadata: Option<&Value>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let name = metadata.and_then(|m| m.get("name")).and_then(Value::as_str);
+    let generate_name = metadata
+        .and_then(|m| m.get("generateName"))
+        .and_then(Value::as_str);
+    match (name, generate_name) {
+        (None, None) => errors.push(FieldError::new("metadata.name", FieldErrorKind::Required, "Required value: name or generateName is required")),
+        (Some(n), _) if !is_dns_subdomain(n) => errors.push(FieldError::new(
+            "metadata.name",
+            FieldErrorKind::Invalid,
+            format!("Invalid value: {:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character", truncate(n)),
+        )),
+        _ => {}
+    }
+    if let Some(ns) = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        && !is_dns_label(ns)
+    {
+        errors.push(FieldError::new(
+            "metadata.namespace",
+            FieldErrorKind::Invalid,
+            format!("Invalid value: {:?}: must be a DNS label", truncate(ns)),
+        ));
+    }
+    errors
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Whether `s` is a lowercase RFC 1123 subdomain (object names).
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label_part)
+}
+
+/// Whether `s` is an RFC 1123 label (namespaces, label values of names).
+pub fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && is_dns_label_part(s)
+}
+
+fn is_dns_label_part(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
+}
+
+fn semantic_errors(kind: &str, value: &Value) -> Vec<FieldError> {
+    let typed = |e: serde_json::Error| {
+        vec![FieldError::new(
+            "",
+            FieldErrorKind::Invalid,
+            format!("cannot be read: {e}"),
+        )]
+    };
+    match kind {
+        "Rollout" => serde_json::from_value::<Rollout>(value.clone())
+            .map_or_else(typed, |r| validate::rollout(&r.spec)),
+        "MigrationJob" => serde_json::from_value::<MigrationJob>(value.clone())
+            .map_or_else(typed, |m| validate::migration(&m.spec)),
+        "FeatureFlag" => serde_json::from_value::<FeatureFlag>(value.clone())
+            .map_or_else(typed, |f| validate::flag(&f.spec)),
+        _ => Vec::new(),
+    }
+}
+
+/// Files named by `paths`: files as given, directories searched for `*.yaml` / `*.yml`.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            collect_yaml(path, &mut found)
+                .map_err(|e| format!("{}: cannot read directory: {e}", path.display()))?;
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_yaml(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Lints the files and prints `file:doc: field: message` per problem.
+pub fn run(paths: &[PathBuf]) -> ExitCode {
+    let files = match expand(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (mut problems, mut checked, mut unreadable) = (0usize, 0usize, false);
+    for file in &files {
+        let name = file.display().to_string();
+        let text = if name == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(file)
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read {name}: {e}");
+                unreadable = true;
+                continue;
+            }
+        };
+        let report = lint_text(&name, &text);
+        for p in &report.problems {
+            println!("{p}");
+        }
+        problems += report.problems.len();
+        checked += report.checked;
+    }
+    if problems == 0 && !unreadable {
+        eprintln!(
+            "cutover lint: {checked} document(s) OK in {} file(s)",
+            files.len()
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "cutover lint: {problems} problem(s) in {} file(s)",
+            files.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_streams_and_drops_empty_documents() {
+        let docs = split_documents("---\n# only a comment\n---\na: 1\n--- \nb: 2\n...\n");
+        assert_eq!(docs, vec!["a: 1\n".to_string(), "b: 2\n".to_string()]);
+    }
+
+    #[test]
+    fn other_kinds_are_skipped_and_missing_kind_is_reported() {
+        let r = lint_text(
+            "f",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n---\napiVersion: v1\n",
+        );
+        assert_eq!(r.skipped, 1);
+        assert_eq!(r.problems.len(), 1);
+        assert_eq!(r.problems[0].to_string(), "f:2: kind: Required value");
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_subdomain("web.v2-a"));
+        assert!(!is_dns_subdomain("Web"));
+        assert!(!is_dns_subdomain("-web"));
+        assert!(!is_dns_subdomain(&"a".repeat(254)));
+        assert!(is_dns_label("default"));
+        assert!(!is_dns_label("a.b"));
+    }
+}

@@ -1,0 +1,76 @@
+//! The command line: `cutover crd`, `cutover run`, `cutover lint`.
+
+pub mod crd;
+pub mod lint;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::{self, Config};
+
+/// cutover: progressive delivery, migrations and feature flags for Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions (or write one file per CRD with --dir).
+    Crd {
+        /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the operator against the cluster of the current kubeconfig.
+    Run(Config),
+    /// Check manifests against the CRD schemas and the controllers' rules.
+    Lint {
+        /// YAML files or directories (searched for *.yaml / *.yml); `-` reads stdin.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Crd { dir } => crd::run(dir.as_deref()),
+        Command::Lint { paths } => lint::run(&paths),
+        Command::Run(config) => run_operator(config),
+    }
+}
+
+fn run_operator(config: Config) -> ExitCode {
+    if let Err(e) = crate::telemetry::init_logging(config.log_format, &config.log_level) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        controller::runner::cancel_on_signals(shutdown.clone());
+        match controller::runner::run(config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", controller::error::one_line(&e));
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,46 @@
+//! What every reconcile gets: the client, configuration, clock, metrics, event recorder and
+//! per-object backoff.
+
+use std::sync::Arc;
+
+use kube::runtime::events::{Recorder, Reporter};
+
+use super::{Backoff, Clock, Config, Metrics};
+
+/// Name under which the operator reports Events.
+pub const REPORTER: &str = "cutover";
+
+/// Shared state of all controllers in one process.
+pub struct Context {
+    /// Kubernetes client (rate limited).
+    pub client: kube::Client,
+    /// Operator configuration.
+    pub config: Config,
+    /// Source of `now` for plans.
+    pub clock: Clock,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Per-object error backoff.
+    pub backoff: Backoff,
+}
+
+impl Context {
+    /// A context over `client`.
+    pub fn new(client: kube::Client, config: Config, clock: Clock, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: REPORTER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Self {
+            client,
+            config,
+            clock,
+            metrics,
+            recorder,
+            backoff: Backoff::default(),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Shared controller runtime: configuration, context, clock, errors, backoff, metrics and
+//! the wiring that runs the controllers until shutdown.
+//!
+//! Nothing here decides what a Rollout, MigrationJob or FeatureFlag should do; that lives in
+//! each controller's pure plan.
+
+pub mod backoff;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod metrics;
+pub mod ratelimit;
+pub mod reconcile;
+pub mod runner;
+
+pub use backoff::Backoff;
+pub use clock::Clock;
+pub use config::Config;
+pub use context::Context;
+pub use error::{Error, ErrorCategory};
+pub use metrics::Metrics;

@@ -1,0 +1,149 @@
+//! The binary's commands as a user runs them.
+
+use std::{path::Path, process::Command};
+
+fn cutover() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cutover"))
+}
+
+fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_passes_lint() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let files = yaml_files(&dir);
+    assert!(files.len() >= 4);
+    let out = cutover().arg("lint").args(&files).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("OK in {} file(s)", files.len()))
+    );
+}
+
+#[test]
+fn every_invalid_example_fails_lint_with_its_message() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/invalid");
+    let files = yaml_files(&dir);
+    assert!(files.len() >= 10);
+    // One run over all files: each must still be reported under its own name.
+    let out = cutover().arg("lint").args(&files).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} has no `# expect:` line",
+            file.display()
+        );
+        let prefix = format!("{}:1: ", file.display());
+        let reported: Vec<&str> = stdout.lines().filter(|l| l.starts_with(&prefix)).collect();
+        for e in expected {
+            assert!(
+                reported.iter().any(|l| l.contains(e)),
+                "{}: expected {e:?} in {reported:?}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn lint_reports_each_document_of_a_stream_by_number() {
+    let dir = tempdir();
+    let path = dir.join("stream.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: cutover.dev/v1alpha1\nkind: Rollout\nmetadata: {name: web}\nspec: {strategy: {}}\n",
+    )
+    .unwrap();
+    let out = cutover().arg("lint").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains(&format!("{}:2: ", path.display())),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&format!("{}:1: ", path.display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_with_unreachable_cluster_exits_nonzero_with_one_line() {
+    let dir = tempdir();
+    let kubeconfig = dir.join("kubeconfig");
+    // Port 9 on loopback: nothing listens there, so the connection is refused at once.
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n\
+         contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\nusers: [{name: u, user: {token: t}}]\n",
+    )
+    .unwrap();
+    let out = cutover()
+        .args(["run", "--metrics-addr", "127.0.0.1:0", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line expected:\n{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot reach the Kubernetes API at https://127.0.0.1:9"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn run_with_bad_kubeconfig_exits_nonzero_with_one_line() {
+    let dir = tempdir();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, "this: is: not: a kubeconfig").unwrap();
+    let out = cutover()
+        .args(["run", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot load Kubernetes config"),
+        "{stderr}"
+    );
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "cutover-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
