@@ -8,5 +8,6 @@ pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod sim;
 pub mod telemetry;
 pub mod yaml;

@@ -494,6 +494,7 @@ fn every_cel_rule_in_the_crds_has_a_case() {
                 .unwrap()
                 .replace("\\u003c", "<")
                 .replace("\\u003e", ">");
+            found += 1;
             if !expected
                 .iter()
                 .any(|e| message.contains(e) || e.contains(&message))
@@ -502,6 +503,10 @@ fn every_cel_rule_in_the_crds_has_a_case() {
             }
         }
     }
+    assert!(
+        found >= 20,
+        "only {found} rule messages found: is the scan broken?"
+    );
     assert!(
         missing.is_empty(),
         "CEL rules without a test case: {missing:?}"

@@ -471,3 +471,159 @@ fn check_number(
         ));
     }
 }
+
+/// Drops fields the schema does not declare, as the API server does when field validation is
+/// not `Strict`; returns the paths it dropped.
+pub fn prune(schema: &Value, value: &mut Value) -> Vec<String> {
+    let mut dropped = Vec::new();
+    prune_at(schema, value, "", 0, &mut dropped);
+    dropped
+}
+
+fn prune_at(
+    schema: &Value,
+    value: &mut Value,
+    path: &str,
+    depth: usize,
+    dropped: &mut Vec<String>,
+) {
+    let Some(schema) = schema.as_object() else {
+        return;
+    };
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                let child_path = join(path, &key);
+                if let Some(child_schema) = properties.and_then(|p| p.get(&key)) {
+                    if let Some(child) = map.get_mut(&key) {
+                        prune_at(child_schema, child, &child_path, depth + 1, dropped);
+                    }
+                } else if let Some(additional) = additional {
+                    if let Some(child) = map.get_mut(&key) {
+                        prune_at(additional, child, &child_path, depth + 1, dropped);
+                    }
+                } else if !preserve && properties.is_some() {
+                    map.remove(&key);
+                    dropped.push(child_path);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    prune_at(
+                        item_schema,
+                        item,
+                        &format!("{path}[{i}]"),
+                        depth + 1,
+                        dropped,
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object", "required": ["size"], "properties": {
+            "size": {"type": "integer", "minimum": 1, "maximum": 10},
+            "name": {"type": "string", "maxLength": 5, "pattern": "^[a-z]+$"},
+            "mode": {"type": "string", "enum": ["A", "B"]},
+            "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "count": {"x-kubernetes-int-or-string": true},
+            "opt": {"type": "string", "nullable": true}
+        }, "x-kubernetes-validations": [{"rule": "self.size != 7", "message": "seven is not allowed"}]}}})
+    }
+
+    fn errors(spec: Value) -> Vec<String> {
+        validate(
+            &schema(),
+            &json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": spec}),
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    }
+
+    #[test]
+    fn accepts_a_valid_object() {
+        assert_eq!(
+            errors(
+                json!({"size": 3, "name": "abc", "mode": "A", "tags": ["x"], "free": {"any": [1]}, "count": "50%", "opt": null})
+            ),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn reports_each_kind_of_problem_with_its_path() {
+        assert_eq!(errors(json!({})), vec!["spec.size: Required value"]);
+        assert_eq!(
+            errors(json!({"size": 0})),
+            vec!["spec.size: Invalid value: 0: should be greater than or equal to 1"]
+        );
+        assert_eq!(
+            errors(json!({"size": "3"})),
+            vec!["spec.size: Invalid value: \"3\": must be of type integer"]
+        );
+        assert_eq!(
+            errors(json!({"size": 1, "name": "toolong"})),
+            vec!["spec.name: Too long: may not be more than 5 bytes"]
+        );
+        assert!(errors(json!({"size": 1, "name": "ABC"}))[0].contains("should match"));
+        assert!(errors(json!({"size": 1, "mode": "C"}))[0].contains("Unsupported value: \"C\""));
+        assert_eq!(
+            errors(json!({"size": 1, "tags": ["a", "a"]})),
+            vec!["spec.tags[1]: Duplicate value: \"a\""]
+        );
+        assert!(errors(json!({"size": 1, "tags": ["a", "b", "c"]}))[0].contains("Too many: 3"));
+        assert_eq!(
+            errors(json!({"size": 1, "extra": true})),
+            vec!["spec.extra: Unknown field: field not declared in schema"]
+        );
+        assert!(
+            errors(json!({"size": 1, "count": true}))[0].contains("must be an integer or a string")
+        );
+        assert_eq!(
+            errors(json!({"size": 7})),
+            vec!["spec: seven is not allowed"]
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_walked() {
+        let mut deep = json!(1);
+        for _ in 0..100 {
+            deep = json!({"a": deep});
+        }
+        let errs = validate(
+            &json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "additionalProperties": {"type": "object", "additionalProperties": {}}}),
+            &deep,
+        );
+        assert!(errs.len() <= 1);
+    }
+
+    #[test]
+    fn prune_drops_undeclared_fields_only() {
+        let mut v = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"size": 1, "extra": 2, "free": {"kept": 3}}});
+        assert_eq!(prune(&schema(), &mut v), vec!["spec.extra".to_string()]);
+        assert_eq!(v["spec"], json!({"size": 1, "free": {"kept": 3}}));
+    }
+}

@@ -1,0 +1,149 @@
+//! The sim: an in-memory Kubernetes API server good enough that the unchanged operator and
+//! a real `kubectl` work against it — served in-process to a `kube::Client` for tests, or
+//! over HTTP on 127.0.0.1 for `cutover dev`.
+//!
+//! Every known difference from a real API server is listed in `src/sim/README.md`.
+
+pub mod error;
+pub mod merge;
+pub mod resources;
+pub mod selector;
+pub mod server;
+pub mod store;
+
+use std::{convert::Infallible, net::SocketAddr, path::Path, sync::Arc, task::Poll};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::BodyExt;
+use tokio_util::sync::CancellationToken;
+
+pub use store::Store;
+
+use crate::controller::Clock;
+
+/// An embedded API server.
+#[derive(Clone)]
+pub struct Sim {
+    store: Arc<Store>,
+}
+
+impl Sim {
+    /// A sim whose timestamps come from `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            store: Store::new(clock),
+        }
+    }
+
+    /// A sim that keeps only `history_limit` watch events (to exercise `410 Gone`).
+    pub fn with_history_limit(clock: Clock, history_limit: usize) -> Self {
+        Self {
+            store: Store::with_history_limit(clock, history_limit),
+        }
+    }
+
+    /// The object store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// A tower Service answering API requests in-process.
+    pub fn service(&self) -> SimService {
+        SimService {
+            store: self.store.clone(),
+        }
+    }
+
+    /// A `kube::Client` talking to this sim in-process (default namespace `default`).
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(self.service(), "default")
+    }
+
+    /// Serves the API over HTTP on `addr` until `shutdown`; returns the bound address.
+    pub async fn serve(
+        &self,
+        addr: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let store = self.store.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = shutdown.cancelled() => break,
+                };
+                let Ok((stream, _)) = accepted else { continue };
+                let store = store.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let store = store.clone();
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let bytes = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                Ok::<_, Infallible>(
+                                    server::handle(store, hyper::Request::from_parts(parts, bytes))
+                                        .await,
+                                )
+                            }
+                        },
+                    );
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {},
+                        _ = shutdown.cancelled() => {},
+                    }
+                });
+            }
+        });
+        Ok((bound, task))
+    }
+}
+
+/// Writes a kubeconfig pointing at `addr` (context `cutover-dev`, namespace `default`).
+pub fn write_kubeconfig(path: &Path, addr: SocketAddr) -> std::io::Result<()> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: cutover-dev\n  cluster:\n    server: http://{addr}\n\
+         contexts:\n- name: cutover-dev\n  context:\n    cluster: cutover-dev\n    user: cutover-dev\n    namespace: default\n\
+         current-context: cutover-dev\nusers:\n- name: cutover-dev\n  user:\n    token: cutover-dev\n"
+    );
+    std::fs::write(path, text)
+}
+
+/// The in-process transport of the sim.
+#[derive(Clone)]
+pub struct SimService {
+    store: Arc<Store>,
+}
+
+impl tower::Service<::http::Request<kube::client::Body>> for SimService {
+    type Response = ::http::Response<server::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: ::http::Request<kube::client::Body>) -> Self::Future {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let bytes: Bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok(server::handle(store, ::http::Request::from_parts(parts, bytes)).await)
+        })
+    }
+}

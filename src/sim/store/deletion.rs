@@ -1,0 +1,220 @@
+//! Deletion: finalizers, namespaces, foreground and background garbage collection.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{EventType, Inner, Key, Propagation, ResourceType, Store, resource_name, set};
+use crate::sim::error::ApiError;
+
+impl Store {
+    /// Deletes an object: at once, or (with finalizers) by marking it for deletion.
+    pub fn delete(
+        &self,
+        rt: &Arc<ResourceType>,
+        namespace: &str,
+        name: &str,
+        propagation: Propagation,
+        precondition_rv: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let key = Self::key(rt, namespace, name);
+        let old = inner
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
+        if let Some(rv) = precondition_rv
+            && Some(rv)
+                != old
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+        {
+            return Err(ApiError::conflict(
+                &resource_name(rt),
+                name,
+                "Precondition failed: the resourceVersion does not match",
+            ));
+        }
+        Ok(self.delete_locked(&mut inner, rt, key, old, propagation))
+    }
+
+    pub(super) fn delete_locked(
+        &self,
+        inner: &mut Inner,
+        rt: &ResourceType,
+        key: Key,
+        old: Value,
+        propagation: Propagation,
+    ) -> Value {
+        let mut finalizers: Vec<Value> = old
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let dependents = dependents_of(inner, &old);
+        if propagation == Propagation::Foreground
+            && !dependents.is_empty()
+            && !finalizers.contains(&json!("foregroundDeletion"))
+        {
+            finalizers.push(json!("foregroundDeletion"));
+        }
+        let is_namespace = rt.kind == "Namespace" && rt.group.is_empty();
+        let namespace_busy = is_namespace
+            && inner
+                .objects
+                .keys()
+                .any(|k| k.namespace == key.name && !k.namespace.is_empty());
+        if finalizers.is_empty() && !namespace_busy {
+            return self.remove_locked(inner, rt, key, old, propagation);
+        }
+        let mut marked = old.clone();
+        if marked.pointer("/metadata/deletionTimestamp").is_none() {
+            let now = self.now();
+            if let Some(meta) = marked.get_mut("metadata") {
+                set(meta, "deletionTimestamp", json!(now));
+                set(meta, "deletionGracePeriodSeconds", json!(0));
+                set(meta, "finalizers", json!(finalizers));
+            }
+            if is_namespace {
+                marked["status"] = json!({"phase": "Terminating"});
+            }
+            marked = self.store_locked(inner, rt, key.clone(), marked, EventType::Modified);
+        }
+        if propagation == Propagation::Foreground || is_namespace {
+            let targets = if is_namespace {
+                objects_in_namespace(inner, &key.name)
+            } else {
+                dependents
+            };
+            for (dep_type, dep_key, dep) in targets {
+                self.delete_locked(inner, &dep_type, dep_key, dep, Propagation::Background);
+            }
+            self.finish_pending(inner);
+        }
+        inner.objects.get(&key).cloned().unwrap_or(marked)
+    }
+
+    pub(super) fn remove_locked(
+        &self,
+        inner: &mut Inner,
+        rt: &ResourceType,
+        key: Key,
+        object: Value,
+        propagation: Propagation,
+    ) -> Value {
+        let removed = self.store_locked(inner, rt, key.clone(), object, EventType::Deleted);
+        if rt.kind == "CustomResourceDefinition" {
+            self.unregister_crd(inner, &removed);
+        }
+        let uid = removed
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        for (dep_type, dep_key, dep) in dependents_of(inner, &removed) {
+            if propagation == Propagation::Orphan {
+                let mut orphan = dep.clone();
+                if let Some(refs) = orphan
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
+                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
+                }
+                self.store_locked(inner, &dep_type, dep_key, orphan, EventType::Modified);
+            } else {
+                self.delete_locked(inner, &dep_type, dep_key, dep, Propagation::Background);
+            }
+        }
+        self.finish_pending(inner);
+        removed
+    }
+
+    /// Removes owners waiting on foreground deletion and namespaces waiting to be empty.
+    pub(super) fn finish_pending(&self, inner: &mut Inner) {
+        loop {
+            let ready: Option<(Arc<ResourceType>, Key, Value)> =
+                inner.objects.iter().find_map(|(k, o)| {
+                    o.pointer("/metadata/deletionTimestamp")?;
+                    let finalizers = o
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    let is_ns = k.group.is_empty() && k.plural == "namespaces";
+                    let only_foreground = finalizers.iter().all(|f| f == "foregroundDeletion");
+                    let waiting_done = if is_ns {
+                        finalizers.is_empty()
+                            && !inner
+                                .objects
+                                .keys()
+                                .any(|x| x.namespace == k.name && !x.namespace.is_empty())
+                    } else {
+                        !finalizers.is_empty()
+                            && only_foreground
+                            && dependents_of(inner, o).is_empty()
+                    };
+                    if !waiting_done {
+                        return None;
+                    }
+                    let rt = inner
+                        .types
+                        .iter()
+                        .find(|t| t.group == k.group && t.plural == k.plural)?
+                        .clone();
+                    Some((rt, k.clone(), o.clone()))
+                });
+            let Some((rt, key, object)) = ready else {
+                break;
+            };
+            self.remove_locked(inner, &rt, key, object, Propagation::Background);
+        }
+    }
+}
+
+pub(super) fn dependents_of(inner: &Inner, owner: &Value) -> Vec<(Arc<ResourceType>, Key, Value)> {
+    let Some(uid) = owner.pointer("/metadata/uid").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    inner
+        .objects
+        .iter()
+        .filter(|(_, o)| {
+            o.pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                })
+        })
+        .filter_map(|(k, o)| {
+            let rt = inner
+                .types
+                .iter()
+                .find(|t| t.group == k.group && t.plural == k.plural)?
+                .clone();
+            Some((rt, k.clone(), o.clone()))
+        })
+        .collect()
+}
+
+pub(super) fn objects_in_namespace(
+    inner: &Inner,
+    namespace: &str,
+) -> Vec<(Arc<ResourceType>, Key, Value)> {
+    inner
+        .objects
+        .iter()
+        .filter(|(k, o)| {
+            k.namespace == namespace && o.pointer("/metadata/deletionTimestamp").is_none()
+        })
+        .filter_map(|(k, o)| {
+            let rt = inner
+                .types
+                .iter()
+                .find(|t| t.group == k.group && t.plural == k.plural)?
+                .clone();
+            Some((rt, k.clone(), o.clone()))
+        })
+        .collect()
+}

@@ -1,0 +1,976 @@
+//! The sim's object store: every object as JSON, one resourceVersion counter, an event
+//! history for watches, and the API server's write rules (optimistic concurrency,
+//! generation, status subresource, finalizers, garbage collection, server-side apply).
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::{
+    error::ApiError,
+    merge,
+    resources::{self, ResourceType},
+    selector::{FieldSelector, LabelSelector},
+};
+use crate::controller::Clock;
+
+mod deletion;
+mod ownership;
+
+use ownership::{record_update, set_managed};
+
+/// Events kept for watches that resume from an older resourceVersion.
+pub const HISTORY_LIMIT: usize = 10_000;
+
+/// Type of a watch event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// The object was created.
+    Added,
+    /// The object changed.
+    Modified,
+    /// The object was removed.
+    Deleted,
+}
+
+impl EventType {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watchers see it.
+#[derive(Clone, Debug)]
+pub struct WatchEvent {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// What happened.
+    pub kind: EventType,
+    /// API group of the object.
+    pub group: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Namespace (empty for cluster-scoped).
+    pub namespace: String,
+    /// The object after the change (before it, for deletions).
+    pub object: Value,
+}
+
+/// Events replayed to a new watch, and the receiver of the ones to come.
+pub type WatchStart = (Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>);
+
+/// Which part of an object a write addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subresource {
+    /// The object itself (status is kept as stored when the type has a status subresource).
+    Main,
+    /// Only `.status`.
+    Status,
+}
+
+/// How a patch body is to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchKind {
+    /// RFC 7386 JSON merge patch.
+    Merge,
+    /// RFC 6902 JSON patch.
+    Json,
+    /// Strategic merge patch (keyed lists of built-in kinds).
+    Strategic,
+    /// Server-side apply.
+    Apply,
+}
+
+/// Options of a write.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// `fieldManager` query parameter.
+    pub field_manager: Option<String>,
+    /// `force` for server-side apply.
+    pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields are an error instead of being dropped.
+    pub strict: bool,
+}
+
+/// How dependents are treated when their owner is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// Delete the owner now, its dependents right after.
+    #[default]
+    Background,
+    /// Delete the dependents first; the owner goes when they are gone.
+    Foreground,
+    /// Leave the dependents, removing their owner reference.
+    Orphan,
+}
+
+/// A page of a list.
+#[derive(Clone, Debug)]
+pub struct ListPage {
+    /// The objects.
+    pub items: Vec<Value>,
+    /// resourceVersion of the list.
+    pub rv: u64,
+    /// Token for the next page, if any.
+    pub continue_token: Option<String>,
+}
+
+/// Filters of list and watch.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Namespace, or all when `None`.
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, namespace: &str, object: &Value) -> bool {
+        self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+            && self.labels.matches(object.pointer("/metadata/labels"))
+            && self.fields.matches(object)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    group: String,
+    plural: String,
+    namespace: String,
+    name: String,
+}
+
+struct Inner {
+    rv: u64,
+    seq: u64,
+    types: Vec<Arc<ResourceType>>,
+    objects: BTreeMap<Key, Value>,
+    history: VecDeque<Arc<WatchEvent>>,
+    history_limit: usize,
+    compacted_rv: u64,
+}
+
+/// The in-memory object store.
+pub struct Store {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Arc<WatchEvent>>,
+    clock: Clock,
+}
+
+const DEFAULT_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+impl Store {
+    /// A store serving the built-in types, with the default namespaces.
+    pub fn new(clock: Clock) -> Arc<Self> {
+        Self::with_history_limit(clock, HISTORY_LIMIT)
+    }
+
+    /// A store keeping only `history_limit` events for resuming watches.
+    pub fn with_history_limit(clock: Clock, history_limit: usize) -> Arc<Self> {
+        let (events, _) = broadcast::channel(8192);
+        let store = Arc::new(Self {
+            inner: Mutex::new(Inner {
+                rv: 0,
+                seq: 0,
+                types: resources::builtins().into_iter().map(Arc::new).collect(),
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                history_limit: history_limit.max(1),
+                compacted_rv: 0,
+            }),
+            events,
+            clock,
+        });
+        if let Some(ns_type) = store.resolve("", "v1", "namespaces") {
+            for ns in DEFAULT_NAMESPACES {
+                let _ = store.create(
+                    &ns_type,
+                    "",
+                    json!({"metadata": {"name": ns}}),
+                    &WriteOptions::default(),
+                );
+            }
+        }
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The clock timestamps come from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The type served at `group/version/plural`.
+    pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
+        self.lock()
+            .types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    /// All served types.
+    pub fn types(&self) -> Vec<Arc<ResourceType>> {
+        self.lock().types.clone()
+    }
+
+    /// The latest resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Subscribes to every future change.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.events.subscribe()
+    }
+
+    fn key(rt: &ResourceType, namespace: &str, name: &str) -> Key {
+        Key {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: if rt.namespaced {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
+            name: name.to_string(),
+        }
+    }
+
+    fn now(&self) -> String {
+        self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    /// Reads one object.
+    pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        let inner = self.lock();
+        inner
+            .objects
+            .get(&Self::key(rt, namespace, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))
+    }
+
+    /// Lists objects of a type, sorted by namespace and name, a page at a time.
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        filter: &Filter,
+        limit: Option<usize>,
+        continue_token: Option<&str>,
+    ) -> Result<ListPage, ApiError> {
+        let inner = self.lock();
+        let after = match continue_token {
+            Some(token) => Some(decode_continue(token)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        let mut next = None;
+        for (key, object) in &inner.objects {
+            if key.group != rt.group || key.plural != rt.plural {
+                continue;
+            }
+            if let Some((ns, name)) = &after
+                && (&key.namespace, &key.name) <= (ns, name)
+            {
+                continue;
+            }
+            if !filter.matches(&key.namespace, object) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                next = items
+                    .last()
+                    .map(|o: &Value| encode_continue(&namespace_of(o), &name_of(o)));
+                break;
+            }
+            items.push(object.clone());
+        }
+        Ok(ListPage {
+            items,
+            rv: inner.rv,
+            continue_token: next,
+        })
+    }
+
+    /// Events after `since` for a watch, and a receiver for the ones to come. `since` of
+    /// `None` starts with a synthetic ADDED event per existing object.
+    pub fn watch(
+        &self,
+        rt: &ResourceType,
+        filter: &Filter,
+        since: Option<u64>,
+    ) -> Result<WatchStart, ApiError> {
+        let inner = self.lock();
+        // Subscribing under the lock: no change can fall between the replay and the stream.
+        let receiver = self.events.subscribe();
+        let relevant = |e: &WatchEvent| {
+            e.group == rt.group && e.plural == rt.plural && filter.matches(&e.namespace, &e.object)
+        };
+        let initial = match since {
+            None => inner
+                .objects
+                .iter()
+                .filter(|(k, o)| {
+                    k.group == rt.group && k.plural == rt.plural && filter.matches(&k.namespace, o)
+                })
+                .map(|(k, o)| {
+                    Arc::new(WatchEvent {
+                        rv: rv_of(o),
+                        kind: EventType::Added,
+                        group: k.group.clone(),
+                        plural: k.plural.clone(),
+                        namespace: k.namespace.clone(),
+                        object: o.clone(),
+                    })
+                })
+                .collect(),
+            Some(rv) if rv < inner.compacted_rv => {
+                return Err(ApiError::gone(format!(
+                    "too old resource version: {rv} ({})",
+                    inner.compacted_rv
+                )));
+            }
+            Some(rv) => inner
+                .history
+                .iter()
+                .filter(|e| e.rv > rv && relevant(e))
+                .cloned()
+                .collect(),
+        };
+        Ok((initial, receiver))
+    }
+
+    /// Creates an object.
+    pub fn create(
+        &self,
+        rt: &Arc<ResourceType>,
+        namespace: &str,
+        object: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        self.create_locked(&mut inner, rt, namespace, object, opts, "Update")
+    }
+
+    fn create_locked(
+        &self,
+        inner: &mut Inner,
+        rt: &Arc<ResourceType>,
+        namespace: &str,
+        mut object: Value,
+        opts: &WriteOptions,
+        operation: &str,
+    ) -> Result<Value, ApiError> {
+        let Some(map) = object.as_object_mut() else {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        };
+        map.insert("apiVersion".into(), json!(rt.api_version()));
+        map.insert("kind".into(), json!(rt.kind));
+        let meta = map.entry("metadata").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            return Err(ApiError::bad_request("metadata must be an object"));
+        }
+        let body_ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let namespace = if rt.namespaced {
+            if !namespace.is_empty() && !body_ns.is_empty() && body_ns != namespace {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            if namespace.is_empty() {
+                body_ns
+            } else {
+                namespace.to_string()
+            }
+        } else {
+            String::new()
+        };
+        if rt.namespaced {
+            let ns_key = Key {
+                group: String::new(),
+                plural: "namespaces".into(),
+                namespace: String::new(),
+                name: namespace.clone(),
+            };
+            match inner.objects.get(&ns_key) {
+                None => return Err(ApiError::not_found("namespaces", &namespace)),
+                Some(ns) if ns.pointer("/metadata/deletionTimestamp").is_some() => {
+                    return Err(ApiError::forbidden_terminating(&namespace));
+                }
+                Some(_) => {}
+            }
+        }
+        let name = match (
+            meta.get("name").and_then(Value::as_str),
+            meta.get("generateName").and_then(Value::as_str),
+        ) {
+            (Some(n), _) if !n.is_empty() => n.to_string(),
+            (_, Some(prefix)) => {
+                inner.seq += 1;
+                format!("{prefix}{}", random_suffix(inner.seq))
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    &rt.kind,
+                    "",
+                    vec![(
+                        "metadata.name".into(),
+                        "Required value: name or generateName is required".into(),
+                    )],
+                ));
+            }
+        };
+        if !crate::cli::lint::is_dns_subdomain(&name) && rt.group != "apiextensions.k8s.io" {
+            return Err(ApiError::invalid(
+                &rt.kind,
+                &name,
+                vec![(
+                    "metadata.name".into(),
+                    format!(
+                        "Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+                    ),
+                )],
+            ));
+        }
+        let key = Self::key(rt, &namespace, &name);
+        if inner.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(&resource_name(rt), &name));
+        }
+        if rt.status_subresource && !rt.group.is_empty() && rt.kind != "Namespace" {
+            map.remove("status");
+        }
+        inner.seq += 1;
+        let uid = uid(inner.seq);
+        let meta = map.entry("metadata").or_insert_with(|| json!({}));
+        set(meta, "name", json!(name));
+        if rt.namespaced {
+            set(meta, "namespace", json!(namespace));
+        } else if let Some(m) = meta.as_object_mut() {
+            m.remove("namespace");
+        }
+        set(meta, "uid", json!(uid));
+        set(meta, "creationTimestamp", json!(self.now()));
+        set(meta, "generation", json!(1));
+        if let Some(m) = meta.as_object_mut() {
+            m.remove("resourceVersion");
+            m.remove("deletionTimestamp");
+        }
+        self.validate(rt, &mut object, opts)?;
+        if let Some(manager) = &opts.field_manager {
+            let fields = merge::fields_of(&object);
+            set_managed(
+                &mut object,
+                manager,
+                operation,
+                Subresource::Main,
+                &fields,
+                &rt.api_version(),
+                &self.now(),
+            );
+        }
+        if rt.kind == "CustomResourceDefinition" {
+            self.establish_crd(inner, &mut object)?;
+        }
+        Ok(self.store_locked(inner, rt, key, object, EventType::Added))
+    }
+
+    fn validate(
+        &self,
+        rt: &ResourceType,
+        object: &mut Value,
+        opts: &WriteOptions,
+    ) -> Result<(), ApiError> {
+        let Some(schema) = &rt.schema else {
+            return Ok(());
+        };
+        let name = name_of(object);
+        let mut errors = schema.validate(object);
+        if !opts.strict {
+            let unknown: Vec<_> = errors
+                .iter()
+                .filter(|e| e.kind == crate::api::openapi::FieldErrorKind::Unknown)
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                crate::api::openapi::prune(schema.schema(), object);
+                errors = schema.validate(object);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(
+                &rt.kind,
+                &name,
+                errors.into_iter().map(|e| (e.path, e.message)).collect(),
+            ))
+        }
+    }
+
+    fn store_locked(
+        &self,
+        inner: &mut Inner,
+        rt: &ResourceType,
+        key: Key,
+        mut object: Value,
+        kind: EventType,
+    ) -> Value {
+        inner.rv += 1;
+        let rv = inner.rv;
+        if let Some(meta) = object.get_mut("metadata") {
+            set(meta, "resourceVersion", json!(rv.to_string()));
+        }
+        if kind == EventType::Deleted {
+            inner.objects.remove(&key);
+        } else {
+            inner.objects.insert(key.clone(), object.clone());
+        }
+        let event = Arc::new(WatchEvent {
+            rv,
+            kind,
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: key.namespace,
+            object: object.clone(),
+        });
+        inner.history.push_back(event.clone());
+        while inner.history.len() > inner.history_limit {
+            if let Some(old) = inner.history.pop_front() {
+                inner.compacted_rv = old.rv;
+            }
+        }
+        // No receivers is fine: nobody watches yet.
+        let _ = self.events.send(event);
+        object
+    }
+
+    /// Replaces an object (PUT), or only its status.
+    pub fn update(
+        &self,
+        rt: &Arc<ResourceType>,
+        namespace: &str,
+        name: &str,
+        body: Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let key = Self::key(rt, namespace, name);
+        let old = inner
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
+        if let Some(rv) = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && !rv.is_empty()
+            && Some(rv)
+                != old
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+        {
+            return Err(ApiError::conflict(
+                &resource_name(rt),
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        if let Some(uid) = body.pointer("/metadata/uid").and_then(Value::as_str)
+            && Some(uid) != old.pointer("/metadata/uid").and_then(Value::as_str)
+        {
+            return Err(ApiError::conflict(
+                &resource_name(rt),
+                name,
+                "Precondition failed: UID in precondition does not match the UID of the object",
+            ));
+        }
+        let new = compose(rt, &old, body, sub);
+        self.commit_update(&mut inner, rt, key, old, new, sub, opts, "Update")
+    }
+
+    /// Patches an object; server-side apply creates it when missing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        rt: &Arc<ResourceType>,
+        namespace: &str,
+        name: &str,
+        kind: PatchKind,
+        patch: &Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let key = Self::key(rt, namespace, name);
+        let Some(old) = inner.objects.get(&key).cloned() else {
+            if kind == PatchKind::Apply && sub == Subresource::Main {
+                let Some(manager) = opts.field_manager.clone() else {
+                    return Err(ApiError::bad_request(
+                        "PATCH with apply must set fieldManager",
+                    ));
+                };
+                let mut object = patch.clone();
+                if let Some(meta) = object.get_mut("metadata") {
+                    set(meta, "name", json!(name));
+                }
+                let opts = WriteOptions {
+                    field_manager: Some(manager),
+                    ..opts.clone()
+                };
+                return self.create_locked(&mut inner, rt, namespace, object, &opts, "Apply");
+            }
+            return Err(ApiError::not_found(&resource_name(rt), name));
+        };
+        let (new, operation) = match kind {
+            PatchKind::Merge => {
+                let mut new = old.clone();
+                json_patch::merge(&mut new, patch);
+                (new, "Update")
+            }
+            PatchKind::Strategic => {
+                let mut new = old.clone();
+                merge::strategic_merge(&mut new, patch);
+                (new, "Update")
+            }
+            PatchKind::Json => {
+                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                    .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                let mut new = old.clone();
+                json_patch::patch(&mut new, &ops).map_err(|e| {
+                    ApiError::unprocessable(format!("the JSON patch cannot be applied: {e}"))
+                })?;
+                (new, "Update")
+            }
+            PatchKind::Apply => (self.apply(rt, &old, patch, sub, opts)?, "Apply"),
+        };
+        if let Some(rv) = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && kind != PatchKind::Apply
+            && Some(rv)
+                != old
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+        {
+            return Err(ApiError::conflict(
+                &resource_name(rt),
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        let new = compose(rt, &old, new, sub);
+        self.commit_update(&mut inner, rt, key, old, new, sub, opts, operation)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit_update(
+        &self,
+        inner: &mut Inner,
+        rt: &Arc<ResourceType>,
+        key: Key,
+        old: Value,
+        mut new: Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+        operation: &str,
+    ) -> Result<Value, ApiError> {
+        // `compose` already kept the server's metadata (deletionTimestamp included).
+        self.validate(rt, &mut new, opts)?;
+        if strip_for_generation(&old) != strip_for_generation(&new) {
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
+            if let Some(meta) = new.get_mut("metadata") {
+                set(meta, "generation", json!(generation));
+            }
+        }
+        if operation == "Update"
+            && let Some(manager) = &opts.field_manager
+        {
+            record_update(&old, &mut new, manager, sub, &rt.api_version(), &self.now());
+        }
+        if strip_volatile(&old) == strip_volatile(&new) {
+            return Ok(old);
+        }
+        if rt.kind == "CustomResourceDefinition" {
+            self.establish_crd(inner, &mut new)?;
+        }
+        let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
+        let finalizers_left = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if deleting && !finalizers_left {
+            let stored = self.store_locked(inner, rt, key.clone(), new, EventType::Modified);
+            return Ok(self.remove_locked(inner, rt, key, stored, Propagation::Background));
+        }
+        Ok(self.store_locked(inner, rt, key, new, EventType::Modified))
+    }
+
+    fn establish_crd(&self, inner: &mut Inner, crd: &mut Value) -> Result<(), ApiError> {
+        let name = name_of(crd);
+        let served = ResourceType::from_crd(crd).map_err(|e| {
+            ApiError::invalid("CustomResourceDefinition", &name, vec![("spec".into(), e)])
+        })?;
+        let expected = format!("{}.{}", served.plural, served.group);
+        if name != expected {
+            return Err(ApiError::invalid(
+                "CustomResourceDefinition",
+                &name,
+                vec![(
+                    "metadata.name".into(),
+                    format!("must be spec.names.plural+\".\"+spec.group: {expected:?}"),
+                )],
+            ));
+        }
+        let now = self.now();
+        crd["status"] = json!({
+            "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(json!({})),
+            "storedVersions": [served.version],
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}
+            ]
+        });
+        inner
+            .types
+            .retain(|t| !(t.group == served.group && t.plural == served.plural));
+        inner.types.push(Arc::new(served));
+        Ok(())
+    }
+
+    fn unregister_crd(&self, inner: &mut Inner, crd: &Value) {
+        let Ok(served) = ResourceType::from_crd(crd) else {
+            return;
+        };
+        let keys: Vec<Key> = inner
+            .objects
+            .keys()
+            .filter(|k| k.group == served.group && k.plural == served.plural)
+            .cloned()
+            .collect();
+        for key in keys {
+            if let Some(object) = inner.objects.get(&key).cloned() {
+                self.store_locked(inner, &served, key, object, EventType::Deleted);
+            }
+        }
+        inner
+            .types
+            .retain(|t| !(t.group == served.group && t.plural == served.plural));
+    }
+}
+
+impl ApiError {
+    /// 403: the namespace is being deleted.
+    pub fn forbidden_terminating(namespace: &str) -> Self {
+        let mut e = ApiError::bad_request(format!(
+            "unable to create new content in namespace {namespace} because it is being terminated"
+        ));
+        e.code = 403;
+        e.reason = "Forbidden";
+        e
+    }
+
+    /// 422 without field causes.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        let mut e = ApiError::bad_request(message);
+        e.code = 422;
+        e.reason = "Invalid";
+        e
+    }
+}
+
+fn resource_name(rt: &ResourceType) -> String {
+    if rt.group.is_empty() {
+        rt.plural.clone()
+    } else {
+        format!("{}.{}", rt.plural, rt.group)
+    }
+}
+
+fn set(meta: &mut Value, key: &str, value: Value) {
+    if let Some(m) = meta.as_object_mut() {
+        m.insert(key.to_string(), value);
+    }
+}
+
+/// Name of an object.
+pub fn name_of(object: &Value) -> String {
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Namespace of an object.
+pub fn namespace_of(object: &Value) -> String {
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// resourceVersion of an object as a number.
+pub fn rv_of(object: &Value) -> u64 {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn encode_continue(namespace: &str, name: &str) -> String {
+    let raw = format!("{namespace}/{name}");
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    let bad = || ApiError::bad_request("invalid continue token");
+    if !token.len().is_multiple_of(2) || token.len() > 1024 {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect();
+    let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    let (ns, name) = text.split_once('/').ok_or_else(bad)?;
+    Ok((ns.to_string(), name.to_string()))
+}
+
+fn random_suffix(seq: u64) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    // A cheap mix so consecutive names do not look alike; uniqueness comes from `seq`.
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn uid(seq: u64) -> String {
+    let hi = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (hi >> 32) as u32,
+        (hi >> 16) as u16,
+        hi as u16 & 0xfff,
+        seq & 0xfff,
+        seq
+    )
+}
+
+/// The object a write produces: the body for the main resource (keeping the stored status
+/// when status is a subresource), or the stored object with the body's status.
+fn compose(rt: &ResourceType, old: &Value, body: Value, sub: Subresource) -> Value {
+    let mut new = match sub {
+        Subresource::Status => {
+            let mut new = old.clone();
+            match body.get("status") {
+                Some(status) => new["status"] = status.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            // Finalizers and labels are writable through status too on a real server; keep them simple here.
+            new
+        }
+        Subresource::Main => {
+            let mut new = body;
+            if rt.status_subresource && !(rt.kind == "Namespace" && rt.group.is_empty()) {
+                match old.get("status") {
+                    Some(status) => new["status"] = status.clone(),
+                    None => {
+                        if let Some(m) = new.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+            new
+        }
+    };
+    new["apiVersion"] = old["apiVersion"].clone();
+    new["kind"] = old["kind"].clone();
+    if !new.get("metadata").is_some_and(Value::is_object) {
+        new["metadata"] = json!({});
+    }
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "resourceVersion",
+    ] {
+        match old.get("metadata").and_then(|m| m.get(field)) {
+            Some(v) => new["metadata"][field] = v.clone(),
+            None => {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove(field);
+                }
+            }
+        }
+    }
+    if new.pointer("/metadata/managedFields").is_none()
+        && let Some(mf) = old.pointer("/metadata/managedFields")
+    {
+        new["metadata"]["managedFields"] = mf.clone();
+    }
+    new
+}
+
+fn strip_for_generation(object: &Value) -> Value {
+    let mut v = object.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    v
+}
+
+fn strip_volatile(object: &Value) -> Value {
+    let mut v = object.clone();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+        if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
+            for e in entries.iter_mut() {
+                if let Some(e) = e.as_object_mut() {
+                    e.remove("time");
+                }
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,617 @@
+//! The sim against the Kubernetes API conventions, through a real `kube::Client`.
+
+use cutover::{api::Rollout, controller::Clock, sim::Sim};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        core::v1::{ConfigMap, Namespace},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, CustomResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams},
+};
+use serde_json::json;
+
+fn sim() -> (Sim, Client) {
+    let sim = Sim::new(Clock::System);
+    let client = sim.client();
+    (sim, client)
+}
+
+fn code(e: kube::Error) -> u16 {
+    match e {
+        kube::Error::Api(s) => s.code,
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": {"app": "web"}}, "data": {"k": "v"}}),
+    )
+    .unwrap()
+}
+
+async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in cutover::api::crds() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+}
+
+fn rollout(name: &str) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": name},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+                 "strategy": {"canary": {"steps": [{"setWeight": 20}]}}}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn create_sets_server_fields_and_get_returns_them() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let created = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let meta = &created.metadata;
+    assert!(
+        meta.uid.is_some() && meta.creation_timestamp.is_some() && meta.resource_version.is_some()
+    );
+    assert_eq!(meta.namespace.as_deref(), Some("default"));
+    assert_eq!(api.get("a").await.unwrap().metadata.uid, meta.uid);
+    assert_eq!(
+        code(
+            api.create(&PostParams::default(), &cm("a"))
+                .await
+                .unwrap_err()
+        ),
+        409,
+        "AlreadyExists"
+    );
+    assert_eq!(code(api.get("missing").await.unwrap_err()), 404);
+
+    let mut generated = cm("");
+    generated.metadata.name = None;
+    generated.metadata.generate_name = Some("web-".into());
+    let g1 = api
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    let g2 = api
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    let (n1, n2) = (g1.metadata.name.unwrap(), g2.metadata.name.unwrap());
+    assert!(n1.starts_with("web-") && n1.len() == 9 && n1 != n2);
+}
+
+#[tokio::test]
+async fn objects_need_an_existing_namespace() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "nowhere");
+    assert_eq!(
+        code(
+            api.create(&PostParams::default(), &cm("a"))
+                .await
+                .unwrap_err()
+        ),
+        404
+    );
+    let namespaces: Api<Namespace> = Api::all(client);
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "nowhere"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("a")).await.unwrap();
+}
+
+#[tokio::test]
+async fn update_with_a_stale_resource_version_conflicts() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let first = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let mut fresh = first.clone();
+    fresh.data = Some([("k".to_string(), "v2".to_string())].into());
+    let updated = api
+        .replace("a", &PostParams::default(), &fresh)
+        .await
+        .unwrap();
+    assert_ne!(
+        updated.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    let mut stale = first.clone();
+    stale.data = Some([("k".to_string(), "v3".to_string())].into());
+    assert_eq!(
+        code(
+            api.replace("a", &PostParams::default(), &stale)
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
+    assert_eq!(
+        api.get("a").await.unwrap().data.unwrap()["k"],
+        "v2",
+        "the stale write changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn an_update_that_changes_nothing_keeps_the_resource_version() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let first = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let again = api
+        .replace("a", &PostParams::default(), &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        first.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn generation_moves_on_spec_changes_only_and_status_is_a_subresource() {
+    let (_sim, client) = sim();
+    install_crds(&client).await;
+    let api: Api<Rollout> = Api::namespaced(client, "default");
+    let created = api
+        .create(&PostParams::default(), &rollout("web"))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+
+    let status = json!({"status": {"phase": "Progressing", "canaryWeight": 20}});
+    let with_status = api
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    assert_eq!(
+        with_status.metadata.generation,
+        Some(1),
+        "a status write does not bump generation"
+    );
+    assert_eq!(with_status.status.as_ref().unwrap().canary_weight, Some(20));
+
+    let labels = json!({"metadata": {"labels": {"team": "a"}}});
+    let relabelled = api
+        .patch("web", &PatchParams::default(), &Patch::Merge(&labels))
+        .await
+        .unwrap();
+    assert_eq!(
+        relabelled.metadata.generation,
+        Some(1),
+        "a metadata change does not bump generation"
+    );
+
+    let spec_and_status = json!({"spec": {"replicas": 3}, "status": {"phase": "Healthy"}});
+    let changed = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&spec_and_status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.metadata.generation, Some(2));
+    assert_eq!(
+        changed.status.as_ref().unwrap().canary_weight,
+        Some(20),
+        "status is ignored on the main resource"
+    );
+
+    let spec_via_status = json!({"spec": {"replicas": 9}, "status": {"canaryWeight": 40}});
+    let status_only = api
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&spec_via_status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status_only.spec.replicas,
+        Some(3),
+        "spec is ignored on /status"
+    );
+    assert_eq!(status_only.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn custom_resources_are_validated_against_the_crd_schema() {
+    let (_sim, client) = sim();
+    install_crds(&client).await;
+    let api: Api<Rollout> = Api::namespaced(client, "default");
+    let mut bad = rollout("web");
+    bad.spec.strategy.canary.as_mut().unwrap().steps[0].set_weight = Some(150);
+    let err = api.create(&PostParams::default(), &bad).await.unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!()
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status
+            .message
+            .contains("should be less than or equal to 100"),
+        "{}",
+        status.message
+    );
+
+    let mut no_strategy = rollout("web");
+    no_strategy.spec.strategy = Default::default();
+    let kube::Error::Api(status) = api
+        .create(&PostParams::default(), &no_strategy)
+        .await
+        .unwrap_err()
+    else {
+        panic!()
+    };
+    assert!(
+        status.message.contains("exactly one strategy must be set"),
+        "CEL rules run: {}",
+        status.message
+    );
+}
+
+#[tokio::test]
+async fn list_filters_by_label_and_pages_with_continue() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    for i in 0..5 {
+        let mut c = cm(&format!("cm-{i}"));
+        if i % 2 == 1 {
+            c.metadata.labels = Some([("app".to_string(), "api".to_string())].into());
+        }
+        api.create(&PostParams::default(), &c).await.unwrap();
+    }
+    let web = api
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    assert_eq!(web.items.len(), 3);
+    let mut names = Vec::new();
+    let mut params = ListParams::default().limit(2);
+    loop {
+        let page = api.list(&params).await.unwrap();
+        assert!(page.items.len() <= 2);
+        names.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => {
+                params = ListParams::default().limit(2).continue_token(&token)
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(names, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
+    let by_field = api
+        .list(&ListParams::default().fields("metadata.name=cm-3"))
+        .await
+        .unwrap();
+    assert_eq!(by_field.items.len(), 1);
+}
+
+#[tokio::test]
+async fn watch_resumes_from_a_resource_version() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let a = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let since = a.metadata.resource_version.clone().unwrap();
+    api.create(&PostParams::default(), &cm("b")).await.unwrap();
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(5), &since)
+        .await
+        .unwrap()
+        .boxed();
+    let mut seen = Vec::new();
+    while let Some(event) = stream.try_next().await.unwrap() {
+        match event {
+            WatchEvent::Added(c) => seen.push(format!("ADDED {}", c.metadata.name.unwrap())),
+            WatchEvent::Deleted(c) => seen.push(format!("DELETED {}", c.metadata.name.unwrap())),
+            other => seen.push(format!("{other:?}")),
+        }
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["ADDED b", "DELETED a"]);
+}
+
+#[tokio::test]
+async fn watch_from_a_compacted_resource_version_is_gone() {
+    let sim = Sim::with_history_limit(Clock::System, 3);
+    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "default");
+    let first = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    for i in 0..5 {
+        api.create(&PostParams::default(), &cm(&format!("x{i}")))
+            .await
+            .unwrap();
+    }
+    let mut stream = api
+        .watch(
+            &WatchParams::default().timeout(5),
+            first.metadata.resource_version.as_deref().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    match stream.try_next().await.unwrap() {
+        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_until_removed() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut c = cm("held");
+    c.metadata.finalizers = Some(vec!["cutover.dev/cleanup".into()]);
+    api.create(&PostParams::default(), &c).await.unwrap();
+    api.delete("held", &DeleteParams::default()).await.unwrap();
+    let pending = api.get("held").await.unwrap();
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    let clear = json!({"metadata": {"finalizers": null}});
+    api.patch("held", &PatchParams::default(), &Patch::Merge(&clear))
+        .await
+        .unwrap();
+    assert_eq!(code(api.get("held").await.unwrap_err()), 404);
+}
+
+fn owned_cm(name: &str, owner: &ConfigMap) -> ConfigMap {
+    let mut c = cm(name);
+    c.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: owner.metadata.name.clone().unwrap(),
+            uid: owner.metadata.uid.clone().unwrap(),
+            ..Default::default()
+        },
+    ]);
+    c
+}
+
+#[tokio::test]
+async fn deleting_an_owner_deletes_its_dependents_unless_orphaned() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let owner = api
+        .create(&PostParams::default(), &cm("owner"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &owned_cm("child", &owner))
+        .await
+        .unwrap();
+    api.delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
+    assert_eq!(code(api.get("child").await.unwrap_err()), 404);
+
+    let owner = api
+        .create(&PostParams::default(), &cm("owner2"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &owned_cm("kept", &owner))
+        .await
+        .unwrap();
+    api.delete("owner2", &DeleteParams::orphan()).await.unwrap();
+    let kept = api.get("kept").await.unwrap();
+    assert!(
+        kept.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn foreground_deletion_removes_dependents_first() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let owner = api
+        .create(&PostParams::default(), &cm("owner"))
+        .await
+        .unwrap();
+    let mut child = owned_cm("child", &owner);
+    child.metadata.finalizers = Some(vec!["x/hold".into()]);
+    api.create(&PostParams::default(), &child).await.unwrap();
+    api.delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let waiting = api.get("owner").await.unwrap();
+    assert!(
+        waiting.metadata.deletion_timestamp.is_some(),
+        "owner waits for its dependent"
+    );
+    api.patch(
+        "child",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code(api.get("child").await.unwrap_err()), 404);
+    assert_eq!(code(api.get("owner").await.unwrap_err()), 404);
+}
+
+#[tokio::test]
+async fn server_side_apply_tracks_owners_and_conflicts() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1", "y": "1"}});
+    let created = api
+        .patch("a", &PatchParams::apply("alice"), &Patch::Apply(&applied))
+        .await
+        .unwrap();
+    let managers: Vec<_> = created
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.manager.unwrap(), m.operation.unwrap()))
+        .collect();
+    assert_eq!(managers, [("alice".to_string(), "Apply".to_string())]);
+
+    let bob = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "2"}});
+    let err = api
+        .patch("a", &PatchParams::apply("bob"), &Patch::Apply(&bob))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!()
+    };
+    assert_eq!(status.code, 409);
+    assert!(status.message.contains("alice"), "{}", status.message);
+
+    let same_value = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"y": "1", "z": "3"}});
+    api.patch("a", &PatchParams::apply("bob"), &Patch::Apply(&same_value))
+        .await
+        .unwrap();
+
+    // bob takes x by force, keeping what he applied before (a manager applies its whole intent).
+    let bob_all = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "2", "y": "1", "z": "3"}});
+    let forced = api
+        .patch(
+            "a",
+            &PatchParams::apply("bob").force(),
+            &Patch::Apply(&bob_all),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.as_ref().unwrap()["x"], "2");
+
+    // alice stops applying y: y stays because bob co-owns it; x is bob's now.
+    let alice_again =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}});
+    let result = api
+        .patch(
+            "a",
+            &PatchParams::apply("alice"),
+            &Patch::Apply(&alice_again),
+        )
+        .await
+        .unwrap();
+    let data = result.data.unwrap();
+    assert_eq!(
+        (data["x"].as_str(), data["y"].as_str(), data["z"].as_str()),
+        ("2", "1", "3")
+    );
+
+    // bob stops applying z: nobody else owns it, so it is removed.
+    let bob_smaller = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "2", "y": "1"}});
+    let result = api
+        .patch("a", &PatchParams::apply("bob"), &Patch::Apply(&bob_smaller))
+        .await
+        .unwrap();
+    assert!(!result.data.unwrap().contains_key("z"));
+
+    let unchanged = api
+        .patch("a", &PatchParams::apply("bob"), &Patch::Apply(&bob_smaller))
+        .await
+        .unwrap();
+    let before = api.get("a").await.unwrap();
+    assert_eq!(
+        unchanged.metadata.resource_version, before.metadata.resource_version,
+        "re-applying the same config writes nothing"
+    );
+}
+
+fn deployment() -> Deployment {
+    serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+            {"name": "web", "image": "web:1"}, {"name": "proxy", "image": "proxy:1"}]}}}}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn strategic_merge_and_json_patches_on_deployments() {
+    let (_sim, client) = sim();
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &deployment())
+        .await
+        .unwrap();
+    let smp = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}});
+    let patched = api
+        .patch("web", &PatchParams::default(), &Patch::Strategic(&smp))
+        .await
+        .unwrap();
+    let containers = patched.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 2, "containers merge by name");
+    assert_eq!(containers[0].image.as_deref(), Some("web:2"));
+    assert_eq!(patched.metadata.generation, Some(2));
+
+    let ops: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 5}]))
+            .unwrap();
+    let patched = api
+        .patch("web", &PatchParams::default(), &Patch::<()>::Json(ops))
+        .await
+        .unwrap();
+    assert_eq!(patched.spec.unwrap().replicas, Some(5));
+}
+
+#[tokio::test]
+async fn crds_become_served_with_scale_subresources() {
+    let (_sim, client) = sim();
+    install_crds(&client).await;
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    let group = discovery
+        .groups()
+        .find(|g| g.name() == "cutover.dev")
+        .expect("cutover.dev is discovered");
+    let kinds: Vec<String> = group
+        .recommended_resources()
+        .into_iter()
+        .map(|(r, _)| r.kind)
+        .collect();
+    assert!(kinds.contains(&"Rollout".into()) && kinds.contains(&"FeatureFlag".into()));
+
+    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &rollout("web"))
+        .await
+        .unwrap();
+    let scale = api.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(2));
+    let patch = json!({"spec": {"replicas": 6}});
+    api.patch_scale("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(api.get("web").await.unwrap().spec.replicas, Some(6));
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    crds.delete(Rollout::crd_name(), &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        code(api.get("web").await.unwrap_err()),
+        404,
+        "deleting a CRD stops serving its kind"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_what_is_in_it() {
+    let (_sim, client) = sim();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client, "team");
+    api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(code(api.get("a").await.unwrap_err()), 404);
+    assert_eq!(code(namespaces.get("team").await.unwrap_err()), 404);
+}
