@@ -615,3 +615,34 @@ async fn deleting_a_namespace_deletes_what_is_in_it() {
     assert_eq!(code(api.get("a").await.unwrap_err()), 404);
     assert_eq!(code(namespaces.get("team").await.unwrap_err()), 404);
 }
+
+#[tokio::test]
+async fn applying_less_removes_what_the_manager_stopped_applying() {
+    let (_sim, client) = sim();
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let full = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+            {"name": "web", "image": "web:1", "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}},
+            {"name": "proxy", "image": "proxy:1"}]}}}});
+    api.patch("web", &PatchParams::apply("team"), &Patch::Apply(&full))
+        .await
+        .unwrap();
+    let smaller = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+            {"name": "web", "image": "web:2"}]}}}});
+    let result = api
+        .patch("web", &PatchParams::apply("team"), &Patch::Apply(&smaller))
+        .await
+        .unwrap();
+    let containers = result.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(
+        containers.len(),
+        1,
+        "the proxy container is no longer applied"
+    );
+    assert_eq!(containers[0].image.as_deref(), Some("web:2"));
+    assert!(
+        containers[0].readiness_probe.is_none(),
+        "the probe and its emptied parents are gone"
+    );
+}

@@ -1,6 +1,7 @@
 //! The command line: `cutover crd`, `cutover run`, `cutover lint`.
 
 pub mod crd;
+pub mod dev;
 pub mod lint;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -30,6 +31,8 @@ pub enum Command {
     },
     /// Run the operator against the cluster of the current kubeconfig.
     Run(Config),
+    /// Run an embedded API server with the CRDs and the operator, for kubectl to talk to.
+    Dev(dev::DevArgs),
     /// Check manifests against the CRD schemas and the controllers' rules.
     Lint {
         /// YAML files or directories (searched for *.yaml / *.yml); `-` reads stdin.
@@ -44,6 +47,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Crd { dir } => crd::run(dir.as_deref()),
         Command::Lint { paths } => lint::run(&paths),
         Command::Run(config) => run_operator(config),
+        Command::Dev(args) => dev::main(args),
     }
 }
 

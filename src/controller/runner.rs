@@ -118,6 +118,8 @@ pub fn controllers(
 /// Runs the operator until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let client = connect(&config).await?;
+    // Our own token, so that stopping this operator never stops the caller's other tasks.
+    let shutdown = shutdown.child_token();
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let (addr, server) = telemetry::serve(
@@ -147,9 +149,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     tracing::info!(controllers = running.len(), %namespaces, "operator started");
     metrics.leader.set(1);
     health.set_ready(true);
+    let any_running = !running.is_empty();
     let all = futures::future::join_all(running);
     tokio::select! {
-        _ = all => {},
+        _ = all, if any_running => tracing::warn!("all controllers stopped"),
         _ = shutdown.cancelled() => {},
     }
     health.set_ready(false);

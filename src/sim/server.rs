@@ -109,7 +109,9 @@ pub async fn handle(store: Arc<Store>, request: Request<Bytes>) -> Response<Body
     };
     let watch = legacy_watch || query.flag("watch");
     let result = match (parts.method, target.name.is_some()) {
-        (Method::GET, _) if watch => return watch_response(&store, &target, &query),
+        (Method::GET, _) if watch => {
+            return watch_response(&store, &target, &query, wants_table(&accept));
+        }
         (Method::GET, true) => get(&store, &target),
         (Method::GET, false) => list(&store, &target, &query),
         (Method::POST, false) => parse_body(&body, &content_type).and_then(|b| {
@@ -135,7 +137,7 @@ pub async fn handle(store: Arc<Store>, request: Request<Bytes>) -> Response<Body
     };
     match result {
         Ok((status, value)) if wants_table(&accept) && parts_is_read(status) => {
-            full(status, &to_table(&target.rt, &value))
+            full(status, &to_table(&target.rt, &value, store.clock().now()))
         }
         Ok((status, value)) => full(status, &value),
         Err(e) => error(&e),
@@ -159,6 +161,12 @@ fn write_options(query: &Query) -> WriteOptions {
 }
 
 fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    // Clients fall back to JSON when the server answers 415 to protobuf or CBOR.
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "{content_type} is not supported; send JSON"
+        )));
+    }
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
@@ -244,9 +252,68 @@ fn discovery(store: &Store, path: &str) -> Option<Result<Value, ApiError>> {
             ))
         }
         ["apis", group, version] => Some(resource_list(group, version)),
+        ["openapi", "v3"] => Some(Ok(openapi_root(&types()))),
+        ["openapi", "v3", "api", "v1"] => {
+            Some(openapi_doc(&types(), "", "v1").ok_or_else(|| ApiError::no_route(path)))
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            Some(openapi_doc(&types(), group, version).ok_or_else(|| ApiError::no_route(path)))
+        }
         ["openapi", ..] => Some(Err(ApiError::no_route(path))),
         _ => None,
     }
+}
+
+/// The OpenAPI v3 index: one document per group version.
+fn openapi_root(types: &[Arc<ResourceType>]) -> Value {
+    let mut paths = serde_json::Map::new();
+    for t in types {
+        let key = if t.group.is_empty() {
+            format!("api/{}", t.version)
+        } else {
+            format!("apis/{}/{}", t.group, t.version)
+        };
+        paths.insert(
+            key.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{key}")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// An OpenAPI v3 document for a group version: the paths with the operations and the
+/// `fieldValidation` parameter, which tells kubectl to let the server validate.
+fn openapi_doc(types: &[Arc<ResourceType>], group: &str, version: &str) -> Option<Value> {
+    let served: Vec<&Arc<ResourceType>> = types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
+    if served.is_empty() {
+        return None;
+    }
+    let mut paths = serde_json::Map::new();
+    for t in served {
+        let prefix = if t.group.is_empty() {
+            format!("/api/{}", t.version)
+        } else {
+            format!("/apis/{}/{}", t.group, t.version)
+        };
+        let base = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", t.plural)
+        } else {
+            format!("{prefix}/{}", t.plural)
+        };
+        let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
+        let params = json!([{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                            {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                            {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}}]);
+        let op = |action: &str| json!({"x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk, "parameters": params, "responses": {"200": {"description": "OK"}}});
+        paths.insert(base.clone(), json!({"post": op("post"), "get": op("list")}));
+        paths.insert(format!("{base}/{{name}}"), json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
+    }
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": paths, "components": {"schemas": {}}}),
+    )
 }
 
 fn parse_target(store: &Store, path: &str) -> Result<(Target, bool), ApiError> {
@@ -588,7 +655,7 @@ fn selector_string(match_labels: &Value) -> String {
 }
 
 /// Renders an object or a list as a `meta.k8s.io/v1` Table (what `kubectl get` prints).
-fn to_table(rt: &ResourceType, value: &Value) -> Value {
+fn to_table(rt: &ResourceType, value: &Value, now: jiff::Timestamp) -> Value {
     let items: Vec<Value> = match value.get("items").and_then(Value::as_array) {
         Some(items) => items.clone(),
         None => vec![value.clone()],
@@ -619,9 +686,11 @@ fn to_table(rt: &ResourceType, value: &Value) -> Value {
                 for part in path.split('.').filter(|p| !p.is_empty()) {
                     current = current.and_then(|x| x.get(part));
                 }
-                cells.push(current.cloned().unwrap_or(Value::Null));
+                let cell = current.cloned().unwrap_or(Value::Null);
+                let is_date = c.get("type").and_then(Value::as_str) == Some("date");
+                cells.push(if is_date { age_cell(&cell, now) } else { cell });
             }
-            cells.push(item.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null));
+            cells.push(age_cell(item.pointer("/metadata/creationTimestamp").unwrap_or(&Value::Null), now));
             json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata")}})
         })
         .collect();
@@ -632,7 +701,55 @@ fn to_table(rt: &ResourceType, value: &Value) -> Value {
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": columns, "rows": rows})
 }
 
+/// A timestamp cell as kubectl shows it: the age, e.g. `45s`, `3m12s`, `5h`, `12d`.
+fn age_cell(timestamp: &Value, now: jiff::Timestamp) -> Value {
+    let Some(then) = timestamp
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    else {
+        return json!("<unknown>");
+    };
+    json!(human_age(now.duration_since(then).as_secs().max(0) as u64))
+}
+
+/// Short age in the style of `kubectl get`.
+pub fn human_age(secs: u64) -> String {
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3600 => format!("{m}m"),
+        s if s < 8 * 3600 => format!("{h}h{}m", (s % 3600) / 60),
+        s if s < 48 * 3600 => format!("{h}h"),
+        s if s < 8 * 86_400 => format!("{d}d{}h", (s % 86_400) / 3600),
+        _ => format!("{d}d"),
+    }
+}
+
+/// Renders watch events as the client asked: objects, or one-row Tables for `kubectl get -w`
+/// (column definitions on the first only, as the API server does).
+struct EventFormat {
+    table: bool,
+    columns_sent: bool,
+    store: Arc<Store>,
+}
+
+impl EventFormat {
+    fn line(&mut self, rt: &ResourceType, event: &WatchEvent) -> Value {
+        if !self.table {
+            return event_line(event);
+        }
+        let mut table = to_table(rt, &event.object, self.store.clock().now());
+        if self.columns_sent {
+            table["columnDefinitions"] = json!([]);
+        }
+        self.columns_sent = true;
+        json!({"type": event.kind.as_str(), "object": table})
+    }
+}
+
 struct WatchState {
+    format: EventFormat,
     pending: VecDeque<Value>,
     receiver: broadcast::Receiver<Arc<WatchEvent>>,
     rt: Arc<ResourceType>,
@@ -648,7 +765,17 @@ fn event_line(event: &WatchEvent) -> Value {
     json!({"type": event.kind.as_str(), "object": event.object})
 }
 
-fn watch_response(store: &Arc<Store>, target: &Target, query: &Query) -> Response<Body> {
+fn watch_response(
+    store: &Arc<Store>,
+    target: &Target,
+    query: &Query,
+    table: bool,
+) -> Response<Body> {
+    let mut format = EventFormat {
+        table,
+        columns_sent: false,
+        store: store.clone(),
+    };
     let filter = match filter(target, query) {
         Ok(f) => f,
         Err(e) => return error(&e),
@@ -683,7 +810,7 @@ fn watch_response(store: &Arc<Store>, target: &Target, query: &Query) -> Respons
     let mut pending: VecDeque<Value> = VecDeque::new();
     let receiver = match store.watch(&target.rt, &filter, since) {
         Ok((initial, receiver)) => {
-            pending.extend(initial.iter().map(|e| event_line(e)));
+            pending.extend(initial.iter().map(|e| format.line(&target.rt, e)));
             Some(receiver)
         }
         Err(e) => {
@@ -699,6 +826,7 @@ fn watch_response(store: &Arc<Store>, target: &Target, query: &Query) -> Respons
         return stream_response(futures::stream::iter(pending.into_iter().map(line_frame)).boxed());
     };
     let state = WatchState {
+        format,
         pending,
         receiver,
         rt: target.rt.clone(),
@@ -727,7 +855,8 @@ fn watch_response(store: &Arc<Store>, target: &Target, query: &Query) -> Respons
                     Ok(event) => {
                         if event.group == s.rt.group && event.plural == s.rt.plural && s.filter.matches_event(&event) {
                             s.last_rv = event.rv;
-                            s.pending.push_back(event_line(&event));
+                            let line = s.format.line(&s.rt, &event);
+                            s.pending.push_back(line);
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {

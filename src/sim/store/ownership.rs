@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{ResourceType, Store, Subresource, WriteOptions, set};
 use crate::sim::{
     error::ApiError,
-    merge::{self, FieldSet},
+    merge::{self, FieldPath, FieldSet},
 };
 
 impl Store {
@@ -86,23 +86,17 @@ impl Store {
             .filter(|e| e.manager == manager && e.operation == "Apply")
             .flat_map(|e| e.fields.iter().cloned())
             .collect();
-        for dropped in previous.difference(&new_fields) {
-            let owned_by_other = managed
-                .iter()
-                .filter(|e| !(e.manager == manager && e.operation == "Apply"))
-                // Owning a parent map does not protect its keys; owning the field, a child
-                // of it, or an atomic parent does.
-                .any(|e| {
-                    e.fields.iter().any(|f| {
-                        merge::overlaps(f, dropped)
-                            && (f.len() >= dropped.len()
-                                || !merge::value_at(live, f).is_some_and(Value::is_object))
-                    })
-                });
-            if !owned_by_other {
-                merge::remove_at(&mut new, dropped);
-            }
-        }
+        let others: Vec<&FieldSet> = managed
+            .iter()
+            .filter(|e| !(e.manager == manager && e.operation == "Apply"))
+            .map(|e| &e.fields)
+            .collect();
+        let dropped: Vec<FieldPath> = previous
+            .difference(&new_fields)
+            .filter(|d| !others.iter().any(|fields| protects(fields, d, live)))
+            .cloned()
+            .collect();
+        remove_dropped(&mut new, &dropped, &new_fields, &others);
         merge::apply_merge(&mut new, &applied);
         managed.retain(|e| !(e.manager == manager && e.operation == "Apply"));
         managed.push(ManagedEntry {
@@ -274,4 +268,62 @@ pub(super) fn record_update(
         }),
     }
     write_managed(new, &managed, api_version, now);
+}
+
+/// Whether another manager's `fields` keep `dropped` alive: owning the field, a child of it,
+/// or an atomic parent does; owning a parent map does not.
+fn protects(fields: &FieldSet, dropped: &[String], live: &Value) -> bool {
+    fields.iter().any(|f| {
+        merge::overlaps(f, dropped)
+            && (f.len() >= dropped.len() || !merge::value_at(live, f).is_some_and(Value::is_object))
+    })
+}
+
+/// Removes fields a manager stopped applying: whole keyed-list items it no longer applies
+/// (before their key fields go and they can no longer be found), then leaves, then the maps
+/// those removals left empty.
+fn remove_dropped(
+    object: &mut Value,
+    dropped: &[FieldPath],
+    applied: &FieldSet,
+    others: &[&FieldSet],
+) {
+    let mut items: Vec<FieldPath> = Vec::new();
+    for path in dropped {
+        for (i, step) in path.iter().enumerate() {
+            let prefix = &path[..=i];
+            let still_applied = applied.iter().any(|f| f.starts_with(prefix));
+            let still_owned = others
+                .iter()
+                .any(|o| o.iter().any(|f| f.starts_with(prefix)));
+            if step.starts_with("k:")
+                && !still_applied
+                && !still_owned
+                && !items.iter().any(|p| prefix.starts_with(p))
+            {
+                items.push(prefix.to_vec());
+            }
+        }
+    }
+    for item in &items {
+        merge::remove_at(object, item);
+    }
+    let mut leaves: Vec<&FieldPath> = dropped
+        .iter()
+        .filter(|d| !items.iter().any(|i| d.starts_with(i)))
+        .collect();
+    leaves.sort_by_key(|d| std::cmp::Reverse(d.len()));
+    for leaf in leaves {
+        merge::remove_at(object, leaf);
+        for end in (1..leaf.len()).rev() {
+            let parent = &leaf[..end];
+            if parent.last().is_some_and(|s| s.starts_with("k:")) || applied.contains(parent) {
+                break;
+            }
+            match merge::value_at(object, parent) {
+                Some(Value::Object(m)) if m.is_empty() => merge::remove_at(object, parent),
+                _ => break,
+            }
+        }
+    }
 }
