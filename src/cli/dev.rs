@@ -82,6 +82,7 @@ pub fn install_crds(sim: &Sim) -> Result<(), DevError> {
 pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<(), DevError> {
     let sim = Sim::new(Clock::System);
     install_crds(&sim)?;
+    let workloads = sim.start_workloads(Default::default(), shutdown.clone());
     let (addr, server) = sim
         .serve(args.listen, shutdown.clone())
         .await
@@ -115,6 +116,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<(), DevEr
     shutdown.cancelled().await;
     drop(store);
     let _ = server.await;
+    let _ = workloads.await;
     if let Some(operator) = operator {
         match operator.await {
             Ok(result) => result?,

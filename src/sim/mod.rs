@@ -10,6 +10,7 @@ pub mod resources;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod workload;
 
 use std::{convert::Infallible, net::SocketAddr, path::Path, sync::Arc, task::Poll};
 
@@ -46,6 +47,15 @@ impl Sim {
     /// The object store.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Starts the workload simulator (Deployments, Jobs, EndpointSlices) until `shutdown`.
+    pub fn start_workloads(
+        &self,
+        config: workload::WorkloadConfig,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(workload::run(self.store.clone(), config, shutdown))
     }
 
     /// A tower Service answering API requests in-process.

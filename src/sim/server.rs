@@ -42,6 +42,16 @@ fn full(status: StatusCode, value: &Value) -> Response<Body> {
     response
 }
 
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    response
+}
+
 fn error(e: &ApiError) -> Response<Body> {
     full(
         StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -136,6 +146,9 @@ pub async fn handle(store: Arc<Store>, request: Request<Bytes>) -> Response<Body
         ))),
     };
     match result {
+        Ok((status, value)) if value.get("$text").is_some() => {
+            text(status, value["$text"].as_str().unwrap_or_default())
+        }
         Ok((status, value)) if wants_table(&accept) && parts_is_read(status) => {
             full(status, &to_table(&target.rt, &value, store.clock().now()))
         }
@@ -377,6 +390,14 @@ fn name(target: &Target) -> &str {
 
 fn get(store: &Store, target: &Target) -> Result<(StatusCode, Value), ApiError> {
     let object = store.get(&target.rt, ns(target), name(target))?;
+    if target.subresource.as_deref() == Some("log") && target.rt.kind == "Pod" {
+        let log = object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(super::workload::LOG))
+            .cloned()
+            .unwrap_or(json!(""));
+        return Ok((StatusCode::OK, json!({"$text": log})));
+    }
     match subresource(target)? {
         Some(_) => Ok((StatusCode::OK, object)),
         None => Ok((StatusCode::OK, to_scale(&target.rt, &object))),
