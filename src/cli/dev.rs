@@ -20,6 +20,9 @@ pub struct DevArgs {
     /// Where to write the kubeconfig.
     #[arg(long, default_value = "cutover-dev.kubeconfig")]
     pub kubeconfig: PathBuf,
+    /// Metric script for the scripted Prometheus (format: docs/sim.md).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
     /// Serve only the API server (and workload simulator); run operators separately.
     #[arg(long)]
     pub api_only: bool,
@@ -42,6 +45,14 @@ pub enum DevError {
     /// The kubeconfig could not be written.
     #[error("cannot write {path}: {reason}")]
     Kubeconfig {
+        /// Path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The metric script could not be read.
+    #[error("cannot use {path}: {reason}")]
+    Scenario {
         /// Path.
         path: String,
         /// Why.
@@ -82,6 +93,16 @@ pub fn install_crds(sim: &Sim) -> Result<(), DevError> {
 pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<(), DevError> {
     let sim = Sim::new(Clock::System);
     install_crds(&sim)?;
+    if let Some(path) = &args.scenario {
+        let scenario_error = |reason: String| DevError::Scenario {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| scenario_error(e.to_string()))?;
+        let script = sim::prometheus::MetricScript::parse(&text)
+            .map_err(|e| scenario_error(e.to_string()))?;
+        sim.prometheus().set_script(script);
+    }
     let workloads = sim.start_workloads(Default::default(), shutdown.clone());
     let (addr, server) = sim
         .serve(args.listen, shutdown.clone())
@@ -98,6 +119,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<(), DevEr
     println!("cutover dev: API server on http://{addr}, kubeconfig {kubeconfig}");
     println!("  kubectl --kubeconfig {kubeconfig} apply --server-side -f examples/canary.yaml");
     println!("  kubectl --kubeconfig {kubeconfig} get cutover");
+    println!("  Prometheus (scripted): http://{addr}/prometheus");
     println!("cutover dev ready");
     let operator = if args.api_only {
         None
@@ -105,6 +127,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<(), DevEr
         let config = Config {
             kubeconfig: Some(args.kubeconfig.clone()),
             metrics_addr: args.metrics_addr,
+            prometheus_url: Some(format!("http://{addr}/prometheus")),
             ..Config::default()
         };
         let token = shutdown.clone();

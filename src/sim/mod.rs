@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod merge;
+pub mod prometheus;
 pub mod resources;
 pub mod selector;
 pub mod server;
@@ -27,21 +28,31 @@ use crate::controller::Clock;
 #[derive(Clone)]
 pub struct Sim {
     store: Arc<Store>,
+    prometheus: Arc<prometheus::ScriptedPrometheus>,
 }
 
 impl Sim {
     /// A sim whose timestamps come from `clock`.
     pub fn new(clock: Clock) -> Self {
-        Self {
-            store: Store::new(clock),
-        }
+        Self::from_store(Store::new(clock))
+    }
+
+    fn from_store(store: Arc<Store>) -> Self {
+        let prometheus = Arc::new(prometheus::ScriptedPrometheus::new(
+            store.clone(),
+            Default::default(),
+        ));
+        Self { store, prometheus }
+    }
+
+    /// The scripted Prometheus, served under `/prometheus`.
+    pub fn prometheus(&self) -> &Arc<prometheus::ScriptedPrometheus> {
+        &self.prometheus
     }
 
     /// A sim that keeps only `history_limit` watch events (to exercise `410 Gone`).
     pub fn with_history_limit(clock: Clock, history_limit: usize) -> Self {
-        Self {
-            store: Store::with_history_limit(clock, history_limit),
-        }
+        Self::from_store(Store::with_history_limit(clock, history_limit))
     }
 
     /// The object store.
@@ -62,6 +73,7 @@ impl Sim {
     pub fn service(&self) -> SimService {
         SimService {
             store: self.store.clone(),
+            prometheus: self.prometheus.clone(),
         }
     }
 
@@ -79,6 +91,7 @@ impl Sim {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         let store = self.store.clone();
+        let prometheus = self.prometheus.clone();
         let task = tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -87,11 +100,13 @@ impl Sim {
                 };
                 let Ok((stream, _)) = accepted else { continue };
                 let store = store.clone();
+                let prometheus = prometheus.clone();
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
                             let store = store.clone();
+                            let prometheus = prometheus.clone();
                             async move {
                                 let (parts, body) = req.into_parts();
                                 let bytes = body
@@ -100,8 +115,12 @@ impl Sim {
                                     .map(|b| b.to_bytes())
                                     .unwrap_or_default();
                                 Ok::<_, Infallible>(
-                                    server::handle(store, hyper::Request::from_parts(parts, bytes))
-                                        .await,
+                                    server::handle(
+                                        store,
+                                        prometheus,
+                                        hyper::Request::from_parts(parts, bytes),
+                                    )
+                                    .await,
                                 )
                             }
                         },
@@ -133,6 +152,7 @@ pub fn write_kubeconfig(path: &Path, addr: SocketAddr) -> std::io::Result<()> {
 #[derive(Clone)]
 pub struct SimService {
     store: Arc<Store>,
+    prometheus: Arc<prometheus::ScriptedPrometheus>,
 }
 
 impl tower::Service<::http::Request<kube::client::Body>> for SimService {
@@ -146,6 +166,7 @@ impl tower::Service<::http::Request<kube::client::Body>> for SimService {
 
     fn call(&mut self, request: ::http::Request<kube::client::Body>) -> Self::Future {
         let store = self.store.clone();
+        let prometheus = self.prometheus.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let bytes: Bytes = body
@@ -153,7 +174,7 @@ impl tower::Service<::http::Request<kube::client::Body>> for SimService {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            Ok(server::handle(store, ::http::Request::from_parts(parts, bytes)).await)
+            Ok(server::handle(store, prometheus, ::http::Request::from_parts(parts, bytes)).await)
         })
     }
 }

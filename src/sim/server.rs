@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 
 use super::{
     error::ApiError,
+    prometheus::ScriptedPrometheus,
     resources::ResourceType,
     selector::{FieldSelector, LabelSelector},
     store::{
@@ -92,9 +93,22 @@ struct Target {
 }
 
 /// Handles one request.
-pub async fn handle(store: Arc<Store>, request: Request<Bytes>) -> Response<Body> {
+pub async fn handle(
+    store: Arc<Store>,
+    prometheus: Arc<ScriptedPrometheus>,
+    request: Request<Bytes>,
+) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().trim_end_matches('/').to_string();
+    if let Some(endpoint) = path.strip_prefix("/prometheus/api/v1/") {
+        let mut params: Vec<(String, String)> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        params.extend(form_urlencoded::parse(&body).into_owned());
+        let (code, value) = prometheus.answer(endpoint, &params);
+        return full(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), &value);
+    }
     let query = Query::parse(parts.uri.query());
     let accept = parts
         .headers
