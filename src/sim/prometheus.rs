@@ -228,7 +228,7 @@ impl ScriptedPrometheus {
                     if let Some(v) = rule.and_then(|r| self.sample(r, t)) {
                         values.push(json!([seconds(t), format_value(v)]));
                     }
-                    t = t + step;
+                    t += step;
                 }
                 let result: Vec<Value> = match rule {
                     Some(r) if !values.is_empty() => {
