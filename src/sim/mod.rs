@@ -99,6 +99,8 @@ impl Sim {
                     _ = shutdown.cancelled() => break,
                 };
                 let Ok((stream, _)) = accepted else { continue };
+                // Watch events are small writes; Nagle's algorithm would hold them back.
+                let _ = stream.set_nodelay(true);
                 let store = store.clone();
                 let prometheus = prometheus.clone();
                 let shutdown = shutdown.clone();
