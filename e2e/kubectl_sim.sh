@@ -46,4 +46,5 @@ kubectl $NS delete cro web >/dev/null
 out=$(kubectl $NS get cro web 2>&1 || true)
 echo "$out" | grep -q "NotFound" || fail "delete: $out"
 
+stop_dev
 echo "kubectl e2e against cutover dev: ok"

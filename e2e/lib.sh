@@ -34,6 +34,16 @@ start_dev() {
   export KUBECONFIG="$WORK/kubeconfig"
 }
 
+# Stops `cutover dev` with SIGTERM and checks that it exits cleanly.
+stop_dev() {
+  [ -n "$DEV_PID" ] || return 0
+  kill -TERM "$DEV_PID"
+  local status=0
+  wait "$DEV_PID" || status=$?
+  DEV_PID=""
+  [ "$status" = 0 ] || { cat "$WORK/dev.log" >&2; fail "cutover dev exited with $status on SIGTERM"; }
+}
+
 # expect_eq ACTUAL EXPECTED WHAT
 expect_eq() {
   [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"

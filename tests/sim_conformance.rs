@@ -14,6 +14,7 @@ use kube::{
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams},
 };
 use serde_json::json;
+use std::time::Duration;
 
 fn sim() -> (Sim, Client) {
     let sim = Sim::new(Clock::System);
@@ -644,5 +645,36 @@ async fn applying_less_removes_what_the_manager_stopped_applying() {
     assert!(
         containers[0].readiness_probe.is_none(),
         "the probe and its emptied parents are gone"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn watches_send_bookmarks_and_end_at_their_timeout() {
+    let sim = Sim::new(Clock::tokio_at(
+        jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+    ));
+    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "default");
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(150), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let mut bookmarks = 0;
+    while let Some(event) = stream.try_next().await.unwrap() {
+        if let WatchEvent::Bookmark(b) = event {
+            assert_eq!(
+                b.metadata.resource_version, rv,
+                "a bookmark carries the latest resourceVersion seen"
+            );
+            bookmarks += 1;
+        }
+    }
+    assert_eq!(bookmarks, 2, "one bookmark a minute over 150 s");
+    assert!(
+        started.elapsed() >= Duration::from_secs(150),
+        "the watch ends at timeoutSeconds"
     );
 }
