@@ -4,6 +4,7 @@
 //!
 //! Every known difference from a real API server is listed in `src/sim/README.md`.
 
+pub mod discovery;
 pub mod error;
 pub mod merge;
 pub mod prometheus;
@@ -11,6 +12,8 @@ pub mod resources;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod views;
+pub mod watch;
 pub mod workload;
 
 use std::{convert::Infallible, net::SocketAddr, path::Path, sync::Arc, task::Poll};

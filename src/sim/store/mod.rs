@@ -20,8 +20,13 @@ use crate::controller::Clock;
 
 mod deletion;
 mod ownership;
+mod rules;
 
 use ownership::{record_update, set_managed};
+use rules::{
+    compose, decode_continue, encode_continue, random_suffix, strip_for_generation, strip_volatile,
+    uid,
+};
 
 /// Events kept for watches that resume from an older resourceVersion.
 pub const HISTORY_LIMIT: usize = 10_000;
@@ -728,58 +733,6 @@ impl Store {
         }
         Ok(self.store_locked(inner, rt, key, new, EventType::Modified))
     }
-
-    fn establish_crd(&self, inner: &mut Inner, crd: &mut Value) -> Result<(), ApiError> {
-        let name = name_of(crd);
-        let served = ResourceType::from_crd(crd).map_err(|e| {
-            ApiError::invalid("CustomResourceDefinition", &name, vec![("spec".into(), e)])
-        })?;
-        let expected = format!("{}.{}", served.plural, served.group);
-        if name != expected {
-            return Err(ApiError::invalid(
-                "CustomResourceDefinition",
-                &name,
-                vec![(
-                    "metadata.name".into(),
-                    format!("must be spec.names.plural+\".\"+spec.group: {expected:?}"),
-                )],
-            ));
-        }
-        let now = self.now();
-        crd["status"] = json!({
-            "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(json!({})),
-            "storedVersions": [served.version],
-            "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}
-            ]
-        });
-        inner
-            .types
-            .retain(|t| !(t.group == served.group && t.plural == served.plural));
-        inner.types.push(Arc::new(served));
-        Ok(())
-    }
-
-    fn unregister_crd(&self, inner: &mut Inner, crd: &Value) {
-        let Ok(served) = ResourceType::from_crd(crd) else {
-            return;
-        };
-        let keys: Vec<Key> = inner
-            .objects
-            .keys()
-            .filter(|k| k.group == served.group && k.plural == served.plural)
-            .cloned()
-            .collect();
-        for key in keys {
-            if let Some(object) = inner.objects.get(&key).cloned() {
-                self.store_locked(inner, &served, key, object, EventType::Deleted);
-            }
-        }
-        inner
-            .types
-            .retain(|t| !(t.group == served.group && t.plural == served.plural));
-    }
 }
 
 impl ApiError {
@@ -841,136 +794,4 @@ pub fn rv_of(object: &Value) -> u64 {
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
-}
-
-fn encode_continue(namespace: &str, name: &str) -> String {
-    let raw = format!("{namespace}/{name}");
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::bad_request("invalid continue token");
-    if !token.len().is_multiple_of(2) || token.len() > 1024 {
-        return Err(bad());
-    }
-    let bytes: Result<Vec<u8>, _> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect();
-    let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
-    let (ns, name) = text.split_once('/').ok_or_else(bad)?;
-    Ok((ns.to_string(), name.to_string()))
-}
-
-fn random_suffix(seq: u64) -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    // A cheap mix so consecutive names do not look alike; uniqueness comes from `seq`.
-    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    (0..5)
-        .map(|_| {
-            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
-            x /= ALPHABET.len() as u64;
-            c
-        })
-        .collect()
-}
-
-fn uid(seq: u64) -> String {
-    let hi = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        (hi >> 32) as u32,
-        (hi >> 16) as u16,
-        hi as u16 & 0xfff,
-        seq & 0xfff,
-        seq
-    )
-}
-
-/// The object a write produces: the body for the main resource (keeping the stored status
-/// when status is a subresource), or the stored object with the body's status.
-fn compose(rt: &ResourceType, old: &Value, body: Value, sub: Subresource) -> Value {
-    let mut new = match sub {
-        Subresource::Status => {
-            let mut new = old.clone();
-            match body.get("status") {
-                Some(status) => new["status"] = status.clone(),
-                None => {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-            // Finalizers and labels are writable through status too on a real server; keep them simple here.
-            new
-        }
-        Subresource::Main => {
-            let mut new = body;
-            if rt.status_subresource && !(rt.kind == "Namespace" && rt.group.is_empty()) {
-                match old.get("status") {
-                    Some(status) => new["status"] = status.clone(),
-                    None => {
-                        if let Some(m) = new.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
-                }
-            }
-            new
-        }
-    };
-    new["apiVersion"] = old["apiVersion"].clone();
-    new["kind"] = old["kind"].clone();
-    if !new.get("metadata").is_some_and(Value::is_object) {
-        new["metadata"] = json!({});
-    }
-    for field in [
-        "name",
-        "namespace",
-        "uid",
-        "creationTimestamp",
-        "generation",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "resourceVersion",
-    ] {
-        match old.get("metadata").and_then(|m| m.get(field)) {
-            Some(v) => new["metadata"][field] = v.clone(),
-            None => {
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove(field);
-                }
-            }
-        }
-    }
-    if new.pointer("/metadata/managedFields").is_none()
-        && let Some(mf) = old.pointer("/metadata/managedFields")
-    {
-        new["metadata"]["managedFields"] = mf.clone();
-    }
-    new
-}
-
-fn strip_for_generation(object: &Value) -> Value {
-    let mut v = object.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    v
-}
-
-fn strip_volatile(object: &Value) -> Value {
-    let mut v = object.clone();
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
-        if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
-            for e in entries.iter_mut() {
-                if let Some(e) = e.as_object_mut() {
-                    e.remove("time");
-                }
-            }
-        }
-    }
-    v
 }

@@ -1,0 +1,130 @@
+//! Other shapes of stored objects: the autoscaling/v1 Scale of the scale subresource, and
+//! the meta.k8s.io/v1 Tables `kubectl get` prints.
+
+use serde_json::{Value, json};
+
+use super::{resources::ResourceType, store::name_of};
+
+pub(super) fn to_scale(rt: &ResourceType, object: &Value) -> Value {
+    let read = |path: &str| {
+        let mut current = Some(object);
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            current = current.and_then(|c| c.get(part));
+        }
+        current.cloned()
+    };
+    let paths = rt.scale.clone();
+    let spec = paths
+        .as_ref()
+        .and_then(|p| read(&p.spec_replicas))
+        .unwrap_or(json!(0));
+    let status = paths
+        .as_ref()
+        .and_then(|p| read(&p.status_replicas))
+        .unwrap_or(json!(0));
+    let mut status_obj = json!({"replicas": status});
+    let selector = paths
+        .as_ref()
+        .and_then(|p| p.label_selector.as_ref())
+        .and_then(|p| read(p))
+        .or_else(|| {
+            object
+                .pointer("/spec/selector/matchLabels")
+                .map(|m| json!(selector_string(m)))
+        });
+    if let Some(sel) = selector {
+        status_obj["selector"] = sel;
+    }
+    let meta = object.get("metadata").cloned().unwrap_or(json!({}));
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"), "creationTimestamp": meta.get("creationTimestamp")},
+        "spec": {"replicas": spec},
+        "status": status_obj,
+    })
+}
+
+fn selector_string(match_labels: &Value) -> String {
+    match_labels
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// Renders an object or a list as a `meta.k8s.io/v1` Table (what `kubectl get` prints).
+pub(super) fn to_table(rt: &ResourceType, value: &Value, now: jiff::Timestamp) -> Value {
+    let items: Vec<Value> = match value.get("items").and_then(Value::as_array) {
+        Some(items) => items.clone(),
+        None => vec![value.clone()],
+    };
+    let mut columns = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
+    ];
+    for c in &rt.printer_columns {
+        if c.get("name").and_then(Value::as_str) == Some("Age") {
+            continue;
+        }
+        columns.push(json!({"name": c.get("name"), "type": c.get("type"), "format": c.get("format").cloned().unwrap_or(json!("")),
+            "description": c.get("description").cloned().unwrap_or(json!("")), "priority": c.get("priority").cloned().unwrap_or(json!(0))}));
+    }
+    columns.push(
+        json!({"name": "Age", "type": "date", "format": "", "description": "Age", "priority": 0}),
+    );
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let mut cells = vec![json!(name_of(item))];
+            for c in &rt.printer_columns {
+                if c.get("name").and_then(Value::as_str) == Some("Age") {
+                    continue;
+                }
+                let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or_default();
+                let mut current = Some(item);
+                for part in path.split('.').filter(|p| !p.is_empty()) {
+                    current = current.and_then(|x| x.get(part));
+                }
+                let cell = current.cloned().unwrap_or(Value::Null);
+                let is_date = c.get("type").and_then(Value::as_str) == Some("date");
+                cells.push(if is_date { age_cell(&cell, now) } else { cell });
+            }
+            cells.push(age_cell(item.pointer("/metadata/creationTimestamp").unwrap_or(&Value::Null), now));
+            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata")}})
+        })
+        .collect();
+    let rv = value
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(json!(""));
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": columns, "rows": rows})
+}
+
+/// A timestamp cell as kubectl shows it: the age, e.g. `45s`, `3m12s`, `5h`, `12d`.
+fn age_cell(timestamp: &Value, now: jiff::Timestamp) -> Value {
+    let Some(then) = timestamp
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    else {
+        return json!("<unknown>");
+    };
+    json!(human_age(now.duration_since(then).as_secs().max(0) as u64))
+}
+
+/// Short age in the style of `kubectl get`.
+pub fn human_age(secs: u64) -> String {
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3600 => format!("{m}m"),
+        s if s < 8 * 3600 => format!("{h}h{}m", (s % 3600) / 60),
+        s if s < 48 * 3600 => format!("{h}h"),
+        s if s < 8 * 86_400 => format!("{d}d{}h", (s % 86_400) / 3600),
+        _ => format!("{d}d"),
+    }
+}

@@ -1,0 +1,216 @@
+//! Watch streams: replayed and live events as JSON lines, bookmarks, timeouts, and one-row
+//! Tables for `kubectl get -w`.
+
+use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::Response;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::{
+    error::ApiError,
+    resources::ResourceType,
+    selector::FieldSelector,
+    server::{Body, Query, Target, error, filter},
+    store::{Filter, Store, WatchEvent},
+    views::to_table,
+};
+
+/// Default watch duration when the client sets no timeoutSeconds.
+pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Interval between bookmarks on watches that asked for them.
+pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Renders watch events as the client asked: objects, or one-row Tables for `kubectl get -w`
+/// (column definitions on the first only, as the API server does).
+struct EventFormat {
+    table: bool,
+    columns_sent: bool,
+    store: Arc<Store>,
+}
+
+impl EventFormat {
+    fn line(&mut self, rt: &ResourceType, event: &WatchEvent) -> Value {
+        if !self.table {
+            return event_line(event);
+        }
+        let mut table = to_table(rt, &event.object, self.store.clock().now());
+        if self.columns_sent {
+            table["columnDefinitions"] = json!([]);
+        }
+        self.columns_sent = true;
+        json!({"type": event.kind.as_str(), "object": table})
+    }
+}
+
+struct WatchState {
+    format: EventFormat,
+    pending: VecDeque<Value>,
+    receiver: broadcast::Receiver<Arc<WatchEvent>>,
+    rt: Arc<ResourceType>,
+    filter: Filter,
+    deadline: tokio::time::Instant,
+    bookmarks: bool,
+    last_rv: u64,
+    next_bookmark: tokio::time::Instant,
+    done: bool,
+}
+
+fn event_line(event: &WatchEvent) -> Value {
+    json!({"type": event.kind.as_str(), "object": event.object})
+}
+
+pub(super) fn watch_response(
+    store: &Arc<Store>,
+    target: &Target,
+    query: &Query,
+    table: bool,
+) -> Response<Body> {
+    let mut format = EventFormat {
+        table,
+        columns_sent: false,
+        store: store.clone(),
+    };
+    let filter = match filter(target, query) {
+        Ok(f) => f,
+        Err(e) => return error(&e),
+    };
+    let filter = match &target.name {
+        Some(n) => {
+            let mut f = filter;
+            let by_name = FieldSelector::parse(&format!("metadata.name={n}")).unwrap_or_default();
+            f.fields = by_name;
+            f
+        }
+        None => filter,
+    };
+    let since = match query.get("resourceVersion") {
+        None | Some("") | Some("0") => None,
+        Some(rv) => match rv.parse::<u64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return error(&ApiError::bad_request(format!(
+                    "invalid resourceVersion {rv:?}"
+                )));
+            }
+        },
+    };
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let now = tokio::time::Instant::now();
+    let current = store.current_rv();
+    let mut pending: VecDeque<Value> = VecDeque::new();
+    let receiver = match store.watch(&target.rt, &filter, since) {
+        Ok((initial, receiver)) => {
+            pending.extend(initial.iter().map(|e| format.line(&target.rt, e)));
+            Some(receiver)
+        }
+        Err(e) => {
+            pending.push_back(json!({"type": "ERROR", "object": e.status()}));
+            None
+        }
+    };
+    let send_initial_end = query.flag("sendInitialEvents");
+    if send_initial_end && receiver.is_some() {
+        pending.push_back(bookmark(&target.rt, current, true));
+    }
+    let Some(receiver) = receiver else {
+        return stream_response(futures::stream::iter(pending.into_iter().map(line_frame)).boxed());
+    };
+    let state = WatchState {
+        format,
+        pending,
+        receiver,
+        rt: target.rt.clone(),
+        filter,
+        deadline: now + timeout,
+        bookmarks: query.flag("allowWatchBookmarks"),
+        last_rv: since.unwrap_or(current).max(current),
+        next_bookmark: now + BOOKMARK_INTERVAL,
+        done: false,
+    };
+    let stream = futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(line) = s.pending.pop_front() {
+                return Some((line_frame(line), s));
+            }
+            if s.done {
+                return None;
+            }
+            let wake = if s.bookmarks {
+                s.deadline.min(s.next_bookmark)
+            } else {
+                s.deadline
+            };
+            tokio::select! {
+                received = s.receiver.recv() => match received {
+                    Ok(event) => {
+                        if event.group == s.rt.group && event.plural == s.rt.plural && s.filter.matches_event(&event) {
+                            s.last_rv = event.rv;
+                            let line = s.format.line(&s.rt, &event);
+                            s.pending.push_back(line);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        s.pending.push_back(json!({"type": "ERROR", "object": ApiError::gone("watch fell behind; relist").status()}));
+                        s.done = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => s.done = true,
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    if tokio::time::Instant::now() >= s.deadline {
+                        s.done = true;
+                    } else {
+                        s.next_bookmark = tokio::time::Instant::now() + BOOKMARK_INTERVAL;
+                        s.pending.push_back(bookmark(&s.rt, s.last_rv, false));
+                    }
+                }
+            }
+        }
+    });
+    stream_response(stream.boxed())
+}
+
+impl Filter {
+    fn matches_event(&self, event: &WatchEvent) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| ns == event.namespace)
+            && self
+                .labels
+                .matches(event.object.pointer("/metadata/labels"))
+            && self.fields.matches(&event.object)
+    }
+}
+
+fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Value {
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    json!({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}})
+}
+
+fn line_frame(line: Value) -> Result<Frame<Bytes>, Infallible> {
+    let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+    bytes.push(b'\n');
+    Ok(Frame::data(Bytes::from(bytes)))
+}
+
+fn stream_response(
+    stream: futures::stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>,
+) -> Response<Body> {
+    let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
