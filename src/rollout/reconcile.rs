@@ -1,0 +1,480 @@
+//! The I/O shell of the Rollout controller: observe the Rollout and what it owns, call the
+//! pure plan, apply its writes with server-side apply, record status, publish events.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use futures::StreamExt;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    core::{ApiResource, GroupVersionKind},
+    runtime::{
+        controller::{Action as Requeue, Controller},
+        events::{Event, EventType},
+        watcher,
+    },
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    plan::{self, Action, Observed, RevisionObserved},
+    revision::{deployment_name, template_hash},
+};
+use crate::{
+    api::{
+        FIELD_MANAGER, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, Rollout, RolloutStatus,
+        StrategyKind, conditions as cond, validate,
+    },
+    controller::{
+        Context, Error,
+        reconcile::{error_policy, instrumented, requeue_at},
+    },
+};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "rollout";
+
+fn httproute_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    )
+}
+
+/// Runs the Rollout controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let namespaces = ctx.config.namespaces.clone();
+    let apis: Vec<(Api<Rollout>, Api<Deployment>)> = if namespaces.is_empty() {
+        vec![(Api::all(client.clone()), Api::all(client.clone()))]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| {
+                (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                )
+            })
+            .collect()
+    };
+    let concurrency = ctx.config.concurrency;
+    let controllers = apis.into_iter().map(|(rollouts, deployments)| {
+        let ctx = ctx.clone();
+        let token = shutdown.clone();
+        Controller::new(rollouts, watcher::Config::default().any_semantic())
+            .owns(
+                deployments,
+                watcher::Config::default().labels(LABEL_ROLLOUT),
+            )
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .graceful_shutdown_on(async move { token.cancelled().await })
+            .run(reconcile, on_error, ctx)
+            .for_each(|_| async {})
+    });
+    futures::future::join_all(controllers).await;
+}
+
+fn on_error(rollout: Arc<Rollout>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    error_policy(CONTROLLER, rollout.as_ref(), error, &ctx)
+}
+
+/// Reconciles one Rollout.
+pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    instrumented(CONTROLLER, rollout, ctx, reconcile_rollout).await
+}
+
+/// Why this version cannot act on a spec that passed the schema.
+fn unsupported(rollout: &Rollout) -> Vec<String> {
+    let spec = &rollout.spec;
+    let mut out = Vec::new();
+    match spec.strategy_kind() {
+        Some(StrategyKind::BlueGreen) => out
+            .push("spec.strategy.blueGreen: not supported by this version of cutover".to_string()),
+        Some(StrategyKind::Rolling) => {
+            out.push("spec.strategy.rolling: not supported by this version of cutover".to_string())
+        }
+        _ => {}
+    }
+    if let Some(canary) = &spec.strategy.canary
+        && (canary.analysis.is_some() || canary.steps.iter().any(|s| s.analysis.is_some()))
+    {
+        out.push("analysis is not supported by this version of cutover: remove the analysis steps or wait for a version with analysis".to_string());
+    }
+    if spec.workload_ref.is_some() {
+        out.push(
+            "spec.workloadRef: not supported by this version of cutover; use spec.template"
+                .to_string(),
+        );
+    }
+    if spec
+        .migrations
+        .as_ref()
+        .is_some_and(|m| !m.before.is_empty() || !m.after.is_empty())
+    {
+        out.push("spec.migrations: not supported by this version of cutover".to_string());
+    }
+    out
+}
+
+async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let ns = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    if rollout.meta().deletion_timestamp.is_some() {
+        // Owned Deployments go with the Rollout through their owner references.
+        return Ok(Requeue::await_change());
+    }
+    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut problems: Vec<String> = validate::rollout(&rollout.spec)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    problems.extend(unsupported(&rollout));
+    let Some(template) = rollout.spec.template.clone() else {
+        problems.push("spec.template is required by this version of cutover".into());
+        return invalid(&rollouts, &rollout, &ctx, problems).await;
+    };
+    let canary = rollout.spec.strategy.canary.clone().unwrap_or_default();
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut service_revisions = BTreeMap::new();
+    let mut route_weight = None;
+    let mut route = None;
+    if let Some(routing) = &canary.traffic_routing {
+        for svc in [&canary.stable_service, &canary.canary_service]
+            .into_iter()
+            .flatten()
+        {
+            match services.get_opt(svc).await? {
+                Some(s) => {
+                    let pinned = s
+                        .spec
+                        .and_then(|sp| sp.selector)
+                        .and_then(|sel| sel.get(LABEL_REVISION).cloned());
+                    service_revisions.insert(svc.clone(), pinned);
+                }
+                None => problems.push(format!(
+                    "Service {svc:?} (from spec.strategy.canary) does not exist in namespace {ns:?}"
+                )),
+            }
+        }
+        let routes: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &ns, &httproute_resource());
+        match routes.get_opt(&routing.gateway_api.http_route).await? {
+            Some(r) => {
+                let refs = route_refs(
+                    &r.data,
+                    canary.stable_service.as_deref(),
+                    canary.canary_service.as_deref(),
+                );
+                if refs.iter().all(|(_, _, is_canary, _)| !is_canary) {
+                    problems.push(format!(
+                        "HTTPRoute {:?} has no backendRef to the canary Service",
+                        routing.gateway_api.http_route
+                    ));
+                }
+                route_weight = Some(route_canary_weight(&refs));
+                route = Some(r);
+            }
+            None => problems.push(format!(
+                "HTTPRoute {:?} does not exist in namespace {ns:?}",
+                routing.gateway_api.http_route
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return invalid(&rollouts, &rollout, &ctx, problems).await;
+    }
+    let owned = deployments
+        .list(&ListParams::default().labels(&format!("{LABEL_ROLLOUT}={name}")))
+        .await?;
+    let by_revision: BTreeMap<String, Deployment> = owned
+        .items
+        .into_iter()
+        .filter(|d| {
+            d.owner_references()
+                .iter()
+                .any(|o| Some(o.uid.as_str()) == rollout.uid().as_deref())
+        })
+        .filter_map(|d| Some((d.labels().get(LABEL_REVISION)?.clone(), d)))
+        .collect();
+    let revisions = by_revision
+        .iter()
+        .map(|(hash, d)| RevisionObserved {
+            revision: hash.clone(),
+            replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            available: available(d),
+            role: d.labels().get(LABEL_ROLE).cloned(),
+            created: d.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        })
+        .collect();
+    let observed = Observed {
+        rollout: &rollout,
+        target_revision: template_hash(&template),
+        revisions,
+        route_weight,
+        service_revisions,
+        now: ctx.clock.now(),
+    };
+    let decision = plan::plan(&observed);
+    for action in &decision.actions {
+        match action {
+            Action::ApplyRevision {
+                revision,
+                replicas,
+                role,
+            } => {
+                let source = by_revision
+                    .get(revision)
+                    .and_then(|d| d.spec.as_ref())
+                    .map(|s| s.template.clone());
+                let template = source.unwrap_or_else(|| template.clone());
+                let desired =
+                    revision_deployment(&rollout, revision, *replicas, role.as_str(), &template)?;
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                deployments
+                    .patch(
+                        &deployment_name(&name, revision),
+                        &params,
+                        &Patch::Apply(&desired),
+                    )
+                    .await?;
+            }
+            Action::DeleteRevision { revision } => {
+                deployments
+                    .delete(
+                        &deployment_name(&name, revision),
+                        &DeleteParams::background(),
+                    )
+                    .await?;
+            }
+            Action::PinService { service, revision } => {
+                let pin = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": service},
+                    "spec": {"selector": {LABEL_REVISION: revision}}});
+                services
+                    .patch(
+                        service,
+                        &PatchParams::apply(FIELD_MANAGER),
+                        &Patch::Apply(&pin),
+                    )
+                    .await?;
+            }
+            Action::SetRouteWeight { canary: weight } => {
+                if let Some(r) = &route {
+                    set_route_weight(
+                        &ctx,
+                        &ns,
+                        r,
+                        canary.stable_service.as_deref(),
+                        canary.canary_service.as_deref(),
+                        *weight,
+                    )
+                    .await?;
+                }
+            }
+        }
+    }
+    write_status(&rollouts, &rollout, decision.status).await?;
+    for note in &decision.notes {
+        publish(
+            &ctx,
+            &rollout,
+            note.reason,
+            &note.message,
+            note.reason == "Aborted",
+        )
+        .await;
+    }
+    Ok(requeue_at(&ctx.clock, decision.requeue_at))
+}
+
+fn available(d: &Deployment) -> i32 {
+    let Some(status) = &d.status else { return 0 };
+    let generation = d.metadata.generation.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        // The Deployment controller has not caught up with the last write.
+        return 0;
+    }
+    status.available_replicas.unwrap_or(0)
+}
+
+fn revision_deployment(
+    rollout: &Rollout,
+    revision: &str,
+    replicas: i32,
+    role: &str,
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+) -> Result<Value, Error> {
+    let name = rollout.name_any();
+    let owner = rollout
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Internal("the Rollout has no uid yet".into()))?;
+    let mut template = serde_json::to_value(template)?;
+    template["metadata"]["labels"][LABEL_REVISION] = json!(revision);
+    template["metadata"]["labels"][LABEL_ROLLOUT] = json!(name);
+    let mut selector = rollout
+        .spec
+        .selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .unwrap_or_default();
+    selector.insert(LABEL_REVISION.to_string(), revision.to_string());
+    Ok(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(&name, revision),
+            "labels": {LABEL_ROLLOUT: name, LABEL_REVISION: revision, LABEL_ROLE: role},
+            "ownerReferences": [owner],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": template,
+            "minReadySeconds": rollout.spec.min_ready_seconds.unwrap_or(0),
+        },
+    }))
+}
+
+/// (rule index, ref index, is the canary Service, weight) of the backendRefs naming the
+/// stable or canary Service.
+fn route_refs(
+    data: &Value,
+    stable: Option<&str>,
+    canary: Option<&str>,
+) -> Vec<(usize, usize, bool, i32)> {
+    let mut out = Vec::new();
+    for (ri, rule) in data
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (bi, backend) in rule
+            .get("backendRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let name = backend.get("name").and_then(Value::as_str);
+            let weight = backend.get("weight").and_then(Value::as_i64).unwrap_or(1) as i32;
+            if name.is_some() && name == canary {
+                out.push((ri, bi, true, weight));
+            } else if name.is_some() && name == stable {
+                out.push((ri, bi, false, weight));
+            }
+        }
+    }
+    out
+}
+
+fn route_canary_weight(refs: &[(usize, usize, bool, i32)]) -> i32 {
+    let canary: i32 = refs.iter().filter(|r| r.2).map(|r| r.3).sum();
+    let total: i32 = refs.iter().map(|r| r.3).sum();
+    if total == 0 {
+        0
+    } else {
+        (f64::from(canary) * 100.0 / f64::from(total)).round() as i32
+    }
+}
+
+/// Sets the weights of only the backendRefs naming our Services, with a JSON patch whose
+/// `test` operations fail (409-like) if someone reordered the route meanwhile — other rules
+/// and fields of the user's route stay untouched (which server-side apply on its atomic rule
+/// list could not promise).
+async fn set_route_weight(
+    ctx: &Context,
+    ns: &str,
+    route: &DynamicObject,
+    stable: Option<&str>,
+    canary: Option<&str>,
+    weight: i32,
+) -> Result<(), Error> {
+    let mut ops = Vec::new();
+    for (ri, bi, is_canary, _) in route_refs(&route.data, stable, canary) {
+        let name = if is_canary { canary } else { stable };
+        ops.push(json!({"op": "test", "path": format!("/spec/rules/{ri}/backendRefs/{bi}/name"), "value": name}));
+        let w = if is_canary { weight } else { 100 - weight };
+        ops.push(json!({"op": "add", "path": format!("/spec/rules/{ri}/backendRefs/{bi}/weight"), "value": w}));
+    }
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &httproute_resource());
+    routes
+        .patch(
+            &route.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn write_status(
+    rollouts: &Api<Rollout>,
+    rollout: &Rollout,
+    status: RolloutStatus,
+) -> Result<(), Error> {
+    if rollout.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let body = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "status": status});
+    rollouts
+        .patch_status(
+            &rollout.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn invalid(
+    rollouts: &Api<Rollout>,
+    rollout: &Rollout,
+    ctx: &Context,
+    problems: Vec<String>,
+) -> Result<Requeue, Error> {
+    let mut status = rollout.status.clone().unwrap_or_default();
+    let message = problems.join("; ");
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.clock.now());
+    let changed = cond::set(
+        &mut status.conditions,
+        cond::ConditionUpdate {
+            type_: cond::INVALID_SPEC,
+            status: cond::TRUE,
+            reason: "InvalidSpec",
+            message: message.clone(),
+        },
+        rollout.metadata.generation,
+        &now,
+    );
+    status.observed_generation = rollout.metadata.generation;
+    status.message = Some(message.clone());
+    if changed {
+        publish(ctx, rollout, "InvalidSpec", &message, true).await;
+    }
+    write_status(rollouts, rollout, status).await?;
+    Ok(Requeue::await_change())
+}
+
+async fn publish(ctx: &Context, rollout: &Rollout, reason: &str, message: &str, warning: bool) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+        tracing::warn!(%error, rollout = %rollout.name_any(), "could not publish event");
+    }
+}

@@ -1,0 +1,69 @@
+//! Revisions: the hash of a pod template, and the Deployment that runs it.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+/// Length of a revision hash.
+pub const HASH_LEN: usize = 10;
+
+/// A stable hash of a pod template: the same template always yields the same revision.
+pub fn template_hash(template: &PodTemplateSpec) -> String {
+    // serde_json writes struct fields in declaration order and maps sorted (BTreeMap), so
+    // the text is canonical for a given template.
+    let text = serde_json::to_string(template).unwrap_or_default();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..HASH_LEN)
+        .map(|_| {
+            let c = ALPHABET[(hash % ALPHABET.len() as u64) as usize] as char;
+            hash /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// Name of the Deployment running `revision` of `rollout`.
+pub fn deployment_name(rollout: &str, revision: &str) -> String {
+    format!("{rollout}-{revision}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template(image: &str) -> PodTemplateSpec {
+        serde_json::from_value(json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}})).unwrap()
+    }
+
+    #[test]
+    fn same_template_same_hash_and_a_changed_image_changes_it() {
+        assert_eq!(
+            template_hash(&template("web:1")),
+            template_hash(&template("web:1"))
+        );
+        assert_ne!(
+            template_hash(&template("web:1")),
+            template_hash(&template("web:2"))
+        );
+        assert_eq!(template_hash(&template("web:1")).len(), HASH_LEN);
+    }
+
+    #[test]
+    fn label_order_does_not_matter() {
+        let a: PodTemplateSpec =
+            serde_json::from_value(json!({"metadata": {"labels": {"a": "1", "b": "2"}}})).unwrap();
+        let b: PodTemplateSpec =
+            serde_json::from_value(json!({"metadata": {"labels": {"b": "2", "a": "1"}}})).unwrap();
+        assert_eq!(template_hash(&a), template_hash(&b));
+    }
+
+    #[test]
+    fn deployment_names_fit_in_a_label_value() {
+        let name = deployment_name(&"r".repeat(52), &template_hash(&template("x")));
+        assert!(name.len() <= 63);
+    }
+}

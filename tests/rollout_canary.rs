@@ -1,0 +1,333 @@
+//! The Rollout controller through a real kube::Client against the sim, on the virtual clock.
+
+use std::{sync::Arc, time::Duration};
+
+use cutover::{
+    api::{
+        ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_RETRY, LABEL_ROLLOUT, Rollout,
+        RolloutPhase,
+    },
+    controller::{Clock, Config, Context, Metrics},
+    sim::{Sim, workload::WorkloadConfig},
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+struct Env {
+    client: Client,
+    rollouts: Api<Rollout>,
+    deployments: Api<Deployment>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+fn start() -> Env {
+    let clock = Clock::tokio_at(jiff::Timestamp::from_second(1_800_000_000).unwrap());
+    let sim = Sim::new(clock.clone());
+    cutover::cli::dev::install_crds(&sim).unwrap();
+    let stop = CancellationToken::new();
+    sim.start_workloads(WorkloadConfig::default(), stop.clone());
+    let client = sim.client();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Config::default(),
+        clock,
+        Arc::new(Metrics::new()),
+    ));
+    tokio::spawn(cutover::rollout::reconcile::run(ctx, stop.clone()));
+    Env {
+        rollouts: Api::namespaced(client.clone(), "default"),
+        deployments: Api::namespaced(client.clone(), "default"),
+        client,
+        _stop: stop.drop_guard(),
+    }
+}
+
+fn rollout(image: &str, steps: serde_json::Value) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"replicas": 10, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}},
+            "strategy": {"canary": {"steps": steps}}}
+    }))
+    .unwrap()
+}
+
+async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+impl Env {
+    async fn get(&self) -> Rollout {
+        self.rollouts.get("web").await.unwrap()
+    }
+
+    async fn phase(&self) -> RolloutPhase {
+        self.get().await.status.map(|s| s.phase).unwrap_or_default()
+    }
+
+    /// Replicas by revision hash.
+    async fn replicas(&self) -> Vec<(String, i32)> {
+        let list = self
+            .deployments
+            .list(&ListParams::default().labels(&format!("{LABEL_ROLLOUT}=web")))
+            .await
+            .unwrap();
+        let mut out: Vec<(String, i32)> = list
+            .items
+            .into_iter()
+            .map(|d| {
+                (
+                    d.metadata.labels.unwrap()["cutover.dev/revision"].clone(),
+                    d.spec.unwrap().replicas.unwrap_or(0),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    async fn annotate(&self, key: &str, value: &str) {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.rollouts
+            .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    async fn set_image(&self, image: &str) {
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}});
+        self.rollouts
+            .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    async fn healthy_on(&self, image: &str) -> String {
+        let env = self;
+        until(
+            &format!("healthy on {image}"),
+            Duration::from_secs(300),
+            || async move {
+                let r = env.get().await;
+                r.status.as_ref().is_some_and(|s| {
+                    s.phase == RolloutPhase::Healthy && s.stable_revision == s.current_revision
+                }) && r
+                    .spec
+                    .template
+                    .as_ref()
+                    .unwrap()
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .containers[0]
+                    .image
+                    .as_deref()
+                    == Some(image)
+            },
+        )
+        .await;
+        self.get().await.status.unwrap().stable_revision.unwrap()
+    }
+}
+
+fn steps() -> serde_json::Value {
+    json!([{"setWeight": 20}, {"pause": {"duration": "1m"}}, {"setWeight": 50}, {"pause": {}}])
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_revision_goes_straight_to_healthy() {
+    let env = start();
+    env.rollouts
+        .create(&PostParams::default(), &rollout("web:1", steps()))
+        .await
+        .unwrap();
+    let stable = env.healthy_on("web:1").await;
+    assert_eq!(env.replicas().await, vec![(stable.clone(), 10)]);
+    let status = env.get().await.status.unwrap();
+    assert_eq!(status.available_replicas, Some(10));
+    assert_eq!(status.observed_generation, Some(1));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Available" && c.status == "True")
+    );
+    let _ = env.client;
+}
+
+#[tokio::test(start_paused = true)]
+async fn canary_walks_its_steps_and_waits_at_the_manual_gate() {
+    let env = start();
+    env.rollouts
+        .create(&PostParams::default(), &rollout("web:1", steps()))
+        .await
+        .unwrap();
+    let old = env.healthy_on("web:1").await;
+    env.set_image("web:2").await;
+
+    // Step 0: 20 % of 10 pods.
+    let e = &env;
+    until("weight 20", Duration::from_secs(120), || async move {
+        e.get().await.status.and_then(|s| s.canary_weight) == Some(20)
+    })
+    .await;
+    let new = env.get().await.status.unwrap().current_revision.unwrap();
+    assert_ne!(new, old);
+    assert!(env.replicas().await.contains(&(new.clone(), 2)));
+    assert!(env.replicas().await.contains(&(old.clone(), 8)));
+
+    // Step 1: a one-minute pause, then step 2 at 50 %, then the manual gate.
+    until("the manual gate", Duration::from_secs(600), || async move {
+        e.phase().await == RolloutPhase::Paused
+            && e.get().await.status.unwrap().current_step_index == Some(3)
+    })
+    .await;
+    let status = env.get().await.status.unwrap();
+    assert_eq!(status.canary_weight, Some(50));
+    assert!(env.replicas().await.contains(&(new.clone(), 5)));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Paused" && c.status == "True" && c.reason == "ManualGate")
+    );
+
+    // It stays there until a person promotes.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(env.get().await.status.unwrap().current_step_index, Some(3));
+    env.annotate(ANNOTATION_PROMOTE, "1").await;
+    let stable = env.healthy_on("web:2").await;
+    assert_eq!(stable, new);
+    assert_eq!(env.replicas().await, {
+        let mut v = vec![(new.clone(), 10), (old.clone(), 0)];
+        v.sort();
+        v
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_returns_all_traffic_to_stable_and_retry_starts_over() {
+    let env = start();
+    env.rollouts
+        .create(&PostParams::default(), &rollout("web:1", steps()))
+        .await
+        .unwrap();
+    let old = env.healthy_on("web:1").await;
+    env.set_image("web:2").await;
+    let e = &env;
+    until("the manual gate", Duration::from_secs(600), || async move {
+        e.phase().await == RolloutPhase::Paused
+            && e.get().await.status.unwrap().current_step_index == Some(3)
+    })
+    .await;
+    let new = env.get().await.status.unwrap().current_revision.unwrap();
+
+    env.annotate(ANNOTATION_ABORT, "1").await;
+    until("aborted", Duration::from_secs(30), || async move {
+        e.phase().await == RolloutPhase::Aborted
+    })
+    .await;
+    let n = &new;
+    until(
+        "canary scaled down",
+        Duration::from_secs(30),
+        || async move { e.replicas().await.contains(&(n.clone(), 0)) },
+    )
+    .await;
+    assert!(env.replicas().await.contains(&(old.clone(), 10)));
+    let status = env.get().await.status.unwrap();
+    assert_eq!(status.canary_weight, Some(0));
+    assert_eq!(status.stable_revision.as_deref(), Some(old.as_str()));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Aborted" && c.status == "True")
+    );
+
+    // Nothing moves while aborted, however long it waits.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(env.phase().await, RolloutPhase::Aborted);
+
+    env.annotate(ANNOTATION_RETRY, "1").await;
+    until("weight 20 again", Duration::from_secs(120), || async move {
+        let s = e.get().await.status.unwrap();
+        s.phase != RolloutPhase::Aborted
+            && s.canary_weight == Some(20)
+            && s.current_step_index == Some(1)
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reverting_the_template_returns_to_the_stable_revision_at_once() {
+    let env = start();
+    env.rollouts
+        .create(&PostParams::default(), &rollout("web:1", steps()))
+        .await
+        .unwrap();
+    let old = env.healthy_on("web:1").await;
+    env.set_image("web:2").await;
+    let e = &env;
+    until("weight 20", Duration::from_secs(120), || async move {
+        e.get().await.status.and_then(|s| s.canary_weight) == Some(20)
+    })
+    .await;
+    env.set_image("web:1").await;
+    let stable = env.healthy_on("web:1").await;
+    assert_eq!(stable, old);
+    assert!(env.replicas().await.contains(&(old, 10)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
+    let env = start();
+    let mut r = rollout("web:1", json!([{"setWeight": 10}]));
+    r.spec.strategy.canary = None;
+    r.spec.strategy.blue_green =
+        Some(serde_json::from_value(json!({"activeService": "web"})).unwrap());
+    env.rollouts
+        .create(&PostParams::default(), &r)
+        .await
+        .unwrap();
+    let e = &env;
+    until("InvalidSpec", Duration::from_secs(30), || async move {
+        e.get().await.status.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "InvalidSpec" && c.status == "True")
+        })
+    })
+    .await;
+    let message = env
+        .get()
+        .await
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "InvalidSpec")
+        .unwrap()
+        .message;
+    assert!(message.contains("blueGreen"), "{message}");
+    assert!(
+        env.replicas().await.is_empty(),
+        "no action on an invalid spec"
+    );
+}
