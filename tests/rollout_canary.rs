@@ -331,3 +331,175 @@ async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
         "no action on an invalid spec"
     );
 }
+
+fn routed_rollout(image: &str) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}},
+            "strategy": {"canary": {"stableService": "web-stable", "canaryService": "web-canary",
+                "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}}, "abortScaleDownDelaySeconds": 30,
+                "steps": [{"setWeight": 5}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]}}}
+    }))
+    .unwrap()
+}
+
+async fn route_weights(client: &Client) -> Vec<(String, i64)> {
+    let ar = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let routes: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &ar);
+    let route = routes.get("web").await.unwrap();
+    route.data["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_string(),
+                b["weight"].as_i64().unwrap_or(1),
+            )
+        })
+        .collect()
+}
+
+async fn create_routing_objects(client: &Client) {
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "default");
+    for name in ["web-stable", "web-canary"] {
+        let svc = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})).unwrap();
+        services.create(&PostParams::default(), &svc).await.unwrap();
+    }
+    let ar = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let routes: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &ar);
+    let route: kube::api::DynamicObject = serde_json::from_value(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "web"}, "spec": {"parentRefs": [{"name": "public"}], "hostnames": ["shop.example.com"], "rules": [
+            {"backendRefs": [{"name": "web-stable", "port": 80, "weight": 100}, {"name": "web-canary", "port": 80, "weight": 0}, {"name": "legacy", "port": 80, "weight": 7}]},
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}], "backendRefs": [{"name": "admin", "port": 80}]}]}}))
+    .unwrap();
+    routes.create(&PostParams::default(), &route).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn gateway_api_canary_sets_exact_weights_and_touches_only_its_backend_refs() {
+    let env = start();
+    create_routing_objects(&env.client).await;
+    env.rollouts
+        .create(&PostParams::default(), &routed_rollout("web:1"))
+        .await
+        .unwrap();
+    let old = env.healthy_on("web:1").await;
+    env.set_image("web:2").await;
+    let e = &env;
+    until("the first gate", Duration::from_secs(300), || async move {
+        e.phase().await == RolloutPhase::Paused
+    })
+    .await;
+    let new = env.get().await.status.unwrap().current_revision.unwrap();
+    assert_eq!(
+        route_weights(&env.client).await,
+        vec![
+            ("web-stable".into(), 95),
+            ("web-canary".into(), 5),
+            ("legacy".into(), 7)
+        ]
+    );
+    assert!(
+        env.replicas().await.contains(&(old.clone(), 4)),
+        "stable stays at full size with a router"
+    );
+    assert!(
+        env.replicas().await.contains(&(new.clone(), 1)),
+        "5 % of 4 pods still needs one canary pod"
+    );
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(env.client.clone(), "default");
+    let canary_svc = services
+        .get("web-canary")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .selector
+        .unwrap();
+    assert_eq!(canary_svc.get("cutover.dev/revision"), Some(&new));
+    assert_eq!(
+        canary_svc.get("app").map(String::as_str),
+        Some("web"),
+        "the user's selector key is kept"
+    );
+
+    env.annotate(ANNOTATION_PROMOTE, "1").await;
+    until("60 %", Duration::from_secs(300), || async move {
+        e.get().await.status.unwrap().canary_weight == Some(60)
+    })
+    .await;
+    assert!(env.replicas().await.contains(&(new.clone(), 3)));
+
+    // Abort: weight back to stable in one reconcile; canary pods kept for the delay.
+    env.annotate(ANNOTATION_ABORT, "1").await;
+    until("aborted", Duration::from_secs(5), || async move {
+        e.phase().await == RolloutPhase::Aborted
+    })
+    .await;
+    assert_eq!(
+        route_weights(&env.client).await[..2],
+        [("web-stable".into(), 100), ("web-canary".into(), 0)]
+    );
+    assert!(
+        env.replicas().await.contains(&(new.clone(), 3)),
+        "canary pods stay during abortScaleDownDelaySeconds"
+    );
+    let n = &new;
+    until(
+        "canary scaled down after the delay",
+        Duration::from_secs(120),
+        || async move { e.replicas().await.contains(&(n.clone(), 0)) },
+    )
+    .await;
+
+    // The route's other rule and fields are untouched.
+    let ar = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let routes: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client.clone(), "default", &ar);
+    let route = routes.get("web").await.unwrap();
+    assert_eq!(route.data["spec"]["hostnames"], json!(["shop.example.com"]));
+    assert_eq!(
+        route.data["spec"]["rules"][1]["backendRefs"],
+        json!([{"name": "admin", "port": 80}])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_route_is_named_in_the_condition_and_nothing_is_touched() {
+    let env = start();
+    env.rollouts
+        .create(&PostParams::default(), &routed_rollout("web:1"))
+        .await
+        .unwrap();
+    let e = &env;
+    until("InvalidSpec", Duration::from_secs(30), || async move {
+        e.get().await.status.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "InvalidSpec" && c.status == "True")
+        })
+    })
+    .await;
+    let message = env.get().await.status.unwrap().message.unwrap();
+    assert!(
+        message.contains("HTTPRoute \"web\" does not exist"),
+        "{message}"
+    );
+    assert!(message.contains("Service \"web-stable\""), "{message}");
+    assert!(env.replicas().await.is_empty());
+}

@@ -26,18 +26,14 @@ pub fn achieved_weight(stable: i32, canary: i32) -> i32 {
 }
 
 /// Without a router: the pods are shared between the revisions so that the canary's share
-/// is as close as possible to `weight`. A weight above 0 always gets at least one canary pod
-/// and a weight below 100 keeps at least one stable pod, when there are pods to share.
+/// is the closest possible to `weight` without exceeding it — the step's weight is the blast
+/// radius a team agreed to. Too few replicas for a small weight give the canary no pod; the
+/// status then reports the weight actually achieved.
 pub fn split_without_router(replicas: i32, weight: i32) -> Split {
     let replicas = replicas.max(0);
     let weight = weight.clamp(0, 100);
-    let mut canary = ((f64::from(replicas) * f64::from(weight)) / 100.0).round() as i32;
-    if weight > 0 && canary == 0 && replicas > 0 {
-        canary = 1;
-    }
-    if weight < 100 && canary == replicas && replicas > 1 {
-        canary = replicas - 1;
-    }
+    // Integer arithmetic: floor(replicas * weight / 100) exactly.
+    let canary = replicas * weight / 100;
     Split {
         stable: replicas - canary,
         canary,
@@ -74,44 +70,52 @@ mod tests {
     }
 
     #[test]
-    fn small_weights_still_get_a_canary_pod_and_large_keep_a_stable_one() {
+    fn the_canary_never_gets_more_than_its_weight() {
+        let split = |r, w| split_without_router(r, w);
         assert_eq!(
-            split_without_router(3, 10),
+            split(3, 10),
             Split {
-                stable: 2,
+                stable: 3,
+                canary: 0
+            }
+        );
+        assert_eq!(
+            split(20, 5),
+            Split {
+                stable: 19,
                 canary: 1
             }
         );
         assert_eq!(
-            split_without_router(4, 95),
+            split(4, 95),
             Split {
                 stable: 1,
                 canary: 3
             }
         );
         assert_eq!(
-            split_without_router(1, 50),
+            split(1, 50),
             Split {
-                stable: 0,
-                canary: 1
+                stable: 1,
+                canary: 0
             }
         );
         assert_eq!(
-            split_without_router(5, 0),
+            split(5, 0),
             Split {
                 stable: 5,
                 canary: 0
             }
         );
         assert_eq!(
-            split_without_router(5, 100),
+            split(5, 100),
             Split {
                 stable: 0,
                 canary: 5
             }
         );
         assert_eq!(
-            split_without_router(0, 50),
+            split(0, 50),
             Split {
                 stable: 0,
                 canary: 0
@@ -157,13 +161,11 @@ mod tests {
             let split = split_without_router(replicas, weight);
             prop_assert_eq!(split.stable + split.canary, replicas);
             prop_assert!(split.stable >= 0 && split.canary >= 0);
-            if replicas >= 2 && weight > 0 && weight < 100 {
-                // No other split with both revisions present is closer to the weight.
-                let best = (1..replicas)
-                    .map(|c| (f64::from(c) * 100.0 / f64::from(replicas) - f64::from(weight)).abs())
-                    .fold(f64::INFINITY, f64::min);
-                let got = (f64::from(split.canary) * 100.0 / f64::from(replicas) - f64::from(weight)).abs();
-                prop_assert!(got <= best + 1e-9, "got {} best {}", got, best);
+            if replicas > 0 {
+                let share = |c: i32| f64::from(c) * 100.0 / f64::from(replicas);
+                prop_assert!(share(split.canary) <= f64::from(weight) + 1e-9, "never above the step's weight");
+                // No split that stays within the weight is closer to it.
+                prop_assert!(split.canary == replicas || share(split.canary + 1) > f64::from(weight) + 1e-9);
             }
         }
 

@@ -706,3 +706,7 @@ fn finish(ctx: &mut Ctx<'_>) {
         format!("{available} of {replicas} pods available"),
     );
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -219,6 +219,9 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         now: ctx.clock.now(),
     };
     let decision = plan::plan(&observed);
+    // Status first: progress is recorded before it is acted on, so a crash in between
+    // replays the writes of the recorded step instead of completing a step twice.
+    write_status(&rollouts, &rollout, decision.status.clone()).await?;
     for action in &decision.actions {
         match action {
             Action::ApplyRevision {
@@ -276,7 +279,6 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             }
         }
     }
-    write_status(&rollouts, &rollout, decision.status).await?;
     for note in &decision.notes {
         publish(
             &ctx,

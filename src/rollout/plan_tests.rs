@@ -1,0 +1,450 @@
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::api::{Rollout, RolloutPhase};
+
+const T0: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(T0 + secs).unwrap()
+}
+
+fn rollout(steps: serde_json::Value, routed: bool) -> Rollout {
+    let mut canary = json!({"steps": steps});
+    if routed {
+        canary["stableService"] = json!("s");
+        canary["canaryService"] = json!("c");
+        canary["trafficRouting"] = json!({"gatewayAPI": {"httpRoute": "r"}});
+    }
+    serde_json::from_value(json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "default", "generation": 2, "uid": "u"},
+        "spec": {"replicas": 10, "selector": {"matchLabels": {"app": "web"}}, "strategy": {"canary": canary}}}))
+    .unwrap()
+}
+
+/// A world the plan acts on: Deployments with replicas and availability, a route, services.
+#[derive(Clone)]
+struct World {
+    rollout: Rollout,
+    target: String,
+    revisions: Vec<RevisionObserved>,
+    route_weight: Option<i32>,
+    services: BTreeMap<String, Option<String>>,
+}
+
+impl World {
+    fn new(rollout: Rollout, stable: &str, target: &str) -> Self {
+        let mut r = rollout;
+        let routed = r
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .is_some_and(|c| c.traffic_routing.is_some());
+        r.status = Some(RolloutStatus {
+            stable_revision: Some(stable.into()),
+            current_revision: Some(stable.into()),
+            phase: RolloutPhase::Healthy,
+            ..Default::default()
+        });
+        let services = if routed {
+            BTreeMap::from([
+                ("s".to_string(), Some(stable.to_string())),
+                ("c".to_string(), Some(stable.to_string())),
+            ])
+        } else {
+            BTreeMap::new()
+        };
+        Self {
+            rollout: r,
+            target: target.into(),
+            revisions: vec![RevisionObserved {
+                revision: stable.into(),
+                replicas: 10,
+                available: 10,
+                role: Some("stable".into()),
+                created: Some(at(-100)),
+            }],
+            route_weight: routed.then_some(0),
+            services,
+        }
+    }
+
+    fn plan(&self, now: Timestamp) -> Plan {
+        plan(&Observed {
+            rollout: &self.rollout,
+            target_revision: self.target.clone(),
+            revisions: self.revisions.clone(),
+            route_weight: self.route_weight,
+            service_revisions: self.services.clone(),
+            now,
+        })
+    }
+
+    /// Carries out a plan: writes land; pods of scaled-up revisions are available at once
+    /// when `instant` (else they stay as they were).
+    fn apply(&mut self, plan: &Plan, instant: bool) {
+        self.apply_actions(plan, instant);
+        self.rollout.status = Some(plan.status.clone());
+    }
+
+    fn apply_actions(&mut self, plan: &Plan, instant: bool) {
+        for action in &plan.actions {
+            match action {
+                Action::ApplyRevision {
+                    revision,
+                    replicas,
+                    role,
+                } => match self.revisions.iter_mut().find(|r| &r.revision == revision) {
+                    Some(r) => {
+                        r.replicas = *replicas;
+                        r.role = Some(role.as_str().into());
+                        r.available = if instant {
+                            *replicas
+                        } else {
+                            r.available.min(*replicas)
+                        };
+                    }
+                    None => self.revisions.push(RevisionObserved {
+                        revision: revision.clone(),
+                        replicas: *replicas,
+                        available: if instant { *replicas } else { 0 },
+                        role: Some(role.as_str().into()),
+                        created: Some(at(0)),
+                    }),
+                },
+                Action::DeleteRevision { revision } => {
+                    self.revisions.retain(|r| &r.revision != revision)
+                }
+                Action::PinService { service, revision } => {
+                    self.services
+                        .insert(service.clone(), Some(revision.clone()));
+                }
+                Action::SetRouteWeight { canary } => self.route_weight = Some(*canary),
+            }
+        }
+    }
+
+    fn annotate(&mut self, key: &str, value: &str) {
+        self.rollout
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value.into());
+    }
+
+    fn replicas(&self, revision: &str) -> i32 {
+        self.revisions
+            .iter()
+            .find(|r| r.revision == revision)
+            .map_or(0, |r| r.replicas)
+    }
+
+    /// Plans and applies until the plan writes nothing; returns the number of rounds.
+    fn settle(&mut self, now: Timestamp, instant: bool) -> usize {
+        for round in 0..50 {
+            let p = self.plan(now);
+            let quiet = p.actions.is_empty() && self.rollout.status.as_ref() == Some(&p.status);
+            self.apply(&p, instant);
+            if quiet {
+                return round;
+            }
+        }
+        panic!("the plan did not settle");
+    }
+
+    fn status(&self) -> &RolloutStatus {
+        self.rollout.status.as_ref().unwrap()
+    }
+}
+
+fn steps() -> serde_json::Value {
+    json!([{"setWeight": 20}, {"pause": {"duration": "1m"}}, {"setWeight": 50}, {"pause": {}}])
+}
+
+#[test]
+fn first_revision_becomes_stable_without_steps() {
+    let mut r = rollout(steps(), false);
+    r.status = None;
+    let world = World {
+        rollout: r,
+        target: "aaa".into(),
+        revisions: vec![],
+        route_weight: None,
+        services: BTreeMap::new(),
+    };
+    let p = world.plan(at(0));
+    assert_eq!(
+        p.actions,
+        vec![Action::ApplyRevision {
+            revision: "aaa".into(),
+            replicas: 10,
+            role: Role::Stable
+        }]
+    );
+    assert_eq!(p.status.stable_revision.as_deref(), Some("aaa"));
+    assert_eq!(
+        p.status.phase,
+        RolloutPhase::Progressing,
+        "not healthy before its pods are available"
+    );
+}
+
+#[test]
+fn a_settled_rollout_writes_nothing() {
+    let mut world = World::new(rollout(steps(), false), "old", "old");
+    world.settle(at(0), true);
+    let p = world.plan(at(5));
+    assert!(p.actions.is_empty());
+    assert_eq!(Some(&p.status), world.rollout.status.as_ref());
+    assert_eq!(p.status.phase, RolloutPhase::Healthy);
+}
+
+#[test]
+fn without_a_router_the_canary_is_up_before_the_stable_shrinks() {
+    let mut world = World::new(rollout(steps(), false), "old", "new");
+    let p = world.plan(at(0));
+    assert!(p.actions.contains(&Action::ApplyRevision {
+        revision: "new".into(),
+        replicas: 2,
+        role: Role::Canary
+    }));
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::ApplyRevision { revision, replicas, .. } if revision == "old" && *replicas < 10)));
+    assert_eq!(p.notes[0].reason, "Started");
+    world.apply(&p, false);
+    // Canary pods not available yet: the stable keeps all its pods.
+    world.settle(at(1), false);
+    assert_eq!(world.replicas("old"), 10);
+    assert_eq!(world.status().canary_weight, Some(0));
+    world
+        .revisions
+        .iter_mut()
+        .for_each(|r| r.available = r.replicas);
+    world.settle(at(2), false);
+    assert_eq!((world.replicas("old"), world.replicas("new")), (8, 2));
+    assert_eq!(world.status().current_step_index, Some(1));
+    assert_eq!(world.status().phase, RolloutPhase::Paused);
+}
+
+#[test]
+fn a_timed_pause_wakes_the_controller_when_it_ends() {
+    let mut world = World::new(rollout(steps(), false), "old", "new");
+    world.settle(at(0), true);
+    assert_eq!(world.status().current_step_index, Some(1));
+    let p = world.plan(at(10));
+    assert_eq!(p.requeue_at, Some(at(60)));
+    world.settle(at(60), true);
+    assert_eq!(
+        world.status().current_step_index,
+        Some(3),
+        "50 % set, then the manual gate"
+    );
+    assert_eq!((world.replicas("old"), world.replicas("new")), (5, 5));
+}
+
+#[test]
+fn the_manual_gate_opens_once_per_promote_request() {
+    let mut world = World::new(
+        rollout(
+            json!([{"pause": {}}, {"setWeight": 30}, {"pause": {}}]),
+            false,
+        ),
+        "old",
+        "new",
+    );
+    world.settle(at(0), true);
+    assert_eq!(world.status().current_step_index, Some(0));
+    world.annotate(ANNOTATION_PROMOTE, "a");
+    world.settle(at(1), true);
+    assert_eq!(
+        world.status().current_step_index,
+        Some(2),
+        "past the first gate, waiting at the second"
+    );
+    world.settle(at(2), true);
+    assert_eq!(
+        world.status().current_step_index,
+        Some(2),
+        "the same request does not open the next gate"
+    );
+    world.annotate(ANNOTATION_PROMOTE, "b");
+    world.settle(at(3), true);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+    assert_eq!(world.status().phase, RolloutPhase::Healthy);
+    assert_eq!(
+        world.replicas("old"),
+        0,
+        "the old revision is kept at zero for undo"
+    );
+}
+
+#[test]
+fn promote_full_skips_the_remaining_steps() {
+    let mut world = World::new(rollout(steps(), false), "old", "new");
+    world.settle(at(0), true);
+    world.annotate(ANNOTATION_PROMOTE_FULL, "1");
+    world.settle(at(1), true);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+    assert_eq!(world.replicas("new"), 10);
+}
+
+#[test]
+fn a_revision_that_never_becomes_available_aborts_at_the_deadline_or_degrades() {
+    let mut world = World::new(rollout(steps(), false), "old", "new");
+    world.settle(at(0), false);
+    let p = world.plan(at(1));
+    assert_eq!(p.requeue_at, Some(at(600)));
+    world.settle(at(600), false);
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+    assert_eq!(world.replicas("new"), 0);
+    assert_eq!(world.replicas("old"), 10);
+
+    let mut r = rollout(steps(), false);
+    r.spec.progress_deadline_abort = Some(false);
+    let mut world = World::new(r, "old", "new");
+    world.settle(at(0), false);
+    world.settle(at(600), false);
+    assert_eq!(world.status().phase, RolloutPhase::Degraded);
+    assert_eq!(
+        world.replicas("new"),
+        2,
+        "marked Degraded only: nothing is rolled back"
+    );
+}
+
+#[test]
+fn spec_paused_holds_the_step() {
+    let mut r = rollout(steps(), false);
+    r.spec.paused = Some(true);
+    let mut world = World::new(r, "old", "new");
+    world.settle(at(0), true);
+    world.settle(at(3600), true);
+    assert_eq!(world.status().current_step_index, Some(0));
+    assert_eq!(world.status().phase, RolloutPhase::Paused);
+}
+
+#[test]
+fn old_revisions_past_the_history_limit_are_deleted_oldest_first() {
+    let mut r = rollout(steps(), false);
+    r.spec.revision_history_limit = Some(1);
+    let mut world = World::new(r, "v3", "v3");
+    for (i, rev) in ["v1", "v2"].iter().enumerate() {
+        world.revisions.push(RevisionObserved {
+            revision: rev.to_string(),
+            replicas: 0,
+            available: 0,
+            role: Some("history".into()),
+            created: Some(at(-1000 + i as i64)),
+        });
+    }
+    let p = world.plan(at(0));
+    assert!(p.actions.contains(&Action::DeleteRevision {
+        revision: "v1".into()
+    }));
+    assert!(!p.actions.contains(&Action::DeleteRevision {
+        revision: "v2".into()
+    }));
+}
+
+#[test]
+fn with_a_router_weight_follows_the_canary_pods_and_abort_removes_it_first() {
+    let mut world = World::new(rollout(steps(), true), "old", "new");
+    let p = world.plan(at(0));
+    assert!(p.actions.contains(&Action::PinService {
+        service: "c".into(),
+        revision: "new".into()
+    }));
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetRouteWeight { .. })),
+        "no weight before the canary pods are up"
+    );
+    world.settle(at(0), true);
+    assert_eq!(world.route_weight, Some(20));
+    assert_eq!((world.replicas("old"), world.replicas("new")), (10, 2));
+    world.annotate(ANNOTATION_ABORT, "x");
+    let p = world.plan(at(5));
+    assert_eq!(p.status.canary_weight, Some(0));
+    assert!(p.actions.contains(&Action::SetRouteWeight { canary: 0 }));
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::ApplyRevision { revision, replicas: 0, .. } if revision == "new")),
+        "canary pods stay until the abort scale-down delay");
+    assert_eq!(p.requeue_at, Some(at(35)));
+    world.apply(&p, true);
+    world.settle(at(35), true);
+    assert_eq!(world.replicas("new"), 0);
+}
+
+proptest! {
+    #[test]
+    fn invariants_hold_for_any_steps_and_availability(
+        weights in proptest::collection::vec(prop_oneof![(0i32..=100).prop_map(Some), Just(None)], 0..6),
+        routed in any::<bool>(),
+        instant in any::<bool>(),
+        abort_at in 0usize..6,
+        secs in proptest::collection::vec(0i64..200, 6),
+    ) {
+        let steps: Vec<serde_json::Value> = weights.iter().map(|w| match w {
+            Some(w) => json!({"setWeight": w}),
+            None => json!({"pause": {"duration": "30s"}}),
+        }).collect();
+        let mut world = World::new(rollout(json!(steps), routed), "old", "new");
+        let mut now = 0;
+        for (round, dt) in secs.iter().enumerate() {
+            now += dt;
+            if round == abort_at {
+                world.annotate(ANNOTATION_ABORT, "x");
+            }
+            world.settle(at(now), instant);
+            let status = world.status().clone();
+            // The weight never exceeds what the steps so far allow.
+            let index = status.current_step_index.unwrap_or(0).max(0) as usize;
+            let allowed = weights[..(index + 1).min(weights.len())].iter().flatten().copied().max().unwrap_or(0);
+            let bound = if index >= weights.len() { 100 } else { allowed };
+            prop_assert!(status.canary_weight.unwrap_or(0) <= bound, "weight {:?} above {}", status.canary_weight, bound);
+            if status.phase == RolloutPhase::Aborted {
+                prop_assert_eq!(status.canary_weight, Some(0));
+                prop_assert_eq!(world.replicas("old"), 10, "abort keeps stable at full scale");
+                if routed {
+                    prop_assert_eq!(world.route_weight, Some(0));
+                }
+            }
+            // Settled: a replan writes nothing.
+            let again = world.plan(at(now));
+            prop_assert!(again.actions.is_empty(), "{:?}", again.actions);
+            prop_assert_eq!(Some(&again.status), world.rollout.status.as_ref());
+        }
+    }
+
+    #[test]
+    fn a_crash_between_status_and_writes_neither_repeats_nor_skips_a_step(
+        weights in proptest::collection::vec(1i32..=100, 1..5),
+        crash_at in 0i64..12,
+    ) {
+        // The shell records status before it acts; the operator dies between the two, so
+        // the next plan starts from the newer status and the older world.
+        let steps: Vec<serde_json::Value> = weights.iter().map(|w| json!({"setWeight": w})).collect();
+        let mut world = World::new(rollout(json!(steps), false), "old", "new");
+        let mut seen: Vec<String> = Vec::new();
+        for round in 0..30 {
+            let p = world.plan(at(round));
+            for n in p.notes.iter().filter(|n| n.reason == "StepCompleted") {
+                if seen.last() != Some(&n.message) {
+                    seen.push(n.message.clone());
+                }
+            }
+            if round == crash_at {
+                world.rollout.status = Some(p.status.clone());
+            } else {
+                world.apply(&p, true);
+            }
+        }
+        let expected: Vec<String> = (0..weights.len()).map(|i| format!("step {i} completed")).collect();
+        prop_assert_eq!(seen, expected);
+        prop_assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+    }
+}
