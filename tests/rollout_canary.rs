@@ -300,8 +300,7 @@ async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     let env = start();
     let mut r = rollout("web:1", json!([{"setWeight": 10}]));
     r.spec.strategy.canary = None;
-    r.spec.strategy.blue_green =
-        Some(serde_json::from_value(json!({"activeService": "web"})).unwrap());
+    r.spec.strategy.rolling = Some(Default::default());
     env.rollouts
         .create(&PostParams::default(), &r)
         .await
@@ -315,17 +314,8 @@ async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
         })
     })
     .await;
-    let message = env
-        .get()
-        .await
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "InvalidSpec")
-        .unwrap()
-        .message;
-    assert!(message.contains("blueGreen"), "{message}");
+    let message = env.get().await.status.unwrap().message.unwrap();
+    assert!(message.contains("rolling"), "{message}");
     assert!(
         env.replicas().await.is_empty(),
         "no action on an invalid spec"
@@ -502,4 +492,87 @@ async fn a_missing_route_is_named_in_the_condition_and_nothing_is_touched() {
     );
     assert!(message.contains("Service \"web-stable\""), "{message}");
     assert!(env.replicas().await.is_empty());
+}
+
+fn bluegreen_rollout(image: &str) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}},
+            "strategy": {"blueGreen": {"activeService": "web-stable", "previewService": "web-canary",
+                "autoPromotionEnabled": false, "scaleDownDelaySeconds": 30}}}
+    }))
+    .unwrap()
+}
+
+async fn selector_revision(client: &Client, service: &str) -> Option<String> {
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "default");
+    services
+        .get(service)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .selector
+        .unwrap()
+        .get("cutover.dev/revision")
+        .cloned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_switches_on_promote_and_keeps_the_old_revision_for_the_delay() {
+    let env = start();
+    create_routing_objects(&env.client).await;
+    env.rollouts
+        .create(&PostParams::default(), &bluegreen_rollout("web:1"))
+        .await
+        .unwrap();
+    let blue = env.healthy_on("web:1").await;
+    assert_eq!(
+        selector_revision(&env.client, "web-stable")
+            .await
+            .as_deref(),
+        Some(blue.as_str())
+    );
+    env.set_image("web:2").await;
+    let e = &env;
+    until("preview ready", Duration::from_secs(300), || async move {
+        e.phase().await == RolloutPhase::Paused
+    })
+    .await;
+    let green = env.get().await.status.unwrap().current_revision.unwrap();
+    assert_eq!(
+        selector_revision(&env.client, "web-stable")
+            .await
+            .as_deref(),
+        Some(blue.as_str()),
+        "active unchanged before promotion"
+    );
+    assert_eq!(
+        selector_revision(&env.client, "web-canary")
+            .await
+            .as_deref(),
+        Some(green.as_str())
+    );
+    assert!(env.replicas().await.contains(&(green.clone(), 3)));
+
+    env.annotate(ANNOTATION_PROMOTE, "1").await;
+    let g = &green;
+    until("switched", Duration::from_secs(30), || async move {
+        selector_revision(&e.client, "web-stable").await.as_deref() == Some(g.as_str())
+    })
+    .await;
+    assert!(
+        env.replicas().await.contains(&(blue.clone(), 3)),
+        "blue stays up during scaleDownDelaySeconds"
+    );
+    let b = &blue;
+    until(
+        "blue scaled down",
+        Duration::from_secs(120),
+        || async move { e.replicas().await.contains(&(b.clone(), 0)) },
+    )
+    .await;
+    assert_eq!(env.phase().await, RolloutPhase::Healthy);
 }

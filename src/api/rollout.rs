@@ -524,6 +524,12 @@ pub struct RolloutStatus {
     /// Revision being rolled out (equals stable when done).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_revision: Option<String>,
+    /// Revision that served before the last promotion, kept scaled until `scaleDownAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_revision: Option<String>,
+    /// When the previous revision is scaled down (blue-green scaleDownDelaySeconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_at: Option<Time>,
     /// When the current step started (for timed pauses and deadlines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<Time>,

@@ -20,6 +20,12 @@ pub enum Role {
     Stable,
     /// The revision being rolled out.
     Canary,
+    /// Blue-green: behind the active Service.
+    Active,
+    /// Blue-green: the new revision behind the preview Service.
+    Preview,
+    /// Blue-green: the revision that served before the switch, kept for instant rollback.
+    Previous,
     /// An old revision kept at zero replicas for undo.
     History,
 }
@@ -30,6 +36,9 @@ impl Role {
         match self {
             Self::Stable => "stable",
             Self::Canary => "canary",
+            Self::Active => "active",
+            Self::Preview => "preview",
+            Self::Previous => "previous",
             Self::History => "history",
         }
     }
@@ -120,29 +129,47 @@ pub struct Plan {
     pub requeue_at: Option<Timestamp>,
 }
 
-fn ts(t: Timestamp) -> Time {
+pub(super) fn ts(t: Timestamp) -> Time {
     Time(t)
 }
 
-struct Ctx<'a> {
-    obs: &'a Observed<'a>,
-    status: RolloutStatus,
-    actions: Vec<Action>,
+pub(super) struct Ctx<'a> {
+    pub(super) obs: &'a Observed<'a>,
+    pub(super) status: RolloutStatus,
+    pub(super) actions: Vec<Action>,
     notes: Vec<Note>,
     requeue_at: Option<Timestamp>,
     generation: Option<i64>,
 }
 
 impl Ctx<'_> {
-    fn revision(&self, hash: &str) -> Option<&RevisionObserved> {
+    /// Pins `service` to `revision` unless it already is.
+    pub(super) fn pin(&mut self, service: &str, revision: &str) {
+        if self
+            .obs
+            .service_revisions
+            .get(service)
+            .cloned()
+            .flatten()
+            .as_deref()
+            != Some(revision)
+        {
+            self.actions.push(Action::PinService {
+                service: service.to_string(),
+                revision: revision.to_string(),
+            });
+        }
+    }
+
+    pub(super) fn revision(&self, hash: &str) -> Option<&RevisionObserved> {
         self.obs.revisions.iter().find(|r| r.revision == hash)
     }
 
-    fn available(&self, hash: &str) -> i32 {
+    pub(super) fn available(&self, hash: &str) -> i32 {
         self.revision(hash).map_or(0, |r| r.available)
     }
 
-    fn apply(&mut self, revision: &str, replicas: i32, role: Role) {
+    pub(super) fn apply(&mut self, revision: &str, replicas: i32, role: Role) {
         let unchanged = self
             .revision(revision)
             .is_some_and(|r| r.replicas == replicas && r.role.as_deref() == Some(role.as_str()));
@@ -155,18 +182,18 @@ impl Ctx<'_> {
         }
     }
 
-    fn wake_at(&mut self, t: Timestamp) {
+    pub(super) fn wake_at(&mut self, t: Timestamp) {
         self.requeue_at = Some(self.requeue_at.map_or(t, |r| r.min(t)));
     }
 
-    fn note(&mut self, reason: &'static str, message: impl Into<String>) {
+    pub(super) fn note(&mut self, reason: &'static str, message: impl Into<String>) {
         self.notes.push(Note {
             reason,
             message: message.into(),
         });
     }
 
-    fn condition(
+    pub(super) fn condition(
         &mut self,
         type_: &'static str,
         status: &'static str,
@@ -188,7 +215,7 @@ impl Ctx<'_> {
     }
 
     /// Takes a control request made with an annotation, once per new value.
-    fn request(&mut self, key: &str) -> bool {
+    pub(super) fn request(&mut self, key: &str) -> bool {
         let value = self
             .obs
             .rollout
@@ -223,11 +250,15 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         notes: Vec::new(),
         requeue_at: None,
     };
-    if let (Some(StrategyKind::Canary), Some(canary)) = (
+    let strategy = &rollout.spec.strategy;
+    match (
         rollout.spec.strategy_kind(),
-        rollout.spec.strategy.canary.as_ref(),
+        &strategy.canary,
+        &strategy.blue_green,
     ) {
-        plan_canary(&mut ctx, canary);
+        (Some(StrategyKind::Canary), Some(canary), _) => plan_canary(&mut ctx, canary),
+        (Some(StrategyKind::BlueGreen), _, Some(bg)) => super::bluegreen::plan(&mut ctx, bg),
+        _ => {}
     }
     finish(&mut ctx);
     Plan {
@@ -354,7 +385,7 @@ fn steady(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, revision: &str, replicas: 
 
 /// Scales every revision other than `keep` (and `also`) to zero and deletes the oldest past
 /// the history limit.
-fn retire_old(ctx: &mut Ctx<'_>, keep: &str, also: Option<&str>) {
+pub(super) fn retire_old(ctx: &mut Ctx<'_>, keep: &str, also: Option<&str>) {
     let limit = ctx.obs.rollout.spec.revision_history_limit() as usize;
     let mut old: Vec<RevisionObserved> = ctx
         .obs
@@ -375,7 +406,7 @@ fn retire_old(ctx: &mut Ctx<'_>, keep: &str, also: Option<&str>) {
     }
 }
 
-fn abort(ctx: &mut Ctx<'_>, reason: &'static str, message: &str) {
+pub(super) fn abort(ctx: &mut Ctx<'_>, reason: &'static str, message: &str) {
     ctx.status.phase = RolloutPhase::Aborted;
     ctx.status.message = Some(message.to_string());
     ctx.status.paused_at = Some(ts(ctx.obs.now));
@@ -498,7 +529,7 @@ fn run_steps(
     }
 }
 
-fn pause(ctx: &mut Ctx<'_>, reason: &'static str, message: String) {
+pub(super) fn pause(ctx: &mut Ctx<'_>, reason: &'static str, message: String) {
     if ctx.status.phase != RolloutPhase::Paused {
         ctx.status.paused_at = Some(ts(ctx.obs.now));
         ctx.note("Paused", message.clone());

@@ -448,3 +448,120 @@ proptest! {
         prop_assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
     }
 }
+
+fn bluegreen(extra: serde_json::Value) -> Rollout {
+    let mut bg = json!({"activeService": "active", "previewService": "preview"});
+    if let (Some(b), Some(e)) = (bg.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    serde_json::from_value(json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "api", "namespace": "default", "generation": 2, "uid": "u"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}}, "strategy": {"blueGreen": bg}}}))
+    .unwrap()
+}
+
+fn bg_world(extra: serde_json::Value) -> World {
+    let mut world = World::new(bluegreen(extra), "blue", "green");
+    world.revisions[0].replicas = 3;
+    world.revisions[0].available = 3;
+    world.services = BTreeMap::from([
+        ("active".to_string(), Some("blue".to_string())),
+        ("preview".to_string(), Some("blue".to_string())),
+    ]);
+    world
+}
+
+#[test]
+fn bluegreen_previews_then_switches_the_active_service_in_one_write() {
+    let mut world = bg_world(json!({"autoPromotionEnabled": false, "scaleDownDelaySeconds": 30}));
+    world.settle(at(0), true);
+    assert_eq!(
+        world.services["active"].as_deref(),
+        Some("blue"),
+        "active never moves before promotion"
+    );
+    assert_eq!(world.services["preview"].as_deref(), Some("green"));
+    assert_eq!((world.replicas("blue"), world.replicas("green")), (3, 3));
+    assert_eq!(world.status().phase, RolloutPhase::Paused);
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    let p = world.plan(at(10));
+    let pins: Vec<&Action> = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::PinService { service, .. } if service == "active"))
+        .collect();
+    assert_eq!(
+        pins,
+        vec![&Action::PinService {
+            service: "active".into(),
+            revision: "green".into()
+        }]
+    );
+    world.apply(&p, true);
+    world.settle(at(10), true);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("green"));
+    assert_eq!(
+        world.replicas("blue"),
+        3,
+        "the old revision stays up for the scale-down delay"
+    );
+    assert_eq!(world.plan(at(11)).requeue_at, Some(at(40)));
+    world.settle(at(40), true);
+    assert_eq!(world.replicas("blue"), 0);
+    assert_eq!(world.status().phase, RolloutPhase::Healthy);
+}
+
+#[test]
+fn bluegreen_auto_promotes_after_the_delay() {
+    let mut world = bg_world(json!({"autoPromotionSeconds": 60}));
+    world.settle(at(0), true);
+    assert_eq!(world.status().phase, RolloutPhase::Paused);
+    assert_eq!(world.plan(at(1)).requeue_at, Some(at(60)));
+    world.settle(at(60), true);
+    assert_eq!(world.services["active"].as_deref(), Some("green"));
+}
+
+#[test]
+fn bluegreen_abort_before_promotion_never_moves_the_active_service() {
+    let mut world = bg_world(json!({"autoPromotionEnabled": false}));
+    world.settle(at(0), true);
+    world.annotate(ANNOTATION_ABORT, "1");
+    world.settle(at(1), true);
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+    assert_eq!(world.services["active"].as_deref(), Some("blue"));
+    assert_eq!(world.services["preview"].as_deref(), Some("blue"));
+    assert_eq!(world.replicas("green"), 0);
+}
+
+#[test]
+fn bluegreen_abort_and_undo_within_the_scale_down_delay_switch_back_at_once() {
+    let mut world = bg_world(json!({"scaleDownDelaySeconds": 600}));
+    world.settle(at(0), true);
+    assert_eq!(world.services["active"].as_deref(), Some("green"));
+    world.annotate(ANNOTATION_ABORT, "1");
+    let p = world.plan(at(5));
+    assert!(p.actions.contains(&Action::PinService {
+        service: "active".into(),
+        revision: "blue".into()
+    }));
+    world.apply(&p, true);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("blue"));
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+
+    // Undo: the template goes back to the previous revision, still scaled: instant switch.
+    let mut world = bg_world(json!({"scaleDownDelaySeconds": 600, "autoPromotionEnabled": false}));
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    world.settle(at(0), true);
+    assert_eq!(world.services["active"].as_deref(), Some("green"));
+    world.target = "blue".into();
+    let p = world.plan(at(5));
+    assert!(
+        p.actions.contains(&Action::PinService {
+            service: "active".into(),
+            revision: "blue".into()
+        }),
+        "no gate on the way back"
+    );
+    world.apply(&p, true);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("blue"));
+}

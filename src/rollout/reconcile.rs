@@ -91,8 +91,14 @@ fn unsupported(rollout: &Rollout) -> Vec<String> {
     let spec = &rollout.spec;
     let mut out = Vec::new();
     match spec.strategy_kind() {
-        Some(StrategyKind::BlueGreen) => out
-            .push("spec.strategy.blueGreen: not supported by this version of cutover".to_string()),
+        Some(StrategyKind::BlueGreen) => {
+            let bg = spec.strategy.blue_green.as_ref();
+            if bg.is_some_and(|b| {
+                b.pre_promotion_analysis.is_some() || b.post_promotion_analysis.is_some()
+            }) {
+                out.push("analysis is not supported by this version of cutover: remove pre/postPromotionAnalysis or wait for a version with analysis".to_string());
+            }
+        }
         Some(StrategyKind::Rolling) => {
             out.push("spec.strategy.rolling: not supported by this version of cutover".to_string())
         }
@@ -142,24 +148,32 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
     let mut service_revisions = BTreeMap::new();
     let mut route_weight = None;
     let mut route = None;
-    if let Some(routing) = &canary.traffic_routing {
-        for svc in [&canary.stable_service, &canary.canary_service]
+    let bg = rollout.spec.strategy.blue_green.as_ref();
+    let pinned_services: Vec<&String> = match (&canary.traffic_routing, bg) {
+        (Some(_), _) => [&canary.stable_service, &canary.canary_service]
             .into_iter()
             .flatten()
-        {
-            match services.get_opt(svc).await? {
-                Some(s) => {
-                    let pinned = s
-                        .spec
-                        .and_then(|sp| sp.selector)
-                        .and_then(|sel| sel.get(LABEL_REVISION).cloned());
-                    service_revisions.insert(svc.clone(), pinned);
-                }
-                None => problems.push(format!(
-                    "Service {svc:?} (from spec.strategy.canary) does not exist in namespace {ns:?}"
-                )),
+            .collect(),
+        (None, Some(bg)) => std::iter::once(&bg.active_service)
+            .chain(bg.preview_service.as_ref())
+            .collect(),
+        _ => Vec::new(),
+    };
+    for svc in pinned_services {
+        match services.get_opt(svc).await? {
+            Some(s) => {
+                let pinned = s
+                    .spec
+                    .and_then(|sp| sp.selector)
+                    .and_then(|sel| sel.get(LABEL_REVISION).cloned());
+                service_revisions.insert(svc.clone(), pinned);
             }
+            None => problems.push(format!(
+                "Service {svc:?} (from spec.strategy) does not exist in namespace {ns:?}"
+            )),
         }
+    }
+    if let Some(routing) = &canary.traffic_routing {
         let routes: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), &ns, &httproute_resource());
         match routes.get_opt(&routing.gateway_api.http_route).await? {

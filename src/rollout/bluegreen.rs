@@ -1,0 +1,303 @@
+//! Blue-green planning: the new revision at full size behind the preview Service, the active
+//! Service switched in one write, the old revision kept for `scaleDownDelaySeconds` so that
+//! an abort or undo switches back at once.
+
+use jiff::SignedDuration;
+
+use super::plan::{Ctx, Role, abort, pause, retire_old, ts};
+use crate::api::{
+    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
+    BlueGreenStrategy, DEFAULT_SCALE_DOWN_DELAY_SECONDS, RolloutPhase, conditions as cond,
+};
+
+/// Plans a blue-green Rollout.
+pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
+    let target = ctx.obs.target_revision.clone();
+    let replicas = ctx.obs.rollout.spec.replicas();
+    let Some(active) = ctx.status.stable_revision.clone() else {
+        ctx.status.stable_revision = Some(target.clone());
+        ctx.status.current_revision = Some(target.clone());
+        ctx.note("Started", format!("first revision {target}"));
+        serve(ctx, bg, &target, replicas);
+        return;
+    };
+    // Abort within the scale-down window: the previous revision is still up, switch back.
+    if active == target && ctx.request(ANNOTATION_ABORT) {
+        if let Some(previous) = ctx
+            .status
+            .previous_revision
+            .clone()
+            .filter(|p| ctx.available(p) >= replicas)
+        {
+            ctx.status.stable_revision = Some(previous.clone());
+            ctx.status.previous_revision = None;
+            ctx.status.scale_down_at = None;
+            ctx.pin(&bg.active_service, &previous);
+            abort(
+                ctx,
+                "AbortRequested",
+                &format!("aborted by request: active Service back on {previous}"),
+            );
+            hold_aborted(ctx, bg, &previous, &target, replicas);
+            return;
+        }
+    }
+    if active == target {
+        ctx.status.current_revision = Some(target.clone());
+        serve(ctx, bg, &target, replicas);
+        return;
+    }
+    if ctx.status.current_revision.as_deref() != Some(target.as_str()) {
+        ctx.status.current_revision = Some(target.clone());
+        ctx.status.step_started_at = Some(ts(ctx.obs.now));
+        ctx.status.paused_at = None;
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.message = None;
+        cond::remove(&mut ctx.status.conditions, cond::ABORTED);
+        ctx.note(
+            "Started",
+            format!("revision {target} behind the preview Service; {active} stays active"),
+        );
+    }
+    // Undo to the revision still scaled from the last switch: switch back at once.
+    if ctx.status.previous_revision.as_deref() == Some(target.as_str())
+        && ctx.available(&target) >= replicas
+    {
+        ctx.note(
+            "Undone",
+            format!("active Service switched back to {target}"),
+        );
+        switch(ctx, bg, &active, &target, replicas);
+        return;
+    }
+    let mut aborted = ctx.status.phase == RolloutPhase::Aborted;
+    if ctx.request(ANNOTATION_ABORT) && !aborted {
+        aborted = true;
+        abort(
+            ctx,
+            "AbortRequested",
+            "aborted by request: the active Service never moved",
+        );
+    }
+    if ctx.request(ANNOTATION_RETRY) && aborted {
+        aborted = false;
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.paused_at = None;
+        ctx.status.step_started_at = Some(ts(ctx.obs.now));
+        ctx.condition(cond::ABORTED, cond::FALSE, "Retried", "retried");
+        ctx.note("Retried", "retrying");
+    }
+    if aborted {
+        hold_aborted(ctx, bg, &active, &target, replicas);
+        return;
+    }
+    preview(ctx, bg, &active, &target, replicas);
+}
+
+/// One revision serves through both Services; the previous one goes after the delay.
+fn serve(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, revision: &str, replicas: i32) {
+    ctx.apply(revision, replicas, Role::Active);
+    ctx.pin(&bg.active_service, revision);
+    if let Some(preview) = &bg.preview_service {
+        ctx.pin(preview, revision);
+    }
+    let previous = ctx.status.previous_revision.clone();
+    let scale_down_at = ctx.status.scale_down_at.as_ref().map(|t| t.0);
+    match (previous, scale_down_at) {
+        (Some(prev), Some(at)) if ctx.obs.now < at => {
+            ctx.apply(&prev, replicas, Role::Previous);
+            retire_old(ctx, revision, Some(&prev));
+            ctx.wake_at(at);
+        }
+        _ => {
+            ctx.status.previous_revision = None;
+            ctx.status.scale_down_at = None;
+            retire_old(ctx, revision, None);
+        }
+    }
+    ctx.status.current_step_index = None;
+    ctx.status.canary_weight = Some(0);
+    let available = ctx.available(revision);
+    if available >= replicas {
+        if ctx.status.phase != RolloutPhase::Healthy {
+            ctx.note(
+                "Healthy",
+                format!("revision {revision} is active with {available} available pods"),
+            );
+        }
+        ctx.status.phase = RolloutPhase::Healthy;
+        ctx.status.message = None;
+        ctx.condition(
+            cond::PROGRESSING,
+            cond::TRUE,
+            "NewRevisionAvailable",
+            format!("revision {revision} is active"),
+        );
+    } else {
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.message = Some(format!(
+            "waiting for revision {revision}: {available} of {replicas} pods available"
+        ));
+        ctx.condition(
+            cond::PROGRESSING,
+            cond::TRUE,
+            "RevisionScaling",
+            format!("{available} of {replicas} pods available"),
+        );
+    }
+    ctx.condition(cond::PAUSED, cond::FALSE, "NotPaused", "");
+    if cond::find(&ctx.status.conditions, cond::ABORTED).is_some()
+        && ctx.status.phase == RolloutPhase::Healthy
+    {
+        ctx.condition(
+            cond::ABORTED,
+            cond::FALSE,
+            "Active",
+            "the active revision serves",
+        );
+    }
+}
+
+fn hold_aborted(
+    ctx: &mut Ctx<'_>,
+    bg: &BlueGreenStrategy,
+    active: &str,
+    target: &str,
+    replicas: i32,
+) {
+    ctx.status.phase = RolloutPhase::Aborted;
+    ctx.apply(active, replicas, Role::Active);
+    ctx.pin(&bg.active_service, active);
+    if let Some(preview) = &bg.preview_service {
+        ctx.pin(preview, active);
+    }
+    ctx.apply(target, 0, Role::Preview);
+    retire_old(ctx, active, Some(target));
+    ctx.status.canary_weight = Some(0);
+    ctx.condition(cond::PAUSED, cond::FALSE, "Aborted", "");
+}
+
+/// The new revision comes up behind the preview Service, then is promoted.
+fn preview(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, active: &str, target: &str, replicas: i32) {
+    ctx.apply(active, replicas, Role::Active);
+    ctx.pin(&bg.active_service, active);
+    let preview_replicas = bg.preview_replica_count.unwrap_or(replicas).min(replicas);
+    let promote_full = ctx.request(ANNOTATION_PROMOTE_FULL);
+    let promote = ctx.request(ANNOTATION_PROMOTE) || promote_full;
+    let promoting = promote || ctx.status.message.as_deref() == Some(PROMOTING);
+    let size = if promoting {
+        replicas
+    } else {
+        preview_replicas
+    };
+    ctx.apply(target, size, Role::Preview);
+    if let Some(preview) = &bg.preview_service {
+        ctx.pin(preview, target);
+    }
+    retire_old(ctx, active, Some(target));
+    ctx.status.canary_weight = Some(0);
+    let available = ctx.available(target);
+    if available < size {
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.message = Some(if promoting {
+            PROMOTING.to_string()
+        } else {
+            format!("preview {target}: {available} of {size} pods available")
+        });
+        let started = ctx
+            .status
+            .step_started_at
+            .as_ref()
+            .map_or(ctx.obs.now, |t| t.0);
+        let deadline = started
+            + SignedDuration::from_secs(i64::from(
+                ctx.obs.rollout.spec.progress_deadline_seconds(),
+            ));
+        if ctx.obs.now >= deadline && !promoting {
+            let message = format!(
+                "revision {target} did not become available within {}s",
+                ctx.obs.rollout.spec.progress_deadline_seconds()
+            );
+            if ctx.obs.rollout.spec.progress_deadline_abort() {
+                abort(ctx, "ProgressDeadlineExceeded", &message);
+                hold_aborted(ctx, bg, active, target, replicas);
+            } else {
+                ctx.status.phase = RolloutPhase::Degraded;
+                ctx.status.message = Some(message.clone());
+                ctx.condition(
+                    cond::PROGRESSING,
+                    cond::FALSE,
+                    "ProgressDeadlineExceeded",
+                    message,
+                );
+            }
+        } else if !promoting {
+            ctx.wake_at(deadline);
+            ctx.condition(
+                cond::PROGRESSING,
+                cond::TRUE,
+                "PreviewScaling",
+                format!("{available} of {size} preview pods available"),
+            );
+        }
+        return;
+    }
+    if promoting {
+        switch(ctx, bg, active, target, replicas);
+        return;
+    }
+    // Ready behind the preview Service: promote now, after a delay, or when a person says.
+    if ctx.status.paused_at.is_none() {
+        ctx.status.paused_at = Some(ts(ctx.obs.now));
+    }
+    let ready_since = ctx.status.paused_at.as_ref().map_or(ctx.obs.now, |t| t.0);
+    let auto =
+        bg.auto_promotion_enabled.unwrap_or(true) && !ctx.obs.rollout.spec.paused.unwrap_or(false);
+    if auto {
+        let due = ready_since
+            + SignedDuration::from_secs(i64::from(bg.auto_promotion_seconds.unwrap_or(0)));
+        if ctx.obs.now >= due {
+            if preview_replicas < replicas {
+                ctx.status.message = Some(PROMOTING.to_string());
+                ctx.apply(target, replicas, Role::Preview);
+                ctx.status.phase = RolloutPhase::Progressing;
+                return;
+            }
+            switch(ctx, bg, active, target, replicas);
+            return;
+        }
+        ctx.wake_at(due);
+        pause(
+            ctx,
+            "AutoPromotionDelay",
+            format!("promoting {target} at {due}"),
+        );
+    } else {
+        pause(
+            ctx,
+            "ManualGate",
+            format!("revision {target} is ready behind the preview Service; waiting for promote"),
+        );
+    }
+}
+
+const PROMOTING: &str = "promoting: scaling the new revision to full size";
+
+/// Switches the active Service to `target` in one write; the old active stays scaled.
+fn switch(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, old: &str, target: &str, replicas: i32) {
+    let delay = i64::from(
+        bg.scale_down_delay_seconds
+            .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS),
+    );
+    ctx.status.stable_revision = Some(target.to_string());
+    ctx.status.previous_revision = Some(old.to_string());
+    let at = ctx.obs.now + SignedDuration::from_secs(delay);
+    ctx.status.scale_down_at = Some(ts(at));
+    ctx.status.paused_at = None;
+    ctx.status.message = None;
+    ctx.note(
+        "Promoted",
+        format!("active Service switched to {target}; {old} kept for {delay}s"),
+    );
+    serve(ctx, bg, target, replicas);
+}
