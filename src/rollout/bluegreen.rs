@@ -22,12 +22,14 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
         return;
     };
     // Abort within the scale-down window: the previous revision is still up, switch back.
-    if active == target && ctx.request(ANNOTATION_ABORT) {
-        if let Some(previous) = ctx
+    if active == target
+        && ctx.request(ANNOTATION_ABORT)
+        && let Some(previous) = ctx
             .status
             .previous_revision
             .clone()
             .filter(|p| ctx.available(p) >= replicas)
+    {
         {
             ctx.status.stable_revision = Some(previous.clone());
             ctx.status.previous_revision = None;
