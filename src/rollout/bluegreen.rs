@@ -30,19 +30,17 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
             .clone()
             .filter(|p| ctx.available(p) >= replicas)
     {
-        {
-            ctx.status.stable_revision = Some(previous.clone());
-            ctx.status.previous_revision = None;
-            ctx.status.scale_down_at = None;
-            ctx.pin(&bg.active_service, &previous);
-            abort(
-                ctx,
-                "AbortRequested",
-                &format!("aborted by request: active Service back on {previous}"),
-            );
-            hold_aborted(ctx, bg, &previous, &target, replicas);
-            return;
-        }
+        ctx.status.stable_revision = Some(previous.clone());
+        ctx.status.previous_revision = None;
+        ctx.status.scale_down_at = None;
+        ctx.pin(&bg.active_service, &previous);
+        abort(
+            ctx,
+            "AbortRequested",
+            &format!("aborted by request: active Service back on {previous}"),
+        );
+        hold_aborted(ctx, bg, &previous, &target, replicas);
+        return;
     }
     if active == target {
         ctx.status.current_revision = Some(target.clone());
