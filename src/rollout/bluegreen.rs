@@ -4,7 +4,7 @@
 
 use jiff::SignedDuration;
 
-use super::plan::{Ctx, Role, abort, pause, retire_old, ts};
+use super::plan::{Ctx, Role, abort, pause, report_serving, retire_old, ts};
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
     BlueGreenStrategy, DEFAULT_SCALE_DOWN_DELAY_SECONDS, RolloutPhase, conditions as cond,
@@ -115,47 +115,7 @@ fn serve(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, revision: &str, replicas: i3
             retire_old(ctx, revision, None);
         }
     }
-    ctx.status.current_step_index = None;
-    ctx.status.canary_weight = Some(0);
-    let available = ctx.available(revision);
-    if available >= replicas {
-        if ctx.status.phase != RolloutPhase::Healthy {
-            ctx.note(
-                "Healthy",
-                format!("revision {revision} is active with {available} available pods"),
-            );
-        }
-        ctx.status.phase = RolloutPhase::Healthy;
-        ctx.status.message = None;
-        ctx.condition(
-            cond::PROGRESSING,
-            cond::TRUE,
-            "NewRevisionAvailable",
-            format!("revision {revision} is active"),
-        );
-    } else {
-        ctx.status.phase = RolloutPhase::Progressing;
-        ctx.status.message = Some(format!(
-            "waiting for revision {revision}: {available} of {replicas} pods available"
-        ));
-        ctx.condition(
-            cond::PROGRESSING,
-            cond::TRUE,
-            "RevisionScaling",
-            format!("{available} of {replicas} pods available"),
-        );
-    }
-    ctx.condition(cond::PAUSED, cond::FALSE, "NotPaused", "");
-    if cond::find(&ctx.status.conditions, cond::ABORTED).is_some()
-        && ctx.status.phase == RolloutPhase::Healthy
-    {
-        ctx.condition(
-            cond::ABORTED,
-            cond::FALSE,
-            "Active",
-            "the active revision serves",
-        );
-    }
+    report_serving(ctx, revision, replicas);
 }
 
 fn hold_aborted(

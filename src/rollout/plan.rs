@@ -341,6 +341,11 @@ fn steady(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, revision: &str, replicas: 
         route(ctx, canary, revision, revision, 0);
     }
     retire_old(ctx, revision, None);
+    report_serving(ctx, revision, replicas);
+}
+
+/// Records that one revision serves: Healthy once its pods are available.
+pub(super) fn report_serving(ctx: &mut Ctx<'_>, revision: &str, replicas: i32) {
     ctx.status.current_step_index = None;
     ctx.status.step_started_at = None;
     ctx.status.canary_weight = Some(0);
