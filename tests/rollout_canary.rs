@@ -299,8 +299,13 @@ async fn reverting_the_template_returns_to_the_stable_revision_at_once() {
 async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     let env = start();
     let mut r = rollout("web:1", json!([{"setWeight": 10}]));
-    r.spec.strategy.canary = None;
-    r.spec.strategy.rolling = Some(Default::default());
+    r.spec.template = None;
+    r.spec.workload_ref = Some(
+        serde_json::from_value(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}),
+        )
+        .unwrap(),
+    );
     env.rollouts
         .create(&PostParams::default(), &r)
         .await
@@ -315,10 +320,10 @@ async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     })
     .await;
     let message = env.get().await.status.unwrap().message.unwrap();
-    assert!(message.contains("rolling"), "{message}");
+    assert!(message.contains("workloadRef"), "{message}");
     assert!(
         env.replicas().await.is_empty(),
-        "no action on an invalid spec"
+        "no action on a spec it cannot act on"
     );
 }
 
@@ -575,4 +580,96 @@ async fn bluegreen_switches_on_promote_and_keeps_the_old_revision_for_the_delay(
     )
     .await;
     assert_eq!(env.phase().await, RolloutPhase::Healthy);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rolling_update_replaces_every_pod() {
+    let env = start();
+    let mut r = rollout("web:1", json!([]));
+    r.spec.strategy.canary = None;
+    r.spec.strategy.rolling = Some(
+        serde_json::from_value(json!({"batchSize": 3, "pause": {"duration": "30s"}})).unwrap(),
+    );
+    env.rollouts
+        .create(&PostParams::default(), &r)
+        .await
+        .unwrap();
+    let old = env.healthy_on("web:1").await;
+    env.set_image("web:2").await;
+    let e = &env;
+    until("first batch", Duration::from_secs(120), || async move {
+        e.phase().await == RolloutPhase::Paused
+    })
+    .await;
+    let new = env.get().await.status.unwrap().current_revision.unwrap();
+    assert!(env.replicas().await.contains(&(new.clone(), 3)));
+    assert!(env.replicas().await.contains(&(old.clone(), 7)));
+    let stable = env.healthy_on("web:2").await;
+    assert_eq!(stable, new);
+    assert!(env.replicas().await.contains(&(old, 0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revision_that_never_becomes_ready_aborts_at_the_progress_deadline() {
+    let env = start();
+    env.rollouts
+        .create(&PostParams::default(), &rollout("web:1", steps()))
+        .await
+        .unwrap();
+    let old = env.healthy_on("web:1").await;
+    let patch = json!({"spec": {"progressDeadlineSeconds": 120, "template": {"metadata": {"annotations": {"sim.cutover.dev/never-ready": "true"}},
+        "spec": {"containers": [{"name": "web", "image": "web:broken"}]}}}});
+    env.rollouts
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let e = &env;
+    until("aborted", Duration::from_secs(600), || async move {
+        e.phase().await == RolloutPhase::Aborted
+    })
+    .await;
+    assert!(started.elapsed() >= Duration::from_secs(120));
+    let status = env.get().await.status.unwrap();
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Aborted" && c.reason == "ProgressDeadlineExceeded")
+    );
+    assert!(env.replicas().await.contains(&(old, 10)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_the_rollout_mid_canary_resizes_both_revisions() {
+    let env = start();
+    env.rollouts
+        .create(&PostParams::default(), &rollout("web:1", steps()))
+        .await
+        .unwrap();
+    let old = env.healthy_on("web:1").await;
+    env.set_image("web:2").await;
+    let e = &env;
+    until("the manual gate", Duration::from_secs(600), || async move {
+        e.get().await.status.unwrap().current_step_index == Some(3)
+    })
+    .await;
+    let new = env.get().await.status.unwrap().current_revision.unwrap();
+    env.rollouts
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 20}})),
+        )
+        .await
+        .unwrap();
+    let (o, n) = (&old, &new);
+    until("10 and 10", Duration::from_secs(120), || async move {
+        let r = e.replicas().await;
+        r.contains(&(o.clone(), 10)) && r.contains(&(n.clone(), 10))
+    })
+    .await;
+    let scale = env.rollouts.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(20));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=web"));
 }

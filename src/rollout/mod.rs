@@ -5,3 +5,4 @@ pub mod canary;
 pub mod plan;
 pub mod reconcile;
 pub mod revision;
+pub mod rolling;

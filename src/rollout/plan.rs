@@ -258,6 +258,11 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
     ) {
         (Some(StrategyKind::Canary), Some(canary), _) => plan_canary(&mut ctx, canary),
         (Some(StrategyKind::BlueGreen), _, Some(bg)) => super::bluegreen::plan(&mut ctx, bg),
+        (Some(StrategyKind::Rolling), _, _) => {
+            if let Some(rolling) = &strategy.rolling {
+                super::rolling::plan(&mut ctx, rolling);
+            }
+        }
         _ => {}
     }
     finish(&mut ctx);

@@ -565,3 +565,84 @@ fn bluegreen_abort_and_undo_within_the_scale_down_delay_switch_back_at_once() {
     world.apply(&p, true);
     assert_eq!(world.status().stable_revision.as_deref(), Some("blue"));
 }
+
+fn rolling(strategy: serde_json::Value, replicas: i32) -> World {
+    let r: Rollout = serde_json::from_value(json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "w", "namespace": "default", "generation": 2, "uid": "u"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "w"}}, "strategy": {"rolling": strategy}}}))
+    .unwrap();
+    let mut world = World::new(r, "old", "new");
+    world.revisions[0].replicas = replicas;
+    world.revisions[0].available = replicas;
+    world
+}
+
+fn available_total(world: &World) -> i32 {
+    world.revisions.iter().map(|r| r.available).sum()
+}
+
+#[test]
+fn rolling_replaces_in_batches_without_dropping_below_the_floor() {
+    let mut world = rolling(json!({"batchSize": 2, "maxUnavailable": 0}), 6);
+    let mut min_available = i32::MAX;
+    for round in 0..40 {
+        let p = world.plan(at(round));
+        // New pods become available one round after they are asked for; old ones go at once.
+        let before: BTreeMap<String, i32> = world
+            .revisions
+            .iter()
+            .map(|r| (r.revision.clone(), r.replicas))
+            .collect();
+        world.apply(&p, false);
+        for r in world.revisions.iter_mut() {
+            let asked_before = before.get(&r.revision).copied().unwrap_or(0);
+            r.available = r
+                .available
+                .max(asked_before.min(r.replicas))
+                .min(r.replicas);
+        }
+        min_available = min_available.min(available_total(&world));
+    }
+    assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+    assert_eq!((world.replicas("new"), world.replicas("old")), (6, 0));
+    assert!(
+        min_available >= 6,
+        "maxUnavailable 0: never fewer than 6 available, saw {min_available}"
+    );
+}
+
+#[test]
+fn rolling_pauses_between_batches_but_not_after_the_last() {
+    let mut world = rolling(json!({"batchSize": "50%", "pause": {}}), 4);
+    world.settle(at(0), true);
+    assert_eq!((world.replicas("new"), world.replicas("old")), (2, 2));
+    assert_eq!(world.status().phase, RolloutPhase::Paused);
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    world.settle(at(1), true);
+    assert_eq!(
+        world.status().stable_revision.as_deref(),
+        Some("new"),
+        "no pause after the last batch"
+    );
+    assert_eq!(world.status().phase, RolloutPhase::Healthy);
+}
+
+#[test]
+fn rolling_abort_brings_the_old_revision_back_before_removing_the_new() {
+    let mut world = rolling(json!({"batchSize": 1, "pause": {}}), 3);
+    world.settle(at(0), true);
+    assert_eq!((world.replicas("new"), world.replicas("old")), (1, 2));
+    world.annotate(ANNOTATION_ABORT, "1");
+    let p = world.plan(at(1));
+    assert!(p.actions.contains(&Action::ApplyRevision {
+        revision: "old".into(),
+        replicas: 3,
+        role: Role::Stable
+    }));
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::ApplyRevision { revision, replicas: 0, .. } if revision == "new")),
+        "new pods stay until the old ones are back");
+    world.apply(&p, true);
+    world.settle(at(2), true);
+    assert_eq!((world.replicas("new"), world.replicas("old")), (0, 3));
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+}

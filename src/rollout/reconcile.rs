@@ -25,7 +25,7 @@ use super::{
 use crate::{
     api::{
         FIELD_MANAGER, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, Rollout, RolloutStatus,
-        StrategyKind, conditions as cond, validate,
+        conditions as cond, validate,
     },
     controller::{
         Context, Error,
@@ -89,25 +89,21 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
 /// Why this version cannot act on a spec that passed the schema.
 fn unsupported(rollout: &Rollout) -> Vec<String> {
     let spec = &rollout.spec;
+    let strategy = &spec.strategy;
+    let uses_analysis = strategy
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.analysis.is_some() || c.steps.iter().any(|s| s.analysis.is_some()))
+        || strategy.blue_green.as_ref().is_some_and(|b| {
+            b.pre_promotion_analysis.is_some() || b.post_promotion_analysis.is_some()
+        })
+        || strategy
+            .rolling
+            .as_ref()
+            .is_some_and(|r| r.analysis.is_some());
     let mut out = Vec::new();
-    match spec.strategy_kind() {
-        Some(StrategyKind::BlueGreen) => {
-            let bg = spec.strategy.blue_green.as_ref();
-            if bg.is_some_and(|b| {
-                b.pre_promotion_analysis.is_some() || b.post_promotion_analysis.is_some()
-            }) {
-                out.push("analysis is not supported by this version of cutover: remove pre/postPromotionAnalysis or wait for a version with analysis".to_string());
-            }
-        }
-        Some(StrategyKind::Rolling) => {
-            out.push("spec.strategy.rolling: not supported by this version of cutover".to_string())
-        }
-        _ => {}
-    }
-    if let Some(canary) = &spec.strategy.canary
-        && (canary.analysis.is_some() || canary.steps.iter().any(|s| s.analysis.is_some()))
-    {
-        out.push("analysis is not supported by this version of cutover: remove the analysis steps or wait for a version with analysis".to_string());
+    if uses_analysis {
+        out.push("analysis is not supported by this version of cutover: remove the analysis or wait for a version with analysis".to_string());
     }
     if spec.workload_ref.is_some() {
         out.push(
