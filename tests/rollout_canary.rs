@@ -298,14 +298,11 @@ async fn reverting_the_template_returns_to_the_stable_revision_at_once() {
 #[tokio::test(start_paused = true)]
 async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     let env = start();
-    let mut r = rollout("web:1", json!([{"setWeight": 10}]));
-    r.spec.template = None;
-    r.spec.workload_ref = Some(
-        serde_json::from_value(
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}),
-        )
-        .unwrap(),
+    let mut r = rollout(
+        "web:1",
+        json!([{"analysis": {"metrics": [{"name": "m", "successCondition": "result > 0", "prometheus": {"query": "up"}}]}}]),
     );
+    r.metadata.name = Some("web".into());
     env.rollouts
         .create(&PostParams::default(), &r)
         .await
@@ -320,11 +317,62 @@ async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     })
     .await;
     let message = env.get().await.status.unwrap().message.unwrap();
-    assert!(message.contains("workloadRef"), "{message}");
+    assert!(message.contains("analysis is not supported"), "{message}");
     assert!(
         env.replicas().await.is_empty(),
         "no action on a spec it cannot act on"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn adopting_a_deployment_scales_it_down_only_once_the_rollout_serves() {
+    let env = start();
+    let existing: Deployment = serde_json::from_value(json!({"metadata": {"name": "legacy"}, "spec": {"replicas": 4,
+        "selector": {"matchLabels": {"app": "legacy"}},
+        "template": {"metadata": {"labels": {"app": "legacy"}, "annotations": {"sim.cutover.dev/ready-after": "20s"}},
+            "spec": {"containers": [{"name": "app", "image": "legacy:7"}]}}}}))
+    .unwrap();
+    env.deployments
+        .create(&PostParams::default(), &existing)
+        .await
+        .unwrap();
+    let r: Rollout = serde_json::from_value(json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"replicas": 4, "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "legacy"},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}}))
+    .unwrap();
+    env.rollouts
+        .create(&PostParams::default(), &r)
+        .await
+        .unwrap();
+    let e = &env;
+    for _ in 0..200 {
+        let legacy = e.deployments.get("legacy").await.unwrap();
+        let rollout_available = e
+            .get()
+            .await
+            .status
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        if legacy.spec.unwrap().replicas == Some(0) {
+            assert!(
+                rollout_available >= 4,
+                "the old Deployment went to zero before the Rollout served"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        env.deployments
+            .get("legacy")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(0)
+    );
+    assert_eq!(env.phase().await, RolloutPhase::Healthy);
 }
 
 fn routed_rollout(image: &str) -> Rollout {

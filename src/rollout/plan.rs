@@ -72,6 +72,8 @@ pub struct Observed<'a> {
     pub route_weight: Option<i32>,
     /// Revision each routed Service is pinned to, by Service name.
     pub service_revisions: BTreeMap<String, Option<String>>,
+    /// Replicas of the Deployment named by `workloadRef`, when one is adopted.
+    pub referenced_replicas: Option<i32>,
     /// The time of the decision.
     pub now: Timestamp,
 }
@@ -87,6 +89,11 @@ pub enum Action {
         replicas: i32,
         /// Its role.
         role: Role,
+    },
+    /// Scale the adopted `workloadRef` Deployment (to 0 once the Rollout serves).
+    ScaleReferenced {
+        /// Desired pods.
+        replicas: i32,
     },
     /// Delete an old revision beyond the history limit.
     DeleteRevision {
@@ -716,6 +723,16 @@ fn route(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &str,
 }
 
 fn finish(ctx: &mut Ctx<'_>) {
+    // An adopted Deployment is scaled down only once the stable revision serves in full,
+    // so there is no moment without serving pods.
+    if let (Some(referenced), Some(stable)) = (
+        ctx.obs.referenced_replicas,
+        ctx.status.stable_revision.clone(),
+    ) && referenced > 0
+        && ctx.available(&stable) >= ctx.obs.rollout.spec.replicas()
+    {
+        ctx.actions.push(Action::ScaleReferenced { replicas: 0 });
+    }
     let replicas = ctx.obs.rollout.spec.replicas();
     let total: i32 = ctx.obs.revisions.iter().map(|r| r.replicas).sum();
     let available: i32 = ctx.obs.revisions.iter().map(|r| r.available).sum();

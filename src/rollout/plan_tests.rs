@@ -34,6 +34,7 @@ struct World {
     revisions: Vec<RevisionObserved>,
     route_weight: Option<i32>,
     services: BTreeMap<String, Option<String>>,
+    referenced: Option<i32>,
 }
 
 impl World {
@@ -71,6 +72,7 @@ impl World {
             }],
             route_weight: routed.then_some(0),
             services,
+            referenced: None,
         }
     }
 
@@ -81,6 +83,7 @@ impl World {
             revisions: self.revisions.clone(),
             route_weight: self.route_weight,
             service_revisions: self.services.clone(),
+            referenced_replicas: self.referenced,
             now,
         })
     }
@@ -125,6 +128,7 @@ impl World {
                         .insert(service.clone(), Some(revision.clone()));
                 }
                 Action::SetRouteWeight { canary } => self.route_weight = Some(*canary),
+                Action::ScaleReferenced { replicas } => self.referenced = Some(*replicas),
             }
         }
     }
@@ -176,6 +180,7 @@ fn first_revision_becomes_stable_without_steps() {
         revisions: vec![],
         route_weight: None,
         services: BTreeMap::new(),
+        referenced: None,
     };
     let p = world.plan(at(0));
     assert_eq!(
@@ -645,4 +650,32 @@ fn rolling_abort_brings_the_old_revision_back_before_removing_the_new() {
     world.settle(at(2), true);
     assert_eq!((world.replicas("new"), world.replicas("old")), (0, 3));
     assert_eq!(world.status().phase, RolloutPhase::Aborted);
+}
+
+#[test]
+fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
+    let mut r = rollout(steps(), false);
+    r.status = None;
+    let mut world = World {
+        rollout: r,
+        target: "aaa".into(),
+        revisions: vec![],
+        route_weight: None,
+        services: BTreeMap::new(),
+        referenced: Some(10),
+    };
+    let p = world.plan(at(0));
+    assert!(
+        !p.actions.contains(&Action::ScaleReferenced { replicas: 0 }),
+        "not before the revision's pods are up"
+    );
+    world.apply(&p, false);
+    world.settle(at(1), false);
+    assert_eq!(world.referenced, Some(10));
+    world
+        .revisions
+        .iter_mut()
+        .for_each(|r| r.available = r.replicas);
+    world.settle(at(2), false);
+    assert_eq!(world.referenced, Some(0));
 }

@@ -105,12 +105,6 @@ fn unsupported(rollout: &Rollout) -> Vec<String> {
     if uses_analysis {
         out.push("analysis is not supported by this version of cutover: remove the analysis or wait for a version with analysis".to_string());
     }
-    if spec.workload_ref.is_some() {
-        out.push(
-            "spec.workloadRef: not supported by this version of cutover; use spec.template"
-                .to_string(),
-        );
-    }
     if spec
         .migrations
         .as_ref()
@@ -134,12 +128,28 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         .map(ToString::to_string)
         .collect();
     problems.extend(unsupported(&rollout));
-    let Some(template) = rollout.spec.template.clone() else {
-        problems.push("spec.template is required by this version of cutover".into());
-        return invalid(&rollouts, &rollout, &ctx, problems).await;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    // The pod template and selector: the Rollout's own, or adopted from a Deployment.
+    let mut referenced_replicas = None;
+    let (template, selector) = match (&rollout.spec.template, &rollout.spec.workload_ref) {
+        (Some(t), _) => (t.clone(), rollout.spec.selector.clone()),
+        (None, Some(wr)) => match deployments.get_opt(&wr.name).await? {
+            Some(d) => {
+                referenced_replicas = Some(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
+                let spec = d.spec.unwrap_or_default();
+                (spec.template, Some(spec.selector))
+            }
+            None => {
+                problems.push(format!(
+                    "Deployment {:?} (spec.workloadRef) does not exist in namespace {ns:?}",
+                    wr.name
+                ));
+                return invalid(&rollouts, &rollout, &ctx, problems).await;
+            }
+        },
+        (None, None) => return invalid(&rollouts, &rollout, &ctx, problems).await,
     };
     let canary = rollout.spec.strategy.canary.clone().unwrap_or_default();
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let mut service_revisions = BTreeMap::new();
     let mut route_weight = None;
@@ -226,6 +236,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         revisions,
         route_weight,
         service_revisions,
+        referenced_replicas,
         now: ctx.clock.now(),
     };
     let decision = plan::plan(&observed);
@@ -244,8 +255,14 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                     .and_then(|d| d.spec.as_ref())
                     .map(|s| s.template.clone());
                 let template = source.unwrap_or_else(|| template.clone());
-                let desired =
-                    revision_deployment(&rollout, revision, *replicas, role.as_str(), &template)?;
+                let desired = revision_deployment(
+                    &rollout,
+                    selector.as_ref(),
+                    revision,
+                    *replicas,
+                    role.as_str(),
+                    &template,
+                )?;
                 let params = PatchParams::apply(FIELD_MANAGER).force();
                 deployments
                     .patch(
@@ -254,6 +271,20 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                         &Patch::Apply(&desired),
                     )
                     .await?;
+            }
+            Action::ScaleReferenced { replicas } => {
+                // The user's Deployment: only its replica count changes, through the scale
+                // subresource, so its template and labels stay as its owner applied them.
+                if let Some(wr) = &rollout.spec.workload_ref {
+                    let scale = json!({"spec": {"replicas": replicas}});
+                    deployments
+                        .patch_scale(
+                            &wr.name,
+                            &PatchParams::apply(FIELD_MANAGER),
+                            &Patch::Merge(&scale),
+                        )
+                        .await?;
+                }
             }
             Action::DeleteRevision { revision } => {
                 deployments
@@ -314,6 +345,7 @@ fn available(d: &Deployment) -> i32 {
 
 fn revision_deployment(
     rollout: &Rollout,
+    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
     revision: &str,
     replicas: i32,
     role: &str,
@@ -326,10 +358,7 @@ fn revision_deployment(
     let mut template = serde_json::to_value(template)?;
     template["metadata"]["labels"][LABEL_REVISION] = json!(revision);
     template["metadata"]["labels"][LABEL_ROLLOUT] = json!(name);
-    let mut selector = rollout
-        .spec
-        .selector
-        .as_ref()
+    let mut selector = selector
         .and_then(|s| s.match_labels.clone())
         .unwrap_or_default();
     selector.insert(LABEL_REVISION.to_string(), revision.to_string());
