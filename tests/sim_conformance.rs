@@ -678,3 +678,45 @@ async fn watches_send_bookmarks_and_end_at_their_timeout() {
         "the watch ends at timeoutSeconds"
     );
 }
+
+#[tokio::test]
+async fn server_side_apply_to_status_removes_fields_no_longer_applied() {
+    let (_sim, client) = sim();
+    install_crds(&client).await;
+    let api: Api<Rollout> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &rollout("web"))
+        .await
+        .unwrap();
+    let full = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "status": {"phase": "Paused", "message": "waiting", "currentStepIndex": 1}});
+    api.patch_status(
+        "web",
+        &PatchParams::apply("cutover").force(),
+        &Patch::Apply(&full),
+    )
+    .await
+    .unwrap();
+    let smaller = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "status": {"phase": "Healthy"}});
+    let result = api
+        .patch_status(
+            "web",
+            &PatchParams::apply("cutover").force(),
+            &Patch::Apply(&smaller),
+        )
+        .await
+        .unwrap();
+    let status = result.status.unwrap();
+    assert_eq!(status.message, None);
+    assert_eq!(status.current_step_index, None);
+    let again = api
+        .patch_status(
+            "web",
+            &PatchParams::apply("cutover").force(),
+            &Patch::Apply(&smaller),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version, result.metadata.resource_version,
+        "re-applying the same status writes nothing"
+    );
+}

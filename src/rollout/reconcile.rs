@@ -463,6 +463,7 @@ async fn write_status(
     if rollout.status.as_ref() == Some(&status) {
         return Ok(());
     }
+
     let body = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "status": status});
     rollouts
         .patch_status(

@@ -120,7 +120,10 @@ pub(super) fn compose(rt: &ResourceType, old: &Value, body: Value, sub: Subresou
                     }
                 }
             }
-            // Finalizers and labels are writable through status too on a real server; keep them simple here.
+            // Field ownership recorded by a server-side apply to /status belongs to the object.
+            if let Some(managed) = body.pointer("/metadata/managedFields") {
+                new["metadata"]["managedFields"] = managed.clone();
+            }
             new
         }
         Subresource::Main => {
