@@ -22,3 +22,8 @@ fn run_script(name: &str) {
 fn kubectl_verbs_against_cutover_dev() {
     run_script("kubectl_sim.sh");
 }
+
+#[test]
+fn rollouts_driven_with_kubectl_against_cutover_dev() {
+    run_script("rollouts.sh");
+}

@@ -107,12 +107,8 @@ pub async fn crds_installed(client: &kube::Client) -> bool {
 }
 
 /// The controllers compiled into this binary, each a future that runs until `shutdown`.
-pub fn controllers(
-    _ctx: Arc<Context>,
-    _shutdown: CancellationToken,
-) -> Vec<BoxFuture<'static, ()>> {
-    // Each controller (Rollout, MigrationJob, FeatureFlag) registers here as it is built.
-    Vec::new()
+pub fn controllers(ctx: Arc<Context>, shutdown: CancellationToken) -> Vec<BoxFuture<'static, ()>> {
+    vec![Box::pin(crate::rollout::reconcile::run(ctx, shutdown))]
 }
 
 /// Runs the operator until `shutdown` is cancelled.
