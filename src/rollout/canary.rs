@@ -1,4 +1,13 @@
-//! Canary replica arithmetic: how many pods each revision needs for a traffic weight.
+//! Canary planning: steps of weight and pauses, the replica arithmetic behind a weight,
+//! and pinning Services and route weights when a router sets traffic exactly.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::plan::{Action, Ctx, Role, abort, pause, report_serving, retire_old, ts};
+use crate::api::{
+    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
+    CanaryStrategy, RolloutPhase, StepAction, conditions as cond,
+};
 
 /// Replicas of the stable and canary revisions for one weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +58,360 @@ pub fn split_with_router(replicas: i32, weight: i32) -> Split {
     Split {
         stable: replicas,
         canary: if weight > 0 { canary.max(1) } else { 0 },
+    }
+}
+
+fn routed(canary: &CanaryStrategy) -> bool {
+    canary.traffic_routing.is_some()
+}
+
+pub(super) fn plan(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
+    let target = ctx.obs.target_revision.clone();
+    let replicas = ctx.obs.rollout.spec.replicas();
+    let Some(stable) = ctx.status.stable_revision.clone() else {
+        // First revision: nothing to compare with, so no steps (as Argo Rollouts does).
+        ctx.status.stable_revision = Some(target.clone());
+        ctx.status.current_revision = Some(target.clone());
+        ctx.note("Started", format!("first revision {target}"));
+        steady(ctx, canary, &target, replicas);
+        return;
+    };
+    if stable == target {
+        if ctx.status.current_revision.as_deref() != Some(target.as_str()) {
+            ctx.note("Undone", format!("back to the stable revision {target}"));
+        }
+        ctx.status.current_revision = Some(target.clone());
+        steady(ctx, canary, &target, replicas);
+        return;
+    }
+    if ctx.status.current_revision.as_deref() != Some(target.as_str()) {
+        ctx.status.current_revision = Some(target.clone());
+        ctx.status.current_step_index = Some(0);
+        ctx.status.step_started_at = Some(ts(ctx.obs.now));
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.message = None;
+        cond::remove(&mut ctx.status.conditions, cond::ABORTED);
+        ctx.note(
+            "Started",
+            format!("rolling out revision {target} over stable {stable}"),
+        );
+    }
+    let mut aborted = ctx.status.phase == RolloutPhase::Aborted;
+    if ctx.request(ANNOTATION_ABORT) && !aborted {
+        aborted = true;
+        abort(
+            ctx,
+            "AbortRequested",
+            "aborted by request: all traffic back to stable",
+        );
+    }
+    if ctx.request(ANNOTATION_RETRY) && aborted {
+        aborted = false;
+        ctx.status.current_step_index = Some(0);
+        ctx.status.step_started_at = Some(ts(ctx.obs.now));
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.message = None;
+        ctx.condition(cond::ABORTED, cond::FALSE, "Retried", "retried from step 0");
+        ctx.note("Retried", "retrying from step 0");
+    }
+    if aborted {
+        hold_aborted(ctx, canary, &stable, &target, replicas);
+        return;
+    }
+    if ctx.request(ANNOTATION_PROMOTE_FULL) {
+        ctx.status.current_step_index = Some(canary.steps.len() as i32);
+        ctx.note("PromotedFull", "remaining steps skipped by request");
+    }
+    run_steps(ctx, canary, &stable, &target, replicas);
+}
+
+/// One revision serves; older ones are kept at zero up to the history limit.
+fn steady(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, revision: &str, replicas: i32) {
+    ctx.apply(revision, replicas, Role::Stable);
+    // Traffic is pinned to the serving revision before the others shrink.
+    if routed(canary) {
+        route(ctx, canary, revision, revision, 0);
+    }
+    retire_old(ctx, revision, None);
+    report_serving(ctx, revision, replicas);
+}
+
+fn hold_aborted(
+    ctx: &mut Ctx<'_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    target: &str,
+    replicas: i32,
+) {
+    ctx.status.phase = RolloutPhase::Aborted;
+    ctx.apply(stable, replicas, Role::Stable);
+    if routed(canary) {
+        // Traffic leaves the canary first; its pods go after the scale-down delay.
+        route(ctx, canary, stable, target, 0);
+        let delay = i64::from(
+            canary
+                .abort_scale_down_delay_seconds
+                .unwrap_or(crate::api::DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS),
+        );
+        let since = ctx.status.paused_at.as_ref().map_or(ctx.obs.now, |t| t.0);
+        let due = since + SignedDuration::from_secs(delay);
+        if ctx.obs.now >= due {
+            ctx.apply(target, 0, Role::Canary);
+        } else {
+            ctx.wake_at(due);
+        }
+    } else {
+        ctx.apply(target, 0, Role::Canary);
+    }
+    retire_old(ctx, stable, Some(target));
+    ctx.status.canary_weight = Some(0);
+    ctx.condition(cond::PAUSED, cond::FALSE, "Aborted", "");
+}
+
+/// Runs steps from the current one for as long as they complete at once.
+fn run_steps(
+    ctx: &mut Ctx<'_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    target: &str,
+    replicas: i32,
+) {
+    let steps = &canary.steps;
+    let mut index = ctx.status.current_step_index.unwrap_or(0).max(0) as usize;
+    let spec_paused = ctx.obs.rollout.spec.paused.unwrap_or(false);
+    loop {
+        let weight = weight_before(canary, index);
+        if index >= steps.len() {
+            promote(ctx, canary, stable, target, replicas);
+            return;
+        }
+        let action = steps[index].action();
+        let started = ctx
+            .status
+            .step_started_at
+            .as_ref()
+            .map_or(ctx.obs.now, |t| t.0);
+        let done = match action {
+            Some(StepAction::SetWeight(w)) => {
+                set_weight(ctx, canary, stable, target, replicas, w, started)
+            }
+            Some(StepAction::Pause(duration)) => {
+                shape(ctx, canary, stable, target, replicas, weight);
+                match duration {
+                    _ if ctx.request(ANNOTATION_PROMOTE) => true,
+                    Some(d) => {
+                        let due = started
+                            + SignedDuration::try_from(d.as_std()).unwrap_or(SignedDuration::MAX);
+                        if ctx.obs.now >= due {
+                            true
+                        } else {
+                            ctx.wake_at(due);
+                            pause(ctx, "TimedPause", format!("step {index}: pausing {d}"));
+                            false
+                        }
+                    }
+                    None => {
+                        pause(
+                            ctx,
+                            "ManualGate",
+                            format!("step {index}: waiting for promote"),
+                        );
+                        false
+                    }
+                }
+            }
+            Some(StepAction::Analysis(_)) | None => {
+                // Validation rejects these before planning; stop rather than pass if one slips by.
+                shape(ctx, canary, stable, target, replicas, weight);
+                abort(
+                    ctx,
+                    "StepUnsupported",
+                    &format!("step {index} cannot be run by this version of cutover"),
+                );
+                hold_aborted(ctx, canary, stable, target, replicas);
+                return;
+            }
+        };
+        if !done || spec_paused {
+            if spec_paused {
+                pause(ctx, "PausedBySpec", "spec.paused is true".to_string());
+            }
+            ctx.status.current_step_index = Some(index as i32);
+            return;
+        }
+        ctx.note("StepCompleted", format!("step {index} completed"));
+        index += 1;
+        ctx.status.current_step_index = Some(index as i32);
+        ctx.status.step_started_at = Some(ts(ctx.obs.now));
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.paused_at = None;
+        ctx.status.message = None;
+        ctx.condition(cond::PAUSED, cond::FALSE, "Resumed", "");
+    }
+}
+
+/// The weight in force before step `index` (the last setWeight before it).
+fn weight_before(canary: &CanaryStrategy, index: usize) -> i32 {
+    canary.steps[..index.min(canary.steps.len())]
+        .iter()
+        .rev()
+        .find_map(|s| match s.action() {
+            Some(StepAction::SetWeight(w)) => Some(w),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Puts pods and traffic in the shape of `weight`; returns whether the shape is reached.
+fn shape(
+    ctx: &mut Ctx<'_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    target: &str,
+    replicas: i32,
+    weight: i32,
+) -> bool {
+    if routed(canary) {
+        let split = split_with_router(replicas, weight);
+        ctx.apply(stable, split.stable, Role::Stable);
+        ctx.apply(target, split.canary, Role::Canary);
+        // Weight goes to the canary only once its pods are up.
+        let ready = ctx.available(target) >= split.canary;
+        let current = ctx.obs.route_weight.unwrap_or(0);
+        let weight_now = if ready || weight < current {
+            weight
+        } else {
+            current
+        };
+        route(ctx, canary, stable, target, weight_now);
+        ctx.status.canary_weight = Some(weight_now);
+        ready && weight_now == weight
+    } else {
+        let split = split_without_router(replicas, weight);
+        let canary_up = ctx.available(target) >= split.canary;
+        // Stable shrinks only once the canary pods that replace its capacity are available.
+        let stable_now = ctx.revision(stable).map_or(replicas, |r| r.replicas);
+        let stable_target = if canary_up {
+            split.stable
+        } else {
+            split.stable.max(stable_now)
+        };
+        ctx.apply(stable, stable_target, Role::Stable);
+        ctx.apply(target, split.canary, Role::Canary);
+        let achieved = achieved_weight(
+            ctx.available(stable).min(stable_target),
+            ctx.available(target),
+        );
+        ctx.status.canary_weight = Some(achieved);
+        // Reached once the stable's scale-down has been written and observed.
+        canary_up
+            && ctx
+                .revision(stable)
+                .is_some_and(|r| r.replicas == split.stable)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn set_weight(
+    ctx: &mut Ctx<'_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    target: &str,
+    replicas: i32,
+    weight: i32,
+    started: Timestamp,
+) -> bool {
+    let reached = shape(ctx, canary, stable, target, replicas, weight);
+    if reached {
+        return true;
+    }
+    ctx.status.phase = RolloutPhase::Progressing;
+    let deadline = started
+        + SignedDuration::from_secs(i64::from(ctx.obs.rollout.spec.progress_deadline_seconds()));
+    if ctx.obs.now >= deadline {
+        let message = format!(
+            "revision {target} did not become available within {}s",
+            ctx.obs.rollout.spec.progress_deadline_seconds()
+        );
+        if ctx.obs.rollout.spec.progress_deadline_abort() {
+            abort(ctx, "ProgressDeadlineExceeded", &message);
+            hold_aborted(ctx, canary, stable, target, replicas);
+        } else {
+            ctx.status.phase = RolloutPhase::Degraded;
+            ctx.status.message = Some(message.clone());
+            ctx.condition(
+                cond::PROGRESSING,
+                cond::FALSE,
+                "ProgressDeadlineExceeded",
+                message,
+            );
+        }
+    } else {
+        ctx.wake_at(deadline);
+        ctx.condition(
+            cond::PROGRESSING,
+            cond::TRUE,
+            "RolloutProgressing",
+            format!("setting weight {weight}"),
+        );
+    }
+    false
+}
+
+fn promote(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &str, replicas: i32) {
+    ctx.apply(target, replicas, Role::Canary);
+    if routed(canary) {
+        ctx.apply(stable, replicas, Role::Stable);
+    }
+    if ctx.available(target) < replicas {
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.message = Some(format!(
+            "promoting {target}: {} of {replicas} pods available",
+            ctx.available(target)
+        ));
+        ctx.condition(
+            cond::PROGRESSING,
+            cond::TRUE,
+            "Promoting",
+            "scaling the new revision to full size",
+        );
+        if routed(canary) {
+            let w = ctx.obs.route_weight.unwrap_or(0);
+            ctx.status.canary_weight = Some(w);
+        }
+        return;
+    }
+    ctx.status.stable_revision = Some(target.to_string());
+    ctx.note("Promoted", format!("revision {target} is now stable"));
+    // Traffic moves to the new stable before the old one shrinks.
+    steady(ctx, canary, target, replicas);
+}
+
+/// Pins the routed Services and sets the route weight, writing only what differs.
+fn route(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &str, weight: i32) {
+    let pins = [
+        (canary.stable_service.clone(), stable),
+        (canary.canary_service.clone(), target),
+    ];
+    for (service, revision) in pins {
+        if let Some(service) = service
+            && ctx
+                .obs
+                .service_revisions
+                .get(&service)
+                .cloned()
+                .flatten()
+                .as_deref()
+                != Some(revision)
+        {
+            ctx.actions.push(Action::PinService {
+                service,
+                revision: revision.to_string(),
+            });
+        }
+    }
+    if ctx.obs.route_weight != Some(weight) {
+        ctx.actions.push(Action::SetRouteWeight { canary: weight });
     }
 }
 

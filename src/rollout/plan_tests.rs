@@ -5,7 +5,9 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::api::{Rollout, RolloutPhase};
+use crate::api::{
+    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, Rollout, RolloutPhase,
+};
 
 const T0: i64 = 1_800_000_000;
 
