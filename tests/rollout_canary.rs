@@ -721,3 +721,83 @@ async fn scaling_the_rollout_mid_canary_resizes_both_revisions() {
     assert_eq!(scale.spec.unwrap().replicas, Some(20));
     assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=web"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_abort_within_the_delay_switches_back_at_once() {
+    let env = start();
+    create_routing_objects(&env.client).await;
+    let mut r = bluegreen_rollout("web:1");
+    r.spec
+        .strategy
+        .blue_green
+        .as_mut()
+        .unwrap()
+        .scale_down_delay_seconds = Some(600);
+    env.rollouts
+        .create(&PostParams::default(), &r)
+        .await
+        .unwrap();
+    let blue = env.healthy_on("web:1").await;
+    env.set_image("web:2").await;
+    let e = &env;
+    until("preview ready", Duration::from_secs(300), || async move {
+        e.phase().await == RolloutPhase::Paused
+    })
+    .await;
+    env.annotate(ANNOTATION_PROMOTE, "1").await;
+    let green = env.get().await.status.unwrap().current_revision.unwrap();
+    let g = &green;
+    until("switched", Duration::from_secs(30), || async move {
+        selector_revision(&e.client, "web-stable").await.as_deref() == Some(g.as_str())
+    })
+    .await;
+    let before_abort = tokio::time::Instant::now();
+    env.annotate(ANNOTATION_ABORT, "1").await;
+    let b = &blue;
+    until("switched back", Duration::from_secs(30), || async move {
+        selector_revision(&e.client, "web-stable").await.as_deref() == Some(b.as_str())
+    })
+    .await;
+    assert!(
+        before_abort.elapsed() < Duration::from_secs(5),
+        "no waiting for pods: blue was still up"
+    );
+    assert_eq!(env.phase().await, RolloutPhase::Aborted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_step_and_decision_is_an_event_on_the_rollout() {
+    let env = start();
+    env.rollouts
+        .create(
+            &PostParams::default(),
+            &rollout("web:1", json!([{"setWeight": 20}, {"pause": {}}])),
+        )
+        .await
+        .unwrap();
+    env.healthy_on("web:1").await;
+    env.set_image("web:2").await;
+    let e = &env;
+    until("the gate", Duration::from_secs(300), || async move {
+        e.phase().await == RolloutPhase::Paused
+    })
+    .await;
+    env.annotate(ANNOTATION_PROMOTE, "1").await;
+    env.healthy_on("web:2").await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), "default");
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|ev| ev.reason)
+        .collect();
+    for expected in ["Started", "StepCompleted", "Paused", "Promoted", "Healthy"] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "no {expected} event in {reasons:?}"
+        );
+    }
+}
