@@ -1,7 +1,7 @@
 //! `cutover dev`: the sim over HTTP with the CRDs installed, plus the operator, in one
 //! process — a cluster to try cutover on with a real `kubectl`.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use tokio_util::sync::CancellationToken;
 
@@ -135,9 +135,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<(), DevEr
             controller::runner::run(config, token).await
         }))
     };
-    let store = Arc::clone(sim.store());
     shutdown.cancelled().await;
-    drop(store);
     let _ = server.await;
     let _ = workloads.await;
     if let Some(operator) = operator {
@@ -151,32 +149,9 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<(), DevEr
 
 /// Entry point of `cutover dev`.
 pub fn main(args: DevArgs) -> ExitCode {
-    if let Err(e) = crate::telemetry::init_logging(
+    let log = (
         crate::controller::config::LogFormat::Pretty,
-        "info,kube_client::client::builder=off",
-    ) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        controller::runner::cancel_on_signals(shutdown.clone());
-        match run(args, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {}", controller::error::one_line(&e));
-                ExitCode::FAILURE
-            }
-        }
-    })
+        "info,kube_client::client::builder=off".to_string(),
+    );
+    super::run_until_signal(log, move |shutdown| run(args, shutdown))
 }

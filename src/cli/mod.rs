@@ -9,7 +9,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::{self, Config};
+use crate::controller::{self, Config, config::LogFormat};
 
 /// cutover: progressive delivery, migrations and feature flags for Kubernetes.
 #[derive(Debug, Parser)]
@@ -52,7 +52,21 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn run_operator(config: Config) -> ExitCode {
-    if let Err(e) = crate::telemetry::init_logging(config.log_format, &config.log_level) {
+    let log = (config.log_format, config.log_level.clone());
+    run_until_signal(log, move |shutdown| {
+        controller::runner::run(config, shutdown)
+    })
+}
+
+/// Sets up logging and the async runtime, runs `task` until it ends or SIGTERM / Ctrl-C
+/// cancels it, and turns its error into one line on stderr and exit code 1.
+pub fn run_until_signal<F, Fut, E>(log: (LogFormat, String), task: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
+{
+    if let Err(e) = crate::telemetry::init_logging(log.0, &log.1) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -69,7 +83,7 @@ fn run_operator(config: Config) -> ExitCode {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         controller::runner::cancel_on_signals(shutdown.clone());
-        match controller::runner::run(config, shutdown).await {
+        match task(shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {}", controller::error::one_line(&e));

@@ -4,10 +4,12 @@
 
 use jiff::SignedDuration;
 
-use super::plan::{Ctx, Role, abort, pause, report_serving, retire_old, ts};
+use super::plan::{
+    Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old, ts,
+};
 use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
-    BlueGreenStrategy, DEFAULT_SCALE_DOWN_DELAY_SECONDS, RolloutPhase, conditions as cond,
+    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, BlueGreenStrategy,
+    DEFAULT_SCALE_DOWN_DELAY_SECONDS, RolloutPhase, conditions as cond,
 };
 
 /// Plans a blue-green Rollout.
@@ -47,18 +49,11 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
         serve(ctx, bg, &target, replicas);
         return;
     }
-    if ctx.status.current_revision.as_deref() != Some(target.as_str()) {
-        ctx.status.current_revision = Some(target.clone());
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
-        ctx.status.paused_at = None;
-        ctx.status.phase = RolloutPhase::Progressing;
-        ctx.status.message = None;
-        cond::remove(&mut ctx.status.conditions, cond::ABORTED);
-        ctx.note(
-            "Started",
-            format!("revision {target} behind the preview Service; {active} stays active"),
-        );
-    }
+    begin(
+        ctx,
+        &target,
+        format!("revision {target} behind the preview Service; {active} stays active"),
+    );
     // Undo to the revision still scaled from the last switch: switch back at once.
     if ctx.status.previous_revision.as_deref() == Some(target.as_str())
         && ctx.available(&target) >= replicas
@@ -70,23 +65,7 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
         switch(ctx, bg, &active, &target, replicas);
         return;
     }
-    let mut aborted = ctx.status.phase == RolloutPhase::Aborted;
-    if ctx.request(ANNOTATION_ABORT) && !aborted {
-        aborted = true;
-        abort(
-            ctx,
-            "AbortRequested",
-            "aborted by request: the active Service never moved",
-        );
-    }
-    if ctx.request(ANNOTATION_RETRY) && aborted {
-        aborted = false;
-        ctx.status.phase = RolloutPhase::Progressing;
-        ctx.status.paused_at = None;
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
-        ctx.condition(cond::ABORTED, cond::FALSE, "Retried", "retried");
-        ctx.note("Retried", "retrying");
-    }
+    let aborted = abort_or_retry(ctx, "aborted by request: the active Service never moved");
     if aborted {
         hold_aborted(ctx, bg, &active, &target, replicas);
         return;
@@ -164,41 +143,17 @@ fn preview(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, active: &str, target: &str
         } else {
             format!("preview {target}: {available} of {size} pods available")
         });
-        let started = ctx
-            .status
-            .step_started_at
-            .as_ref()
-            .map_or(ctx.obs.now, |t| t.0);
-        let deadline = started
-            + SignedDuration::from_secs(i64::from(
-                ctx.obs.rollout.spec.progress_deadline_seconds(),
-            ));
-        if ctx.obs.now >= deadline && !promoting {
-            let message = format!(
-                "revision {target} did not become available within {}s",
-                ctx.obs.rollout.spec.progress_deadline_seconds()
-            );
-            if ctx.obs.rollout.spec.progress_deadline_abort() {
-                abort(ctx, "ProgressDeadlineExceeded", &message);
+        if !promoting {
+            if deadline_aborts(ctx, target) {
                 hold_aborted(ctx, bg, active, target, replicas);
-            } else {
-                ctx.status.phase = RolloutPhase::Degraded;
-                ctx.status.message = Some(message.clone());
+            } else if ctx.status.phase == RolloutPhase::Progressing {
                 ctx.condition(
                     cond::PROGRESSING,
-                    cond::FALSE,
-                    "ProgressDeadlineExceeded",
-                    message,
+                    cond::TRUE,
+                    "PreviewScaling",
+                    format!("{available} of {size} preview pods available"),
                 );
             }
-        } else if !promoting {
-            ctx.wake_at(deadline);
-            ctx.condition(
-                cond::PROGRESSING,
-                cond::TRUE,
-                "PreviewScaling",
-                format!("{available} of {size} preview pods available"),
-            );
         }
         return;
     }

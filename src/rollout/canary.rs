@@ -1,12 +1,15 @@
 //! Canary planning: steps of weight and pauses, the replica arithmetic behind a weight,
 //! and pinning Services and route weights when a router sets traffic exactly.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 
-use super::plan::{Action, Ctx, Role, abort, pause, report_serving, retire_old, ts};
+use super::plan::{
+    Action, Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving,
+    retire_old, ts,
+};
 use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
-    CanaryStrategy, RolloutPhase, StepAction, conditions as cond,
+    ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, CanaryStrategy, RolloutPhase, StepAction,
+    conditions as cond,
 };
 
 /// Replicas of the stable and canary revisions for one weight.
@@ -84,37 +87,12 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
         steady(ctx, canary, &target, replicas);
         return;
     }
-    if ctx.status.current_revision.as_deref() != Some(target.as_str()) {
-        ctx.status.current_revision = Some(target.clone());
-        ctx.status.current_step_index = Some(0);
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
-        ctx.status.phase = RolloutPhase::Progressing;
-        ctx.status.message = None;
-        cond::remove(&mut ctx.status.conditions, cond::ABORTED);
-        ctx.note(
-            "Started",
-            format!("rolling out revision {target} over stable {stable}"),
-        );
-    }
-    let mut aborted = ctx.status.phase == RolloutPhase::Aborted;
-    if ctx.request(ANNOTATION_ABORT) && !aborted {
-        aborted = true;
-        abort(
-            ctx,
-            "AbortRequested",
-            "aborted by request: all traffic back to stable",
-        );
-    }
-    if ctx.request(ANNOTATION_RETRY) && aborted {
-        aborted = false;
-        ctx.status.current_step_index = Some(0);
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
-        ctx.status.phase = RolloutPhase::Progressing;
-        ctx.status.message = None;
-        ctx.condition(cond::ABORTED, cond::FALSE, "Retried", "retried from step 0");
-        ctx.note("Retried", "retrying from step 0");
-    }
-    if aborted {
+    begin(
+        ctx,
+        &target,
+        format!("rolling out revision {target} over stable {stable}"),
+    );
+    if abort_or_retry(ctx, "aborted by request: all traffic back to stable") {
         hold_aborted(ctx, canary, &stable, &target, replicas);
         return;
     }
@@ -192,9 +170,7 @@ fn run_steps(
             .as_ref()
             .map_or(ctx.obs.now, |t| t.0);
         let done = match action {
-            Some(StepAction::SetWeight(w)) => {
-                set_weight(ctx, canary, stable, target, replicas, w, started)
-            }
+            Some(StepAction::SetWeight(w)) => set_weight(ctx, canary, stable, target, replicas, w),
             Some(StepAction::Pause(duration)) => {
                 shape(ctx, canary, stable, target, replicas, weight);
                 match duration {
@@ -319,35 +295,15 @@ fn set_weight(
     target: &str,
     replicas: i32,
     weight: i32,
-    started: Timestamp,
 ) -> bool {
     let reached = shape(ctx, canary, stable, target, replicas, weight);
     if reached {
         return true;
     }
     ctx.status.phase = RolloutPhase::Progressing;
-    let deadline = started
-        + SignedDuration::from_secs(i64::from(ctx.obs.rollout.spec.progress_deadline_seconds()));
-    if ctx.obs.now >= deadline {
-        let message = format!(
-            "revision {target} did not become available within {}s",
-            ctx.obs.rollout.spec.progress_deadline_seconds()
-        );
-        if ctx.obs.rollout.spec.progress_deadline_abort() {
-            abort(ctx, "ProgressDeadlineExceeded", &message);
-            hold_aborted(ctx, canary, stable, target, replicas);
-        } else {
-            ctx.status.phase = RolloutPhase::Degraded;
-            ctx.status.message = Some(message.clone());
-            ctx.condition(
-                cond::PROGRESSING,
-                cond::FALSE,
-                "ProgressDeadlineExceeded",
-                message,
-            );
-        }
-    } else {
-        ctx.wake_at(deadline);
+    if deadline_aborts(ctx, target) {
+        hold_aborted(ctx, canary, stable, target, replicas);
+    } else if ctx.status.phase == RolloutPhase::Progressing {
         ctx.condition(
             cond::PROGRESSING,
             cond::TRUE,

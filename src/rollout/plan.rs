@@ -276,6 +276,77 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
     }
 }
 
+/// Whether the progress deadline of a revision that is not yet available has passed. When
+/// it has and the spec says abort, the rollout is aborted and `true` tells the caller to
+/// hold it there; otherwise it is marked Degraded (or a wake-up is set for the deadline).
+pub(super) fn deadline_aborts(ctx: &mut Ctx<'_>, target: &str) -> bool {
+    let started = ctx
+        .status
+        .step_started_at
+        .as_ref()
+        .map_or(ctx.obs.now, |t| t.0);
+    let seconds = ctx.obs.rollout.spec.progress_deadline_seconds();
+    let due = started + jiff::SignedDuration::from_secs(i64::from(seconds));
+    if ctx.obs.now < due {
+        ctx.wake_at(due);
+        return false;
+    }
+    let message = format!("revision {target} did not become available within {seconds}s");
+    if ctx.obs.rollout.spec.progress_deadline_abort() {
+        abort(ctx, "ProgressDeadlineExceeded", &message);
+        return true;
+    }
+    ctx.status.phase = RolloutPhase::Degraded;
+    ctx.status.message = Some(message.clone());
+    ctx.condition(
+        cond::PROGRESSING,
+        cond::FALSE,
+        "ProgressDeadlineExceeded",
+        message,
+    );
+    false
+}
+
+/// Starts rolling out `target` if it is new: step 0, the clock of the step, no abort.
+pub(super) fn begin(ctx: &mut Ctx<'_>, target: &str, message: impl Into<String>) {
+    if ctx.status.current_revision.as_deref() == Some(target) {
+        return;
+    }
+    ctx.status.current_revision = Some(target.to_string());
+    ctx.status.current_step_index = Some(0);
+    ctx.status.step_started_at = Some(ts(ctx.obs.now));
+    ctx.status.paused_at = None;
+    ctx.status.phase = RolloutPhase::Progressing;
+    ctx.status.message = None;
+    cond::remove(&mut ctx.status.conditions, cond::ABORTED);
+    ctx.note("Started", message);
+}
+
+/// Takes abort and retry requests; returns whether the rollout is (still) aborted.
+pub(super) fn abort_or_retry(ctx: &mut Ctx<'_>, abort_message: &str) -> bool {
+    let mut aborted = ctx.status.phase == RolloutPhase::Aborted;
+    if ctx.request(crate::api::ANNOTATION_ABORT) && !aborted {
+        aborted = true;
+        abort(ctx, "AbortRequested", abort_message);
+    }
+    if ctx.request(crate::api::ANNOTATION_RETRY) && aborted {
+        aborted = false;
+        ctx.status.current_step_index = Some(0);
+        ctx.status.step_started_at = Some(ts(ctx.obs.now));
+        ctx.status.paused_at = None;
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.message = None;
+        ctx.condition(
+            cond::ABORTED,
+            cond::FALSE,
+            "Retried",
+            "retried from the start",
+        );
+        ctx.note("Retried", "retrying from the start");
+    }
+    aborted
+}
+
 /// Records that one revision serves: Healthy once its pods are available.
 pub(super) fn report_serving(ctx: &mut Ctx<'_>, revision: &str, replicas: i32) {
     ctx.status.current_step_index = None;

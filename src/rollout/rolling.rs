@@ -4,10 +4,11 @@
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::plan::{Ctx, Role, abort, pause, report_serving, retire_old, ts};
+use super::plan::{
+    Ctx, Role, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old, ts,
+};
 use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
-    RollingStrategy, RolloutPhase, conditions as cond,
+    ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, RollingStrategy, RolloutPhase, conditions as cond,
 };
 
 /// Resolves a count or a percentage of `replicas` (percentages round up for batches, down
@@ -53,41 +54,15 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, rolling: &RollingStrategy) {
         serve(ctx, &target, replicas);
         return;
     }
-    if ctx.status.current_revision.as_deref() != Some(target.as_str()) {
-        ctx.status.current_revision = Some(target.clone());
-        ctx.status.current_step_index = Some(0);
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
-        ctx.status.paused_at = None;
-        ctx.status.phase = RolloutPhase::Progressing;
-        ctx.status.message = None;
-        cond::remove(&mut ctx.status.conditions, cond::ABORTED);
-        ctx.note(
-            "Started",
-            format!("replacing {stable} with {target} in batches"),
-        );
-    }
-    let mut aborted = ctx.status.phase == RolloutPhase::Aborted;
-    if ctx.request(ANNOTATION_ABORT) && !aborted {
-        aborted = true;
-        abort(
-            ctx,
-            "AbortRequested",
-            "aborted by request: the old revision is scaled back up",
-        );
-    }
-    if ctx.request(ANNOTATION_RETRY) && aborted {
-        aborted = false;
-        ctx.status.current_step_index = Some(0);
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
-        ctx.status.phase = RolloutPhase::Progressing;
-        ctx.condition(
-            cond::ABORTED,
-            cond::FALSE,
-            "Retried",
-            "retried from the first batch",
-        );
-        ctx.note("Retried", "retrying from the first batch");
-    }
+    begin(
+        ctx,
+        &target,
+        format!("replacing {stable} with {target} in batches"),
+    );
+    let aborted = abort_or_retry(
+        ctx,
+        "aborted by request: the old revision is scaled back up",
+    );
     if aborted {
         // Old pods come back before new ones go, so availability holds on the way back too.
         ctx.apply(&stable, replicas, Role::Stable);
@@ -209,30 +184,8 @@ fn serve(ctx: &mut Ctx<'_>, revision: &str, replicas: i32) {
 }
 
 fn deadline(ctx: &mut Ctx<'_>, stable: &str, target: &str, replicas: i32) {
-    let started = ctx
-        .status
-        .step_started_at
-        .as_ref()
-        .map_or(ctx.obs.now, |t| t.0);
-    let seconds = ctx.obs.rollout.spec.progress_deadline_seconds();
-    let due = started + SignedDuration::from_secs(i64::from(seconds));
-    if ctx.obs.now < due {
-        ctx.wake_at(due);
-        return;
-    }
-    let message = format!("revision {target} did not become available within {seconds}s");
-    if ctx.obs.rollout.spec.progress_deadline_abort() {
-        abort(ctx, "ProgressDeadlineExceeded", &message);
+    if deadline_aborts(ctx, target) {
         ctx.apply(stable, replicas, Role::Stable);
-    } else {
-        ctx.status.phase = RolloutPhase::Degraded;
-        ctx.status.message = Some(message.clone());
-        ctx.condition(
-            cond::PROGRESSING,
-            cond::FALSE,
-            "ProgressDeadlineExceeded",
-            message,
-        );
     }
 }
 
