@@ -84,3 +84,91 @@ mod tests {
         assert!(compile(&"1 + ".repeat(400)).is_err());
     }
 }
+
+/// What a query returned, reduced to what conditions see.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryResult {
+    /// No sample.
+    Empty,
+    /// One number (a scalar, or a vector with one sample).
+    Number(f64),
+    /// Several numbers (a vector with several samples).
+    Numbers(Vec<f64>),
+}
+
+impl QueryResult {
+    /// Whether the result counts as no data: nothing, or only NaN.
+    pub fn is_no_data(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Number(n) => n.is_nan(),
+            Self::Numbers(ns) => ns.is_empty() || ns.iter().all(|n| n.is_nan()),
+        }
+    }
+
+    /// The value as shown in status.
+    pub fn render(&self) -> String {
+        match self {
+            Self::Empty => "[]".into(),
+            Self::Number(n) => n.to_string(),
+            Self::Numbers(ns) => format!(
+                "[{}]",
+                ns.iter().map(f64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// Evaluates a compiled condition with `result` bound; errors if it is not a boolean.
+pub fn evaluate(program: &cel::Program, result: &QueryResult) -> Result<bool, ConditionError> {
+    let mut context = cel::Context::default();
+    match result {
+        QueryResult::Empty => context.add_variable_from_value("result", Vec::<f64>::new()),
+        QueryResult::Number(n) => context.add_variable_from_value("result", *n),
+        QueryResult::Numbers(ns) => context.add_variable_from_value("result", ns.clone()),
+    }
+    match program.execute(&context) {
+        Ok(cel::Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(ConditionError(format!(
+            "the condition returned {other:?}, not a boolean"
+        ))),
+        Err(e) => Err(ConditionError(one_line(&e.to_string()))),
+    }
+}
+
+#[cfg(test)]
+mod evaluation_tests {
+    use super::*;
+
+    fn eval(expr: &str, result: QueryResult) -> Result<bool, ConditionError> {
+        evaluate(&compile(expr).unwrap(), &result)
+    }
+
+    #[test]
+    fn conditions_see_numbers_and_lists() {
+        assert_eq!(eval("result < 0.05", QueryResult::Number(0.01)), Ok(true));
+        assert_eq!(eval("result < 0.05", QueryResult::Number(0.08)), Ok(false));
+        assert_eq!(
+            eval(
+                "result.all(x, x < 1.0)",
+                QueryResult::Numbers(vec![0.2, 0.9])
+            ),
+            Ok(true)
+        );
+        assert_eq!(eval("size(result) == 0", QueryResult::Empty), Ok(true));
+    }
+
+    #[test]
+    fn a_non_boolean_or_failing_expression_is_an_error() {
+        assert!(eval("result + 1.0", QueryResult::Number(1.0)).is_err());
+        assert!(eval("result[5] > 1.0", QueryResult::Numbers(vec![1.0])).is_err());
+    }
+
+    #[test]
+    fn nan_and_empty_are_no_data() {
+        assert!(QueryResult::Empty.is_no_data());
+        assert!(QueryResult::Number(f64::NAN).is_no_data());
+        assert!(QueryResult::Numbers(vec![f64::NAN]).is_no_data());
+        assert!(!QueryResult::Number(0.0).is_no_data());
+    }
+}

@@ -2,4 +2,5 @@
 //! decide promote, pause or abort.
 
 pub mod condition;
+pub mod measure;
 pub mod template;
