@@ -801,3 +801,53 @@ async fn each_step_and_decision_is_an_event_on_the_rollout() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_that_cannot_be_read_does_not_stop_the_others() {
+    let env = start();
+    // A CRD from an older or foreign version that lets anything through.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(env.client.clone());
+    let permissive = json!({"spec": {"versions": [{"name": "v1alpha1", "served": true, "storage": true,
+        "subresources": {"status": {}},
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    crds.patch(
+        "rollouts.cutover.dev",
+        &PatchParams::default(),
+        &Patch::Merge(&permissive),
+    )
+    .await
+    .unwrap();
+    let dynamic = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("cutover.dev", "v1alpha1", "Rollout"),
+        "rollouts",
+    );
+    let raw: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client.clone(), "default", &dynamic);
+    let broken: kube::api::DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "broken"}, "spec": {"replicas": "many", "strategy": 7}}),
+    )
+    .unwrap();
+    raw.create(&PostParams::default(), &broken).await.unwrap();
+    env.rollouts
+        .create(&PostParams::default(), &rollout("web:1", steps()))
+        .await
+        .unwrap();
+    env.healthy_on("web:1").await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), "default");
+    let e = &events;
+    until(
+        "an InvalidObject event",
+        Duration::from_secs(30),
+        || async move {
+            e.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|ev| ev.reason.as_deref() == Some("InvalidObject"))
+        },
+    )
+    .await;
+}

@@ -47,7 +47,7 @@ fn httproute_resource() -> ApiResource {
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let client = ctx.client.clone();
     let namespaces = ctx.config.namespaces.clone();
-    let apis: Vec<(Api<Rollout>, Api<Deployment>)> = if namespaces.is_empty() {
+    let apis: Vec<(Api<Guarded>, Api<Deployment>)> = if namespaces.is_empty() {
         vec![(Api::all(client.clone()), Api::all(client.clone()))]
     } else {
         namespaces
@@ -77,13 +77,55 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     futures::future::join_all(controllers).await;
 }
 
-fn on_error(rollout: Arc<Rollout>, error: &Error, ctx: Arc<Context>) -> Requeue {
+/// A Rollout as read from the watch: one that does not deserialize is reported and
+/// skipped instead of breaking the watch for every other Rollout.
+type Guarded = kube::core::DeserializeGuard<Rollout>;
+
+fn on_error(rollout: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
     error_policy(CONTROLLER, rollout.as_ref(), error, &ctx)
 }
 
 /// Reconciles one Rollout.
-pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    instrumented(CONTROLLER, rollout, ctx, reconcile_rollout).await
+pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    match &guarded.0 {
+        Ok(rollout) => {
+            instrumented(
+                CONTROLLER,
+                Arc::new(rollout.clone()),
+                ctx,
+                reconcile_rollout,
+            )
+            .await
+        }
+        Err(invalid) => {
+            let name = invalid.metadata.name.clone().unwrap_or_default();
+            tracing::warn!(rollout = %name, error = %invalid.error, "skipping a Rollout that cannot be read");
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some(format!("{}/{}", crate::api::GROUP, crate::api::VERSION)),
+                kind: Some("Rollout".into()),
+                name: invalid.metadata.name.clone(),
+                namespace: invalid.metadata.namespace.clone(),
+                uid: invalid.metadata.uid.clone(),
+                ..Default::default()
+            };
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "InvalidObject".into(),
+                note: Some(
+                    format!("cannot read this Rollout: {}", invalid.error)
+                        .chars()
+                        .take(1000)
+                        .collect(),
+                ),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+                tracing::warn!(%error, "could not publish event");
+            }
+            Ok(Requeue::await_change())
+        }
+    }
 }
 
 /// Why this version cannot act on a spec that passed the schema.
