@@ -147,3 +147,12 @@ fn rand_suffix() -> u128 {
         .unwrap()
         .as_nanos()
 }
+
+#[test]
+fn lint_warns_about_features_this_version_does_not_carry_out_without_failing() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-analysis.yaml");
+    let out = cutover().arg("lint").arg(&file).output().unwrap();
+    assert!(out.status.success(), "warnings are not failures");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("spec.strategy.canary.steps: warning: analysis is not supported by this version of cutover"), "{stderr}");
+}

@@ -128,35 +128,6 @@ pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Reque
     }
 }
 
-/// Why this version cannot act on a spec that passed the schema.
-fn unsupported(rollout: &Rollout) -> Vec<String> {
-    let spec = &rollout.spec;
-    let strategy = &spec.strategy;
-    let uses_analysis = strategy
-        .canary
-        .as_ref()
-        .is_some_and(|c| c.analysis.is_some() || c.steps.iter().any(|s| s.analysis.is_some()))
-        || strategy.blue_green.as_ref().is_some_and(|b| {
-            b.pre_promotion_analysis.is_some() || b.post_promotion_analysis.is_some()
-        })
-        || strategy
-            .rolling
-            .as_ref()
-            .is_some_and(|r| r.analysis.is_some());
-    let mut out = Vec::new();
-    if uses_analysis {
-        out.push("analysis is not supported by this version of cutover: remove the analysis or wait for a version with analysis".to_string());
-    }
-    if spec
-        .migrations
-        .as_ref()
-        .is_some_and(|m| !m.before.is_empty() || !m.after.is_empty())
-    {
-        out.push("spec.migrations: not supported by this version of cutover".to_string());
-    }
-    out
-}
-
 async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let ns = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
@@ -169,7 +140,11 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         .iter()
         .map(ToString::to_string)
         .collect();
-    problems.extend(unsupported(&rollout));
+    problems.extend(
+        validate::unsupported(&rollout.spec)
+            .iter()
+            .map(ToString::to_string),
+    );
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     // The pod template and selector: the Rollout's own, or adopted from a Deployment.
     let mut referenced_replicas = None;
