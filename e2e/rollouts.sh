@@ -36,7 +36,6 @@ k get cro web | grep -q "Canary *Paused *3 *50" || { k get cro web; fail "printe
 k annotate cro web cutover.dev/promote=1 >/dev/null
 wait_for cro/web --for=jsonpath='{.status.phase}'=Healthy
 expect_eq "$(k get cro web -o jsonpath='{.status.stableRevision}')" "$(k get cro web -o jsonpath='{.status.currentRevision}')" "promoted"
-k get events --field-selector involvedObject.name=web 2>/dev/null | grep -q "Promoted" || k get events.events.k8s.io 2>/dev/null | grep -q "Promoted" || true
 
 # --- Gateway API canary --------------------------------------------------------------
 cat <<'YAML' | k apply -f - >/dev/null

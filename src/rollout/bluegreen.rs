@@ -5,7 +5,8 @@
 use jiff::SignedDuration;
 
 use super::plan::{
-    Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old, ts,
+    Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
+    settled_revision, ts,
 };
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, BlueGreenStrategy,
@@ -16,15 +17,9 @@ use crate::api::{
 pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
     let target = ctx.obs.target_revision.clone();
     let replicas = ctx.obs.rollout.spec.replicas();
-    let Some(active) = ctx.status.stable_revision.clone() else {
-        ctx.status.stable_revision = Some(target.clone());
-        ctx.status.current_revision = Some(target.clone());
-        ctx.note("Started", format!("first revision {target}"));
-        serve(ctx, bg, &target, replicas);
-        return;
-    };
     // Abort within the scale-down window: the previous revision is still up, switch back.
-    if active == target
+    let active = ctx.status.stable_revision.clone();
+    if active.as_deref() == Some(target.as_str())
         && ctx.request(ANNOTATION_ABORT)
         && let Some(previous) = ctx
             .status
@@ -44,11 +39,11 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
         hold_aborted(ctx, bg, &previous, &target, replicas);
         return;
     }
-    if active == target {
-        ctx.status.current_revision = Some(target.clone());
-        serve(ctx, bg, &target, replicas);
+    if let Some(revision) = settled_revision(ctx) {
+        serve(ctx, bg, &revision, replicas);
         return;
     }
+    let active = active.unwrap_or_default();
     begin(
         ctx,
         &target,

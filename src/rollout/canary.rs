@@ -5,7 +5,7 @@ use jiff::SignedDuration;
 
 use super::plan::{
     Action, Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving,
-    retire_old, ts,
+    retire_old, settled_revision, ts,
 };
 use crate::api::{
     ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, CanaryStrategy, RolloutPhase, StepAction,
@@ -71,22 +71,11 @@ fn routed(canary: &CanaryStrategy) -> bool {
 pub(super) fn plan(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
     let target = ctx.obs.target_revision.clone();
     let replicas = ctx.obs.rollout.spec.replicas();
-    let Some(stable) = ctx.status.stable_revision.clone() else {
-        // First revision: nothing to compare with, so no steps (as Argo Rollouts does).
-        ctx.status.stable_revision = Some(target.clone());
-        ctx.status.current_revision = Some(target.clone());
-        ctx.note("Started", format!("first revision {target}"));
-        steady(ctx, canary, &target, replicas);
-        return;
-    };
-    if stable == target {
-        if ctx.status.current_revision.as_deref() != Some(target.as_str()) {
-            ctx.note("Undone", format!("back to the stable revision {target}"));
-        }
-        ctx.status.current_revision = Some(target.clone());
-        steady(ctx, canary, &target, replicas);
+    if let Some(revision) = settled_revision(ctx) {
+        steady(ctx, canary, &revision, replicas);
         return;
     }
+    let stable = ctx.status.stable_revision.clone().unwrap_or_default();
     begin(
         ctx,
         &target,

@@ -307,6 +307,29 @@ pub(super) fn deadline_aborts(ctx: &mut Ctx<'_>, target: &str) -> bool {
     false
 }
 
+/// The revision to serve when no rollout is in progress: the first revision of a Rollout
+/// (nothing to compare with, so no steps, as Argo Rollouts does), or the template set back
+/// to the stable revision. `None` while a new revision is to be rolled out.
+pub(super) fn settled_revision(ctx: &mut Ctx<'_>) -> Option<String> {
+    let target = ctx.obs.target_revision.clone();
+    match ctx.status.stable_revision.clone() {
+        None => {
+            ctx.status.stable_revision = Some(target.clone());
+            ctx.status.current_revision = Some(target.clone());
+            ctx.note("Started", format!("first revision {target}"));
+            Some(target)
+        }
+        Some(stable) if stable == target => {
+            if ctx.status.current_revision.as_deref() != Some(target.as_str()) {
+                ctx.note("Undone", format!("back to the stable revision {target}"));
+            }
+            ctx.status.current_revision = Some(target.clone());
+            Some(target)
+        }
+        Some(_) => None,
+    }
+}
+
 /// Starts rolling out `target` if it is new: step 0, the clock of the step, no abort.
 pub(super) fn begin(ctx: &mut Ctx<'_>, target: &str, message: impl Into<String>) {
     if ctx.status.current_revision.as_deref() == Some(target) {

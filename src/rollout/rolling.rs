@@ -5,7 +5,8 @@ use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::plan::{
-    Ctx, Role, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old, ts,
+    Ctx, Role, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
+    settled_revision, ts,
 };
 use crate::api::{
     ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, RollingStrategy, RolloutPhase, conditions as cond,
@@ -42,18 +43,11 @@ pub fn resolve(
 pub(super) fn plan(ctx: &mut Ctx<'_>, rolling: &RollingStrategy) {
     let target = ctx.obs.target_revision.clone();
     let replicas = ctx.obs.rollout.spec.replicas();
-    let Some(stable) = ctx.status.stable_revision.clone() else {
-        ctx.status.stable_revision = Some(target.clone());
-        ctx.status.current_revision = Some(target.clone());
-        ctx.note("Started", format!("first revision {target}"));
-        serve(ctx, &target, replicas);
-        return;
-    };
-    if stable == target {
-        ctx.status.current_revision = Some(target.clone());
-        serve(ctx, &target, replicas);
+    if let Some(revision) = settled_revision(ctx) {
+        serve(ctx, &revision, replicas);
         return;
     }
+    let stable = ctx.status.stable_revision.clone().unwrap_or_default();
     begin(
         ctx,
         &target,

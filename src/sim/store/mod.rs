@@ -585,21 +585,13 @@ impl Store {
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
-        if let Some(rv) = body
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            && !rv.is_empty()
-            && Some(rv)
-                != old
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-        {
-            return Err(ApiError::conflict(
-                &resource_name(rt),
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+        rules::check_fresh(
+            rt,
+            name,
+            &old,
+            body.pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str),
+        )?;
         if let Some(uid) = body.pointer("/metadata/uid").and_then(Value::as_str)
             && Some(uid) != old.pointer("/metadata/uid").and_then(Value::as_str)
         {
@@ -668,20 +660,15 @@ impl Store {
             }
             PatchKind::Apply => (self.apply(rt, &old, patch, sub, opts)?, "Apply"),
         };
-        if let Some(rv) = patch
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            && kind != PatchKind::Apply
-            && Some(rv)
-                != old
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-        {
-            return Err(ApiError::conflict(
-                &resource_name(rt),
+        if kind != PatchKind::Apply {
+            rules::check_fresh(
+                rt,
                 name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
+                &old,
+                patch
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str),
+            )?;
         }
         let new = compose(rt, &old, new, sub);
         self.commit_update(&mut inner, rt, key, old, new, sub, opts, operation)

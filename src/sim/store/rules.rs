@@ -62,6 +62,32 @@ impl Store {
     }
 }
 
+/// A write based on `rv` conflicts when the object has moved on since (an empty or absent
+/// resourceVersion writes unconditionally, as the API server allows for most kinds).
+pub(super) fn check_fresh(
+    rt: &ResourceType,
+    name: &str,
+    old: &Value,
+    rv: Option<&str>,
+) -> Result<(), ApiError> {
+    match rv {
+        Some(rv)
+            if !rv.is_empty()
+                && Some(rv)
+                    != old
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str) =>
+        {
+            Err(ApiError::conflict(
+                &super::resource_name(rt),
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn encode_continue(namespace: &str, name: &str) -> String {
     let raw = format!("{namespace}/{name}");
     raw.bytes().map(|b| format!("{b:02x}")).collect()
