@@ -276,7 +276,6 @@ fn shape(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn set_weight(
     ctx: &mut Ctx<'_>,
     canary: &CanaryStrategy,

@@ -157,11 +157,7 @@ impl Store {
                     if !waiting_done {
                         return None;
                     }
-                    let rt = inner
-                        .types
-                        .iter()
-                        .find(|t| t.group == k.group && t.plural == k.plural)?
-                        .clone();
+                    let rt = inner.type_of(k)?;
                     Some((rt, k.clone(), o.clone()))
                 });
             let Some((rt, key, object)) = ready else {
@@ -188,11 +184,7 @@ pub(super) fn dependents_of(inner: &Inner, owner: &Value) -> Vec<(Arc<ResourceTy
                 })
         })
         .filter_map(|(k, o)| {
-            let rt = inner
-                .types
-                .iter()
-                .find(|t| t.group == k.group && t.plural == k.plural)?
-                .clone();
+            let rt = inner.type_of(k)?;
             Some((rt, k.clone(), o.clone()))
         })
         .collect()
@@ -209,11 +201,7 @@ pub(super) fn objects_in_namespace(
             k.namespace == namespace && o.pointer("/metadata/deletionTimestamp").is_none()
         })
         .filter_map(|(k, o)| {
-            let rt = inner
-                .types
-                .iter()
-                .find(|t| t.group == k.group && t.plural == k.plural)?
-                .clone();
+            let rt = inner.type_of(k)?;
             Some((rt, k.clone(), o.clone()))
         })
         .collect()

@@ -166,6 +166,16 @@ struct Inner {
     compacted_rv: u64,
 }
 
+impl Inner {
+    /// The served type an object key belongs to.
+    fn type_of(&self, key: &Key) -> Option<Arc<ResourceType>> {
+        self.types
+            .iter()
+            .find(|t| t.group == key.group && t.plural == key.plural)
+            .cloned()
+    }
+}
+
 /// The in-memory object store.
 pub struct Store {
     inner: Mutex<Inner>,
