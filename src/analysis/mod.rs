@@ -2,5 +2,7 @@
 //! decide promote, pause or abort.
 
 pub mod condition;
+pub mod judge;
 pub mod measure;
+pub mod prometheus;
 pub mod template;
