@@ -150,6 +150,7 @@ fn plan_cpu() -> Duration {
             route_weight: None,
             service_revisions: Default::default(),
             referenced_replicas: None,
+            measurements: Vec::new(),
             now,
         })
     };
@@ -163,6 +164,7 @@ fn plan_cpu() -> Duration {
         route_weight: None,
         service_revisions: Default::default(),
         referenced_replicas: None,
+        measurements: Vec::new(),
         now,
     };
     let n = 100_000;

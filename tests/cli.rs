@@ -150,9 +150,14 @@ fn rand_suffix() -> u128 {
 
 #[test]
 fn lint_warns_about_features_this_version_does_not_carry_out_without_failing() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-analysis.yaml");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bluegreen.yaml");
     let out = cutover().arg("lint").arg(&file).output().unwrap();
     assert!(out.status.success(), "warnings are not failures");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("spec.strategy.canary.steps: warning: analysis is not supported by this version of cutover"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "spec.migrations: warning: migration gates are not supported by this version of cutover"
+        ),
+        "{stderr}"
+    );
 }

@@ -298,11 +298,11 @@ async fn reverting_the_template_returns_to_the_stable_revision_at_once() {
 #[tokio::test(start_paused = true)]
 async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     let env = start();
-    let mut r = rollout(
-        "web:1",
-        json!([{"analysis": {"metrics": [{"name": "m", "successCondition": "result > 0", "prometheus": {"query": "up"}}]}}]),
-    );
-    r.metadata.name = Some("web".into());
+    let mut r = rollout("web:1", json!([{"setWeight": 50}]));
+    r.spec.migrations = Some(cutover::api::MigrationGates {
+        before: vec!["schema".into()],
+        ..Default::default()
+    });
     env.rollouts
         .create(&PostParams::default(), &r)
         .await
@@ -317,7 +317,10 @@ async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     })
     .await;
     let message = env.get().await.status.unwrap().message.unwrap();
-    assert!(message.contains("analysis is not supported"), "{message}");
+    assert!(
+        message.contains("migration gates are not supported"),
+        "{message}"
+    );
     assert!(
         env.replicas().await.is_empty(),
         "no action on a spec it cannot act on"

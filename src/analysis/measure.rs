@@ -51,13 +51,26 @@ pub fn classify(
             }
         }
     };
+    // A condition over one number that meets several samples cannot decide: that is the
+    // query's shape, not the service's health.
+    let fails = |message: String| match &result {
+        QueryResult::Numbers(ns) => (
+            MeasurementOutcome::Inconclusive,
+            value.clone(),
+            Some(format!(
+                "the query returned {} samples where one was expected: aggregate it (sum, avg, max) or write the condition over a list ({message})",
+                ns.len()
+            )),
+        ),
+        _ => (MeasurementOutcome::Error, value.clone(), Some(message)),
+    };
     let failed = match check(&metric.failure_condition) {
         Ok(f) => f,
-        Err(message) => return (MeasurementOutcome::Error, value, Some(message)),
+        Err(message) => return fails(message),
     };
     let succeeded = match check(&metric.success_condition) {
         Ok(s) => s,
-        Err(message) => return (MeasurementOutcome::Error, value, Some(message)),
+        Err(message) => return fails(message),
     };
     let outcome = match (failed, succeeded) {
         (Some(true), _) => MeasurementOutcome::Failed,
@@ -246,6 +259,20 @@ mod tests {
         assert_eq!(
             outcome(&m, Err("connection refused".into())),
             MeasurementOutcome::Error
+        );
+        let several = outcome(
+            &metric(Some("result < 0.05"), None),
+            Ok(QueryResult::Numbers(vec![0.01, 0.02])),
+        );
+        assert_eq!(
+            several,
+            MeasurementOutcome::Inconclusive,
+            "several samples for a one-number condition"
+        );
+        let over_list = metric(Some("result.all(x, x < 0.05)"), None);
+        assert_eq!(
+            outcome(&over_list, Ok(QueryResult::Numbers(vec![0.01, 0.02]))),
+            MeasurementOutcome::Successful
         );
         let bad = metric(Some("result + 1.0"), None);
         assert_eq!(

@@ -306,10 +306,13 @@ type HttpClient = hyper_util::client::legacy::Client<
     Full<Bytes>,
 >;
 
+/// What distinguishes two connection pools: the CA bundle and the server name.
+type TrustKey = (Option<Vec<u8>>, Option<String>);
+
 /// HTTP(S) transport: one connection pool per distinct trust setting.
 #[derive(Default)]
 pub struct HttpTransport {
-    clients: Mutex<HashMap<(Option<Vec<u8>>, Option<String>), HttpClient>>,
+    clients: Mutex<HashMap<TrustKey, HttpClient>>,
 }
 
 impl HttpTransport {

@@ -122,54 +122,7 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
 /// Features the schema accepts but this version's Rollout controller does not carry out
 /// yet; the controller sets InvalidSpec for them and `cutover lint` warns.
 pub fn unsupported(spec: &RolloutSpec) -> Vec<FieldError> {
-    let strategy = &spec.strategy;
     let mut out = Vec::new();
-    let analysis_paths = [
-        (
-            strategy
-                .canary
-                .as_ref()
-                .is_some_and(|c| c.analysis.is_some()),
-            "spec.strategy.canary.analysis",
-        ),
-        (
-            strategy
-                .canary
-                .as_ref()
-                .is_some_and(|c| c.steps.iter().any(|s| s.analysis.is_some())),
-            "spec.strategy.canary.steps",
-        ),
-        (
-            strategy
-                .blue_green
-                .as_ref()
-                .is_some_and(|b| b.pre_promotion_analysis.is_some()),
-            "spec.strategy.blueGreen.prePromotionAnalysis",
-        ),
-        (
-            strategy
-                .blue_green
-                .as_ref()
-                .is_some_and(|b| b.post_promotion_analysis.is_some()),
-            "spec.strategy.blueGreen.postPromotionAnalysis",
-        ),
-        (
-            strategy
-                .rolling
-                .as_ref()
-                .is_some_and(|r| r.analysis.is_some()),
-            "spec.strategy.rolling.analysis",
-        ),
-    ];
-    for (used, path) in analysis_paths {
-        if used {
-            out.push(FieldError::new(
-                path,
-                FieldErrorKind::NotSupported,
-                "analysis is not supported by this version of cutover",
-            ));
-        }
-    }
     if spec
         .migrations
         .as_ref()

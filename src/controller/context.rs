@@ -24,6 +24,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Per-object error backoff.
     pub backoff: Backoff,
+    /// How analysis reaches Prometheus.
+    pub prometheus: Arc<dyn crate::analysis::prometheus::Transport>,
 }
 
 impl Context {
@@ -41,6 +43,16 @@ impl Context {
             metrics,
             recorder,
             backoff: Backoff::default(),
+            prometheus: Arc::new(crate::analysis::prometheus::HttpTransport::new()),
         }
+    }
+
+    /// The same context with analysis sent through `transport` (the sim's in-process one).
+    pub fn with_prometheus(
+        mut self,
+        transport: Arc<dyn crate::analysis::prometheus::Transport>,
+    ) -> Self {
+        self.prometheus = transport;
+        self
     }
 }

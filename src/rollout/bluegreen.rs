@@ -4,6 +4,7 @@
 
 use jiff::SignedDuration;
 
+use super::analysis::{self, Gate};
 use super::plan::{
     Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
     settled_revision, ts,
@@ -76,7 +77,45 @@ fn serve(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, revision: &str, replicas: i3
         ctx.pin(preview, revision);
     }
     let previous = ctx.status.previous_revision.clone();
-    let scale_down_at = ctx.status.scale_down_at.as_ref().map(|t| t.0);
+    let mut scale_down_at = ctx.status.scale_down_at.as_ref().map(|t| t.0);
+    let mut waiting = None;
+    if let (Some(spec), Some(prev)) = (&bg.post_promotion_analysis, previous.as_deref())
+        && ctx.available(prev) >= replicas
+    {
+        match analysis::run(ctx, analysis::POST_PROMOTION, spec, revision) {
+            Gate::Passed => {}
+            Gate::Waiting(message) => waiting = Some((None, message)),
+            Gate::Blocked(reason, message) => {
+                if ctx.request(ANNOTATION_PROMOTE) {
+                    analysis::resume(ctx, analysis::POST_PROMOTION);
+                    ctx.note(
+                        "AnalysisResumed",
+                        "post-promotion analysis resumed by promote",
+                    );
+                }
+                waiting = Some((Some(reason), message));
+            }
+            Gate::Failed(reason, message) => {
+                // Switch back at once: the previous revision is still scaled.
+                let prev = prev.to_string();
+                ctx.status.stable_revision = Some(prev.clone());
+                ctx.status.previous_revision = None;
+                ctx.status.scale_down_at = None;
+                ctx.pin(&bg.active_service, &prev);
+                abort(
+                    ctx,
+                    reason,
+                    &format!("{message}; active Service switched back to {prev}"),
+                );
+                hold_aborted(ctx, bg, &prev, revision, replicas);
+                return;
+            }
+        }
+        if waiting.is_some() {
+            // The previous revision stays until the verdict, whatever the delay said.
+            scale_down_at = Some(ctx.obs.now + SignedDuration::from_secs(3600));
+        }
+    }
     match (previous, scale_down_at) {
         (Some(prev), Some(at)) if ctx.obs.now < at => {
             ctx.apply(&prev, replicas, Role::Previous);
@@ -89,7 +128,19 @@ fn serve(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, revision: &str, replicas: i3
             retire_old(ctx, revision, None);
         }
     }
-    report_serving(ctx, revision, replicas);
+    match waiting {
+        None => report_serving(ctx, revision, replicas),
+        Some((None, message)) => {
+            ctx.status.canary_weight = Some(0);
+            ctx.status.phase = RolloutPhase::Progressing;
+            ctx.status.message = Some(message.clone());
+            ctx.condition(cond::PROGRESSING, cond::TRUE, "AnalysisRunning", message);
+        }
+        Some((Some(reason), message)) => {
+            ctx.status.canary_weight = Some(0);
+            pause(ctx, reason, message);
+        }
+    }
 }
 
 fn hold_aborted(
@@ -151,6 +202,29 @@ fn preview(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, active: &str, target: &str
             }
         }
         return;
+    }
+    if let Some(spec) = &bg.pre_promotion_analysis
+        && !promoting
+    {
+        // A promote request skips the gate, as it skips a canary's analysis step.
+        match analysis::run(ctx, analysis::PRE_PROMOTION, spec, target) {
+            Gate::Passed => {}
+            Gate::Waiting(message) => {
+                ctx.status.phase = RolloutPhase::Progressing;
+                ctx.status.message = Some(message.clone());
+                ctx.condition(cond::PROGRESSING, cond::TRUE, "AnalysisRunning", message);
+                return;
+            }
+            Gate::Blocked(reason, message) => {
+                pause(ctx, reason, message);
+                return;
+            }
+            Gate::Failed(reason, message) => {
+                abort(ctx, reason, &message);
+                hold_aborted(ctx, bg, active, target, replicas);
+                return;
+            }
+        }
     }
     if promoting {
         switch(ctx, bg, active, target, replicas);

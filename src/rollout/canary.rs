@@ -3,6 +3,7 @@
 
 use jiff::SignedDuration;
 
+use super::analysis::{self, Gate};
 use super::plan::{
     Action, Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving,
     retire_old, settled_revision, ts,
@@ -152,6 +153,9 @@ fn run_steps(
             promote(ctx, canary, stable, target, replicas);
             return;
         }
+        if !background(ctx, canary, stable, target, replicas, index, weight) {
+            return;
+        }
         let action = steps[index].action();
         let started = ctx
             .status
@@ -185,7 +189,39 @@ fn run_steps(
                     }
                 }
             }
-            Some(StepAction::Analysis(_)) | None => {
+            Some(StepAction::Analysis(spec)) => {
+                shape(ctx, canary, stable, target, replicas, weight);
+                let name = format!("step-{index}");
+                if ctx.request(ANNOTATION_PROMOTE) {
+                    ctx.note("AnalysisSkipped", format!("{name}: skipped by promote"));
+                    true
+                } else {
+                    match analysis::run(ctx, &name, spec, target) {
+                        Gate::Passed => true,
+                        Gate::Waiting(message) => {
+                            ctx.status.phase = RolloutPhase::Progressing;
+                            ctx.status.message = Some(format!("step {index}: {message}"));
+                            ctx.condition(
+                                cond::PROGRESSING,
+                                cond::TRUE,
+                                "AnalysisRunning",
+                                message,
+                            );
+                            false
+                        }
+                        Gate::Blocked(reason, message) => {
+                            pause(ctx, reason, format!("step {index}: {message}"));
+                            false
+                        }
+                        Gate::Failed(reason, message) => {
+                            abort(ctx, reason, &format!("step {index}: {message}"));
+                            hold_aborted(ctx, canary, stable, target, replicas);
+                            return;
+                        }
+                    }
+                }
+            }
+            None => {
                 // Validation rejects these before planning; stop rather than pass if one slips by.
                 shape(ctx, canary, stable, target, replicas, weight);
                 abort(
@@ -212,6 +248,44 @@ fn run_steps(
         ctx.status.paused_at = None;
         ctx.status.message = None;
         ctx.condition(cond::PAUSED, cond::FALSE, "Resumed", "");
+    }
+}
+
+/// Runs the background analysis from its starting step on. Returns whether the steps may
+/// go on: a failure aborts, an inconclusive or erroring run pauses until a person promotes
+/// (which resumes it) or aborts.
+fn background(
+    ctx: &mut Ctx<'_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    target: &str,
+    replicas: i32,
+    index: usize,
+    weight: i32,
+) -> bool {
+    let Some(bg) = &canary.analysis else {
+        return true;
+    };
+    if (index as i32) < bg.starting_step.unwrap_or(0) {
+        return true;
+    }
+    match analysis::run(ctx, analysis::BACKGROUND, &bg.spec, target) {
+        Gate::Passed | Gate::Waiting(_) => true,
+        Gate::Blocked(reason, message) => {
+            if ctx.request(ANNOTATION_PROMOTE) {
+                analysis::resume(ctx, analysis::BACKGROUND);
+                ctx.note("AnalysisResumed", "background analysis resumed by promote");
+                return true;
+            }
+            shape(ctx, canary, stable, target, replicas, weight);
+            pause(ctx, reason, message);
+            false
+        }
+        Gate::Failed(reason, message) => {
+            abort(ctx, reason, &message);
+            hold_aborted(ctx, canary, stable, target, replicas);
+            false
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Rollout controller: revisions, canary arithmetic, the pure plan, and the I/O shell.
 
+pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
 pub mod plan;

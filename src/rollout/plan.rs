@@ -69,6 +69,8 @@ pub struct Observed<'a> {
     pub service_revisions: BTreeMap<String, Option<String>>,
     /// Replicas of the Deployment named by `workloadRef`, when one is adopted.
     pub referenced_replicas: Option<i32>,
+    /// Measurements the shell took for the runs that fell due.
+    pub measurements: Vec<super::analysis::Taken>,
     /// The time of the decision.
     pub now: Timestamp,
 }
@@ -142,9 +144,23 @@ pub(super) struct Ctx<'a> {
     notes: Vec<Note>,
     requeue_at: Option<Timestamp>,
     generation: Option<i64>,
+    /// Analysis runs still needed after this decision.
+    kept_runs: Vec<String>,
 }
 
 impl Ctx<'_> {
+    /// Marks an analysis run as still needed.
+    pub(super) fn keep_run(&mut self, name: &str) {
+        if !self.kept_runs.iter().any(|n| n == name) {
+            self.kept_runs.push(name.to_string());
+        }
+    }
+
+    /// Analysis runs still needed.
+    pub(super) fn kept_runs(&self) -> &[String] {
+        &self.kept_runs
+    }
+
     /// Pins `service` to `revision` unless it already is.
     pub(super) fn pin(&mut self, service: &str, revision: &str) {
         if self
@@ -251,6 +267,7 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         actions: Vec::new(),
         notes: Vec::new(),
         requeue_at: None,
+        kept_runs: Vec::new(),
     };
     let strategy = &rollout.spec.strategy;
     match (
@@ -336,6 +353,7 @@ pub(super) fn begin(ctx: &mut Ctx<'_>, target: &str, message: impl Into<String>)
         return;
     }
     ctx.status.current_revision = Some(target.to_string());
+    ctx.status.analysis.clear();
     ctx.status.current_step_index = Some(0);
     ctx.status.step_started_at = Some(ts(ctx.obs.now));
     ctx.status.paused_at = None;
@@ -354,6 +372,7 @@ pub(super) fn abort_or_retry(ctx: &mut Ctx<'_>, abort_message: &str) -> bool {
     }
     if ctx.request(crate::api::ANNOTATION_RETRY) && aborted {
         aborted = false;
+        ctx.status.analysis.clear();
         ctx.status.current_step_index = Some(0);
         ctx.status.step_started_at = Some(ts(ctx.obs.now));
         ctx.status.paused_at = None;
@@ -458,6 +477,7 @@ pub(super) fn pause(ctx: &mut Ctx<'_>, reason: &'static str, message: String) {
 }
 
 fn finish(ctx: &mut Ctx<'_>) {
+    super::analysis::end_unneeded(ctx);
     // An adopted Deployment is scaled down only once the stable revision serves in full,
     // so there is no moment without serving pods.
     if let (Some(referenced), Some(stable)) = (

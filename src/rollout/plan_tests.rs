@@ -37,6 +37,7 @@ struct World {
     route_weight: Option<i32>,
     services: BTreeMap<String, Option<String>>,
     referenced: Option<i32>,
+    measurements: Vec<super::super::analysis::Taken>,
 }
 
 impl World {
@@ -75,6 +76,7 @@ impl World {
             route_weight: routed.then_some(0),
             services,
             referenced: None,
+            measurements: Vec::new(),
         }
     }
 
@@ -86,6 +88,7 @@ impl World {
             route_weight: self.route_weight,
             service_revisions: self.services.clone(),
             referenced_replicas: self.referenced,
+            measurements: self.measurements.clone(),
             now,
         })
     }
@@ -183,6 +186,7 @@ fn first_revision_becomes_stable_without_steps() {
         route_weight: None,
         services: BTreeMap::new(),
         referenced: None,
+        measurements: Vec::new(),
     };
     let p = world.plan(at(0));
     assert_eq!(
@@ -665,6 +669,7 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         route_weight: None,
         services: BTreeMap::new(),
         referenced: Some(10),
+        measurements: Vec::new(),
     };
     let p = world.plan(at(0));
     assert!(
@@ -680,4 +685,318 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         .for_each(|r| r.available = r.replicas);
     world.settle(at(2), false);
     assert_eq!(world.referenced, Some(0));
+}
+
+// ---- analysis ----
+
+use super::super::analysis::{self as runs, Input, Taken};
+use crate::analysis::condition::QueryResult;
+use crate::api::AnalysisVerdict;
+
+fn metric(extra: serde_json::Value) -> serde_json::Value {
+    let mut m = json!({"name": "errors", "interval": "30s", "count": 3,
+        "successCondition": "result < 0.05", "prometheus": {"query": "errors"}});
+    if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    m
+}
+
+impl World {
+    /// Takes the measurements due at `now` as the shell would, with `value` answering each.
+    fn measure(&mut self, now: Timestamp, value: &dyn Fn(&str, Timestamp) -> Input) {
+        self.measurements = runs::due(&self.rollout, now)
+            .into_iter()
+            .map(|d| Taken {
+                run: d.run.clone(),
+                metric: d.metric.name.clone(),
+                due: d.at,
+                taken: now,
+                input: value(&d.run, now),
+            })
+            .collect();
+    }
+
+    /// Runs the world second by second from `from` to `to`, measuring what falls due.
+    fn run(&mut self, from: i64, to: i64, value: &dyn Fn(&str, Timestamp) -> Input) {
+        for t in from..=to {
+            self.measure(at(t), value);
+            self.settle(at(t), true);
+            self.measurements.clear();
+        }
+    }
+
+    fn run_status(&self, name: &str) -> &crate::api::AnalysisRunStatus {
+        self.status()
+            .analysis
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no run {name}: {:?}", self.status().analysis))
+    }
+}
+
+fn number(v: f64) -> Input {
+    Input::Query(Ok(QueryResult::Number(v)))
+}
+
+fn analysis_steps() -> serde_json::Value {
+    json!([{"setWeight": 20}, {"analysis": {"metrics": [metric(json!({}))]}}, {"setWeight": 50}])
+}
+
+#[test]
+fn a_passing_step_analysis_measures_on_its_interval_then_goes_on() {
+    let mut world = World::new(rollout(analysis_steps(), false), "old", "new");
+    world.run(0, 10, &|_, _| number(0.01));
+    let run = world.run_status("step-1");
+    assert_eq!(run.verdict, AnalysisVerdict::Running);
+    assert_eq!(run.metrics[0].count, 1, "one measurement at the start");
+    let p = world.plan(at(10));
+    assert_eq!(
+        p.requeue_at,
+        Some(at(30)),
+        "woken at the next due time, not polled"
+    );
+    world.run(11, 61, &|_, _| number(0.01));
+    let run = world.run_status("step-1");
+    assert_eq!(run.verdict, AnalysisVerdict::Successful);
+    assert_eq!(run.metrics[0].count, 3);
+    let due: Vec<i64> = run.metrics[0]
+        .measurements
+        .iter()
+        .map(|m| m.due_at.0.as_second() - T0)
+        .collect();
+    assert_eq!(due, vec![0, 30, 60], "due times from the start, no drift");
+    assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+}
+
+#[test]
+fn a_failing_step_analysis_aborts_and_puts_traffic_back_on_stable() {
+    let mut world = World::new(rollout(analysis_steps(), false), "old", "new");
+    world.run(0, 40, &|_, t| number(if t >= at(25) { 0.2 } else { 0.01 }));
+    let s = world.status();
+    assert_eq!(s.phase, RolloutPhase::Aborted);
+    assert_eq!(s.stable_revision.as_deref(), Some("old"));
+    assert_eq!(world.replicas("old"), 10);
+    assert_eq!(world.replicas("new"), 0);
+    let run = world.run_status("step-1");
+    assert_eq!(run.verdict, AnalysisVerdict::Failed);
+    assert!(
+        s.message.as_deref().unwrap().contains("errors"),
+        "{:?}",
+        s.message
+    );
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Aborted" && c.reason == "AnalysisFailed"),
+        "{:?}",
+        s.conditions
+    );
+}
+
+#[test]
+fn an_unreachable_prometheus_pauses_and_never_promotes() {
+    let mut world = World::new(rollout(analysis_steps(), false), "old", "new");
+    world.run(0, 600, &|_, _| {
+        Input::Query(Err("connection refused".into()))
+    });
+    let s = world.status();
+    assert_eq!(s.phase, RolloutPhase::Paused);
+    assert_eq!(s.stable_revision.as_deref(), Some("old"));
+    let run = world.run_status("step-1");
+    assert_eq!(run.verdict, AnalysisVerdict::Error);
+    assert_eq!(
+        run.metrics[0].count, 5,
+        "limit 4 errors in a row, retried every 10s"
+    );
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Paused" && c.reason == "AnalysisError")
+    );
+    // A person decides: promote skips the step.
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    world.run(601, 602, &|_, _| {
+        Input::Query(Err("connection refused".into()))
+    });
+    assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+}
+
+#[test]
+fn no_data_is_inconclusive_by_default_and_follows_the_policy() {
+    let mut world = World::new(rollout(analysis_steps(), false), "old", "new");
+    world.run(0, 5, &|_, _| Input::Query(Ok(QueryResult::Empty)));
+    assert_eq!(world.status().phase, RolloutPhase::Paused);
+    assert_eq!(
+        world.run_status("step-1").verdict,
+        AnalysisVerdict::Inconclusive
+    );
+    let steps =
+        json!([{"setWeight": 20}, {"analysis": {"metrics": [metric(json!({"noData": "fail"}))]}}]);
+    let mut world = World::new(rollout(steps, false), "old", "new");
+    world.run(0, 5, &|_, _| Input::Query(Ok(QueryResult::Empty)));
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+}
+
+#[test]
+fn a_measurement_taken_from_a_stale_status_is_not_counted_twice() {
+    let mut world = World::new(rollout(analysis_steps(), false), "old", "new");
+    world.run(0, 1, &|_, _| number(0.01));
+    // The shell saw the status before the first measurement was recorded.
+    let stale = Taken {
+        run: "step-1".into(),
+        metric: "errors".into(),
+        due: world.run_status("step-1").started_at.clone().unwrap().0,
+        taken: at(2),
+        input: number(0.01),
+    };
+    world.measurements = vec![stale];
+    world.settle(at(2), true);
+    assert_eq!(world.run_status("step-1").metrics[0].count, 1);
+}
+
+#[test]
+fn background_analysis_aborts_at_any_step_and_ends_at_promotion() {
+    let bg = |value: f64| {
+        let mut r = rollout(
+            json!([{"setWeight": 20}, {"pause": {"duration": "2m"}}, {"setWeight": 50}, {"pause": {"duration": "1m"}}]),
+            false,
+        );
+        r.spec.strategy.canary.as_mut().unwrap().analysis = Some(
+            serde_json::from_value(
+                json!({"startingStep": 1, "metrics": [metric(json!({"count": null}))]}),
+            )
+            .unwrap(),
+        );
+        let mut world = World::new(r, "old", "new");
+        world.run(0, 400, &move |run, t| {
+            assert_eq!(run, runs::BACKGROUND);
+            number(if t >= at(90) { value } else { 0.01 })
+        });
+        world
+    };
+    let failing = bg(0.3);
+    assert_eq!(failing.status().phase, RolloutPhase::Aborted);
+    assert_eq!(
+        failing.status().current_step_index,
+        Some(1),
+        "aborted during the pause"
+    );
+    let healthy = bg(0.01);
+    assert_eq!(healthy.status().stable_revision.as_deref(), Some("new"));
+    let run = healthy.run_status(runs::BACKGROUND);
+    assert_eq!(run.verdict, AnalysisVerdict::Successful);
+    assert!(
+        run.message.as_deref().unwrap().starts_with("ended"),
+        "{:?}",
+        run.message
+    );
+    assert!(
+        runs::due(&healthy.rollout, at(10_000)).is_empty(),
+        "nothing measured after promotion"
+    );
+}
+
+#[test]
+fn a_comparison_judges_canary_against_stable() {
+    let steps = json!([{"setWeight": 20}, {"analysis": {"metrics": [{"name": "latency", "count": 1,
+        "compare": {"canaryQuery": "c", "stableQuery": "s"}}]}}]);
+    let series =
+        |center: f64| -> Vec<f64> { (0..20).map(|i| center + 0.001 * f64::from(i % 5)).collect() };
+    let mut slow = World::new(rollout(steps.clone(), false), "old", "new");
+    slow.run(0, 5, &|_, _| Input::Compare(Ok((series(0.5), series(0.2)))));
+    assert_eq!(slow.status().phase, RolloutPhase::Aborted);
+    let value = slow.run_status("step-1").metrics[0].measurements[0]
+        .value
+        .clone()
+        .unwrap();
+    assert!(value.starts_with("High: p="), "{value}");
+    let mut same = World::new(rollout(steps, false), "old", "new");
+    same.run(0, 5, &|_, _| Input::Compare(Ok((series(0.2), series(0.2)))));
+    assert_eq!(same.status().stable_revision.as_deref(), Some("new"));
+}
+
+#[test]
+fn bluegreen_pre_promotion_failure_never_moves_the_active_service() {
+    let mut world = bg_world(json!({"prePromotionAnalysis": {"metrics": [metric(json!({}))]}}));
+    world.run(0, 60, &|run, _| {
+        assert_eq!(run, runs::PRE_PROMOTION);
+        number(0.5)
+    });
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+    assert_eq!(world.services["active"].as_deref(), Some("blue"));
+    let mut world = bg_world(json!({"prePromotionAnalysis": {"metrics": [metric(json!({}))]}}));
+    world.run(0, 30, &|_, _| number(0.01));
+    assert_eq!(
+        world.services["active"].as_deref(),
+        Some("blue"),
+        "not before the verdict"
+    );
+    world.run(31, 61, &|_, _| number(0.01));
+    assert_eq!(world.services["active"].as_deref(), Some("green"));
+}
+
+#[test]
+fn bluegreen_post_promotion_failure_switches_back() {
+    let mut world = bg_world(json!({"scaleDownDelaySeconds": 10,
+        "postPromotionAnalysis": {"metrics": [metric(json!({}))]}}));
+    world.run(0, 20, &|run, _| {
+        assert_eq!(run, runs::POST_PROMOTION);
+        number(0.01)
+    });
+    assert_eq!(world.services["active"].as_deref(), Some("green"));
+    assert_eq!(
+        world.replicas("blue"),
+        3,
+        "kept past the delay until the verdict"
+    );
+    world.run(21, 40, &|_, _| number(0.5));
+    assert_eq!(world.services["active"].as_deref(), Some("blue"));
+    assert_eq!(world.status().stable_revision.as_deref(), Some("blue"));
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+}
+
+#[test]
+fn rolling_analysis_between_batches_aborts_on_failure() {
+    let mut world = rolling(
+        json!({"batchSize": 5, "analysis": {"metrics": [metric(json!({}))]}}),
+        10,
+    );
+    world.run(0, 20, &|run, _| {
+        assert_eq!(run, "batch-1");
+        number(0.5)
+    });
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+    assert_eq!(world.replicas("old"), 10);
+    assert_eq!(world.replicas("new"), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Whatever Prometheus answers, a rollout is promoted only through a successful run:
+    /// errors, no data and failures never promote.
+    #[test]
+    fn only_a_successful_analysis_promotes(
+        answers in proptest::collection::vec(0u8..4, 1..12),
+    ) {
+        let mut world = World::new(rollout(analysis_steps(), false), "old", "new");
+        let answers = std::sync::Mutex::new(answers.into_iter().cycle());
+        world.run(0, 400, &|_, _| {
+            match answers.lock().unwrap().next() {
+                Some(0) => number(0.01),
+                Some(1) => number(0.5),
+                Some(2) => Input::Query(Ok(QueryResult::Empty)),
+                _ => Input::Query(Err("timeout".into())),
+            }
+        });
+        let s = world.status();
+        let run = world.run_status("step-1");
+        if s.stable_revision.as_deref() == Some("new") {
+            prop_assert_eq!(run.verdict, AnalysisVerdict::Successful);
+            prop_assert_eq!(run.metrics[0].failed, 0);
+            prop_assert_eq!(run.metrics[0].inconclusive, 0);
+        } else {
+            prop_assert!(run.verdict != AnalysisVerdict::Successful || s.phase == RolloutPhase::Progressing);
+        }
+    }
 }

@@ -19,10 +19,12 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    analysis::{self, Input, Taken},
     plan::{self, Action, Observed, RevisionObserved},
     revision::{deployment_name, template_hash},
 };
 use crate::{
+    analysis::fetch::{Fetcher, Subject},
     api::{
         FIELD_MANAGER, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, Rollout, RolloutStatus,
         conditions as cond, validate,
@@ -247,8 +249,10 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             created: d.metadata.creation_timestamp.as_ref().map(|t| t.0),
         })
         .collect();
+    let measurements = take_measurements(&ctx, &rollout, &ns).await;
     let observed = Observed {
         rollout: &rollout,
+        measurements,
         target_revision: template_hash(&template),
         revisions,
         route_weight,
@@ -348,6 +352,49 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         .await;
     }
     Ok(requeue_at(&ctx.clock, decision.requeue_at))
+}
+
+/// Takes the analysis measurements that have fallen due, all at once.
+async fn take_measurements(ctx: &Context, rollout: &Rollout, ns: &str) -> Vec<Taken> {
+    let now = ctx.clock.now();
+    let due = analysis::due(rollout, now);
+    if due.is_empty() {
+        return Vec::new();
+    }
+    let fetcher = Fetcher {
+        client: &ctx.client,
+        transport: ctx.prometheus.as_ref(),
+        default_url: ctx.config.prometheus_url.as_deref(),
+        namespace: ns,
+    };
+    let status = rollout.status.clone().unwrap_or_default();
+    let fetches = due.iter().map(|d| {
+        let subject = Subject {
+            name: rollout.name_any(),
+            namespace: ns.to_string(),
+            canary_revision: d.revision.clone().unwrap_or_default(),
+            stable_revision: status.stable_revision.clone().unwrap_or_default(),
+        };
+        let fetcher = &fetcher;
+        async move {
+            let input = fetcher
+                .fetch(d.metric, &d.spec.args, &subject, now)
+                .await;
+            let outcome = match &input {
+                Input::Query(Err(e)) | Input::Compare(Err(e)) => e.as_str(),
+                _ => "ok",
+            };
+            tracing::debug!(rollout = %subject.name, run = %d.run, metric = %d.metric.name, %outcome, "measured");
+            Taken {
+                run: d.run.clone(),
+                metric: d.metric.name.clone(),
+                due: d.at,
+                taken: ctx.clock.now(),
+                input,
+            }
+        }
+    });
+    futures::future::join_all(fetches).await
 }
 
 fn available(d: &Deployment) -> i32 {

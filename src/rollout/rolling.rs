@@ -4,8 +4,9 @@
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::analysis::{self, Gate};
 use super::plan::{
-    Ctx, Role, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
+    Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
     settled_revision, ts,
 };
 use crate::api::{
@@ -121,7 +122,44 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, rolling: &RollingStrategy) {
             serve(ctx, &target, replicas);
             return;
         }
-        // Between batches: pause as configured.
+        // Between batches: analysis, then the pause, as configured.
+        if let Some(spec) = &rolling.analysis {
+            let name = format!("batch-{batch_no}");
+            if ctx.request(ANNOTATION_PROMOTE) {
+                ctx.note("AnalysisSkipped", format!("{name}: skipped by promote"));
+            } else {
+                match analysis::run(ctx, &name, spec, &target) {
+                    Gate::Passed => {}
+                    Gate::Waiting(message) => {
+                        ctx.status.phase = RolloutPhase::Progressing;
+                        ctx.status.message =
+                            Some(format!("after batch {batch_no} of {batches}: {message}"));
+                        ctx.condition(cond::PROGRESSING, cond::TRUE, "AnalysisRunning", message);
+                        ctx.status.current_step_index = Some(index);
+                        return;
+                    }
+                    Gate::Blocked(reason, message) => {
+                        pause(
+                            ctx,
+                            reason,
+                            format!("after batch {batch_no} of {batches}: {message}"),
+                        );
+                        ctx.status.current_step_index = Some(index);
+                        return;
+                    }
+                    Gate::Failed(reason, message) => {
+                        abort(
+                            ctx,
+                            reason,
+                            &format!("after batch {batch_no} of {batches}: {message}"),
+                        );
+                        // The next decision scales the old revision back up.
+                        ctx.wake_at(ctx.obs.now);
+                        return;
+                    }
+                }
+            }
+        }
         let started = ctx
             .status
             .step_started_at

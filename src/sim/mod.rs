@@ -80,6 +80,11 @@ impl Sim {
         }
     }
 
+    /// An analysis transport answered by this sim's scripted Prometheus in-process.
+    pub fn prometheus_transport(&self) -> Arc<dyn crate::analysis::prometheus::Transport> {
+        Arc::new(InProcessPrometheus(self.prometheus.clone()))
+    }
+
     /// A `kube::Client` talking to this sim in-process (default namespace `default`).
     pub fn client(&self) -> kube::Client {
         kube::Client::new(self.service(), "default")
@@ -140,6 +145,23 @@ impl Sim {
             }
         });
         Ok((bound, task))
+    }
+}
+
+/// The sim's scripted Prometheus as an analysis transport, answered in-process.
+struct InProcessPrometheus(Arc<prometheus::ScriptedPrometheus>);
+
+impl crate::analysis::prometheus::Transport for InProcessPrometheus {
+    fn get(
+        &self,
+        _endpoint: &crate::analysis::prometheus::Endpoint,
+        path: &str,
+        params: &[(String, String)],
+    ) -> BoxFuture<'static, Result<(u16, Bytes), crate::analysis::prometheus::ProviderError>> {
+        let endpoint = path.trim_start_matches("/api/v1/");
+        let (status, value) = self.0.answer(endpoint, params);
+        let body = Bytes::from(value.to_string());
+        Box::pin(async move { Ok((status, body)) })
     }
 }
 

@@ -1,0 +1,212 @@
+//! Taking a measurement: render the metric's queries, resolve its Prometheus endpoint
+//! (address, credentials and CA from Secrets or ConfigMaps), and fetch the result. The only
+//! I/O of analysis; what the result means is decided by the pure code.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+
+use super::{
+    condition::QueryResult,
+    prometheus::{self, Credentials, Endpoint, Transport},
+    template::{self, TemplateContext},
+};
+use crate::api::{AnalysisArg, DEFAULT_QUERY_TIMEOUT, Metric, PrometheusConnection, SecretKeyRef};
+
+/// Default comparison window.
+pub const DEFAULT_WINDOW: SignedDuration = SignedDuration::from_mins(10);
+/// Default comparison resolution.
+pub const DEFAULT_STEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What was fetched for one measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// An instant query's result, or why it failed.
+    Query(Result<QueryResult, String>),
+    /// The canary and stable series of a comparison, or why they could not be fetched.
+    Compare(Result<(Vec<f64>, Vec<f64>), String>),
+}
+
+/// Where measurements are fetched from.
+pub struct Fetcher<'a> {
+    /// Client for Secrets and ConfigMaps.
+    pub client: &'a kube::Client,
+    /// Transport to Prometheus.
+    pub transport: &'a dyn Transport,
+    /// The operator's `--prometheus-url`.
+    pub default_url: Option<&'a str>,
+    /// Namespace of the object whose analysis this is (Secrets are read there only).
+    pub namespace: &'a str,
+}
+
+/// Values of the `rollout.*` placeholders.
+#[derive(Clone, Debug, Default)]
+pub struct Subject {
+    /// Object name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Revision under analysis.
+    pub canary_revision: String,
+    /// Stable revision.
+    pub stable_revision: String,
+}
+
+impl Fetcher<'_> {
+    /// Takes one measurement of `metric` at `now`.
+    pub async fn fetch(
+        &self,
+        metric: &Metric,
+        args: &[AnalysisArg],
+        subject: &Subject,
+        now: Timestamp,
+    ) -> Input {
+        let placeholders = TemplateContext {
+            args: args
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            name: subject.name.clone(),
+            namespace: subject.namespace.clone(),
+            canary_revision: subject.canary_revision.clone(),
+            stable_revision: subject.stable_revision.clone(),
+        };
+        if let Some(p) = &metric.prometheus {
+            let result = async {
+                let query = template::render(&p.query, &placeholders).map_err(|e| e.to_string())?;
+                let endpoint = self.endpoint(&p.connection).await?;
+                prometheus::instant(self.transport, &endpoint, &query, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            return Input::Query(result);
+        }
+        if let Some(c) = &metric.compare {
+            let result = async {
+                let canary =
+                    template::render(&c.canary_query, &placeholders).map_err(|e| e.to_string())?;
+                let stable =
+                    template::render(&c.stable_query, &placeholders).map_err(|e| e.to_string())?;
+                let endpoint = self.endpoint(&c.connection).await?;
+                let window = c
+                    .window
+                    .and_then(|w| SignedDuration::try_from(w.as_std()).ok())
+                    .unwrap_or(DEFAULT_WINDOW);
+                let step = c.step.map_or(DEFAULT_STEP, |s| s.as_std());
+                let start = now - window;
+                let (a, b) = futures::join!(
+                    prometheus::range(self.transport, &endpoint, &canary, start, now, step),
+                    prometheus::range(self.transport, &endpoint, &stable, start, now, step),
+                );
+                Ok((
+                    a.map_err(|e| format!("canary: {e}"))?,
+                    b.map_err(|e| format!("stable: {e}"))?,
+                ))
+            }
+            .await;
+            return Input::Compare(result);
+        }
+        Input::Query(Err("the metric has no provider".into()))
+    }
+
+    /// Resolves address, credentials and trust of a connection.
+    pub async fn endpoint(&self, c: &PrometheusConnection) -> Result<Endpoint, String> {
+        let base = match (&c.address, &c.address_from) {
+            (Some(a), _) => a.clone(),
+            (None, Some(r)) => self.secret_key(r).await?.trim().to_string(),
+            (None, None) => self.default_url.map(str::to_string).ok_or_else(|| {
+                "no Prometheus address: set address on the metric or --prometheus-url on the operator"
+                    .to_string()
+            })?,
+        };
+        let mut endpoint = Endpoint::new(base);
+        endpoint.timeout = c.timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT).as_std();
+        if let Some(auth) = &c.auth {
+            endpoint.credentials = match (&auth.bearer_token, &auth.basic_auth) {
+                (Some(token), _) => Some(Credentials::Bearer(self.secret_key(token).await?)),
+                (None, Some(basic)) => {
+                    let user = SecretKeyRef {
+                        name: basic.secret_name.clone(),
+                        key: basic
+                            .username_key
+                            .clone()
+                            .unwrap_or_else(|| "username".into()),
+                    };
+                    let password = SecretKeyRef {
+                        name: basic.secret_name.clone(),
+                        key: basic
+                            .password_key
+                            .clone()
+                            .unwrap_or_else(|| "password".into()),
+                    };
+                    Some(Credentials::Basic {
+                        username: self.secret_key(&user).await?,
+                        password: self.secret_key(&password).await?,
+                    })
+                }
+                (None, None) => None,
+            };
+        }
+        if let Some(tls) = &c.tls {
+            endpoint.server_name = tls.server_name.clone();
+            endpoint.ca_pem = match (&tls.ca_secret, &tls.ca_config_map) {
+                (Some(s), _) => Some(self.secret_key(s).await?.into_bytes()),
+                (None, Some(m)) => Some(self.config_map_key(m).await?.into_bytes()),
+                (None, None) => None,
+            };
+        }
+        Ok(endpoint)
+    }
+
+    /// A Secret key's value. Errors name the Secret and key, never the value.
+    async fn secret_key(&self, r: &SecretKeyRef) -> Result<String, String> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), self.namespace);
+        let secret = secrets
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| format!("reading Secret {:?}: {e}", r.name))?
+            .ok_or_else(|| {
+                format!(
+                    "Secret {:?} not found in namespace {:?}",
+                    r.name, self.namespace
+                )
+            })?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(&r.key))
+                    .map(|s| s.clone().into_bytes())
+            })
+            .ok_or_else(|| format!("Secret {:?} has no key {:?}", r.name, r.key))?;
+        String::from_utf8(bytes)
+            .map_err(|_| format!("Secret {:?} key {:?} is not UTF-8", r.name, r.key))
+    }
+
+    async fn config_map_key(&self, r: &SecretKeyRef) -> Result<String, String> {
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.namespace);
+        let map = maps
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| format!("reading ConfigMap {:?}: {e}", r.name))?
+            .ok_or_else(|| {
+                format!(
+                    "ConfigMap {:?} not found in namespace {:?}",
+                    r.name, self.namespace
+                )
+            })?;
+        map.data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .cloned()
+            .ok_or_else(|| format!("ConfigMap {:?} has no key {:?}", r.name, r.key))
+    }
+}
