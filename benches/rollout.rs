@@ -179,6 +179,37 @@ fn plan_cpu() -> Duration {
     started.elapsed() / n
 }
 
+/// CPU of one measurement without the HTTP round trip: parse Prometheus's answer, evaluate
+/// the CEL conditions, record it and take the verdict.
+fn measurement_cpu() -> (Duration, Duration) {
+    use cutover::analysis::{judge, measure, prometheus};
+    let metric: cutover::api::Metric = serde_json::from_value(json!({"name": "error-rate",
+        "successCondition": "result < 0.01", "failureCondition": "result >= 0.05",
+        "prometheus": {"query": "x"}}))
+    .expect("metric");
+    let body = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1800000000,"0.0042"]}]}}"#;
+    let t = jiff::Timestamp::from_second(1_800_000_000).expect("a valid time");
+    let n = 20_000;
+    let mut state = cutover::api::MetricStatus::default();
+    let started = Instant::now();
+    for _ in 0..n {
+        let result =
+            prometheus::parse_instant(200, std::hint::black_box(body)).map_err(|e| e.to_string());
+        let outcome = measure::classify(&metric, result);
+        measure::record(&mut state, measure::measurement(t, t, outcome));
+        std::hint::black_box(measure::verdict(&metric, &state));
+    }
+    let per_measurement = started.elapsed() / n;
+    let compare = cutover::api::CompareMetric::default();
+    let canary: Vec<f64> = (0..20).map(|i| 0.2 + f64::from(i % 7) * 0.01).collect();
+    let stable: Vec<f64> = (0..20).map(|i| 0.2 + f64::from(i % 5) * 0.01).collect();
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(judge::judge(&compare, &canary, &stable));
+    }
+    (per_measurement, started.elapsed() / n)
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -195,4 +226,10 @@ fn main() {
         "  CPU per plan of a steady Rollout  {:>6.2?} (goal <= 50us)",
         plan_cpu()
     );
+    let (measurement, judged) = measurement_cpu();
+    println!("analysis, excluding the HTTP round trip:");
+    println!(
+        "  CPU per measurement (parse, 2 CEL conditions, record, verdict) {measurement:>8.2?}"
+    );
+    println!("  CPU per judge of 20 + 20 points (Mann-Whitney + Hodges-Lehmann) {judged:>8.2?}");
 }

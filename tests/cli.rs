@@ -19,7 +19,8 @@ fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn every_example_passes_lint() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let files = yaml_files(&dir);
+    let mut files = yaml_files(&dir);
+    files.extend(yaml_files(&dir.join("analysis")));
     assert!(files.len() >= 4);
     let out = cutover().arg("lint").args(&files).output().unwrap();
     assert!(

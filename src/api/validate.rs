@@ -241,6 +241,26 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
                 vec![]
             }
         };
+        if let Some(c) = &metric.compare {
+            let window = c.window.map_or(600, |w| w.as_std().as_secs());
+            let step = c.step.map_or(30, |s| s.as_std().as_secs()).max(1);
+            let points = window / step;
+            let min = u64::from(
+                c.min_samples
+                    .unwrap_or(crate::analysis::judge::DEFAULT_MIN_SAMPLES),
+            );
+            if points > 11_000 {
+                errors.push(invalid(
+                    format!("{mpath}.compare.window"),
+                    format!("window/step gives {points} points; Prometheus returns at most 11000"),
+                ));
+            } else if points < min {
+                errors.push(invalid(
+                    format!("{mpath}.compare.window"),
+                    format!("window/step gives {points} points, fewer than minSamples ({min}): the judge could never decide"),
+                ));
+            }
+        }
         for (field, query) in queries {
             if let Err(e) = template::check(query, arg_names.iter().copied()) {
                 errors.push(invalid(format!("{mpath}.{field}"), e.to_string()));
