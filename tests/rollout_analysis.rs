@@ -277,3 +277,118 @@ async fn an_unknown_placeholder_is_an_invalid_spec_and_nothing_is_measured() {
     let message = r.status.unwrap().message.unwrap();
     assert!(message.contains("args.app"), "{message}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_background_analysis_aborts_during_a_pause() {
+    let env = start(
+        "metrics:\n  - match: 'error_rate\\{revision=\"{{canary}}\"'\n    values:\n      - {at: 0s, value: 0.01}\n      - {at: 3m, value: 0.3}\n",
+    );
+    env.roll(
+        json!({"steps": [{"setWeight": 25}, {"pause": {"duration": "30m"}}],
+        "analysis": {"startingStep": 1, "metrics": [error_rate_metric(json!({"count": null}))]}}),
+    )
+    .await;
+    let r = env
+        .until("abort", |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.phase == RolloutPhase::Aborted)
+        })
+        .await;
+    let s = r.status.unwrap();
+    assert_eq!(s.current_step_index, Some(1), "during the 30m pause");
+    let run = s.analysis.iter().find(|a| a.name == "background").unwrap();
+    assert_eq!(run.verdict, AnalysisVerdict::Failed);
+    assert!(
+        run.metrics[0].successful >= 1,
+        "it measured healthy values first"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_judge_aborts_a_canary_slower_than_stable() {
+    let env = start(
+        "metrics:\n  - match: 'latency\\{revision=\"{{canary}}\"'\n    value: 0.4\n    jitter: 0.1\n  - match: 'latency\\{revision=\"{{stable}}\"'\n    value: 0.2\n    jitter: 0.1\n",
+    );
+    let metric = json!({"name": "latency-vs-stable", "interval": "1m", "count": 2, "compare": {
+        "canaryQuery": "latency{revision=\"{{ rollout.canaryRevision }}\"}",
+        "stableQuery": "latency{revision=\"{{ rollout.stableRevision }}\"}",
+        "window": "10m", "step": "30s", "address": "http://prometheus.test"}});
+    env.roll(json!({"steps": [{"setWeight": 25}, {"analysis": {"metrics": [metric]}}]}))
+        .await;
+    let r = env.until("the rollout to end", ended).await;
+    let s = r.status.unwrap();
+    assert_eq!(s.phase, RolloutPhase::Aborted, "{:?}", s.message);
+    let m = &s
+        .analysis
+        .iter()
+        .find(|a| a.name == "step-1")
+        .unwrap()
+        .metrics[0];
+    let value = m.measurements[0].value.clone().unwrap();
+    assert!(value.starts_with("High: p="), "{value}");
+    assert!(value.contains("n=21/21"), "{value}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_pre_promotion_analysis_never_moves_the_active_service() {
+    let env = start("metrics:\n  - match: 'error_rate'\n    value: 0.5\n");
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(env.client.clone(), "default");
+    for name in ["active", "preview"] {
+        let svc = serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
+        .unwrap();
+        services.create(&PostParams::default(), &svc).await.unwrap();
+    }
+    let mut r = rollout("web:1", json!({}));
+    r.spec.strategy.canary = None;
+    r.spec.strategy.blue_green = Some(
+        serde_json::from_value(
+            json!({"activeService": "active", "previewService": "preview",
+            "prePromotionAnalysis": {"metrics": [error_rate_metric(json!({}))]}}),
+        )
+        .unwrap(),
+    );
+    env.rollouts
+        .create(&PostParams::default(), &r)
+        .await
+        .unwrap();
+    let first = env
+        .until("first revision healthy", |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.phase == RolloutPhase::Healthy)
+        })
+        .await
+        .status
+        .unwrap()
+        .stable_revision
+        .unwrap();
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}});
+    env.rollouts
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let r = env
+        .until("abort", |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.phase == RolloutPhase::Aborted)
+        })
+        .await;
+    let s = r.status.unwrap();
+    assert_eq!(s.stable_revision.as_deref(), Some(first.as_str()));
+    let active = services.get("active").await.unwrap();
+    assert_eq!(
+        active.spec.unwrap().selector.unwrap()["cutover.dev/revision"],
+        first,
+        "the active Service never moved"
+    );
+    let run = s
+        .analysis
+        .iter()
+        .find(|a| a.name == "prePromotion")
+        .unwrap();
+    assert_eq!(run.verdict, AnalysisVerdict::Failed);
+}
