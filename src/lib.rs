@@ -10,5 +10,6 @@ pub mod cli;
 pub mod controller;
 pub mod rollout;
 pub mod sim;
+pub mod simulate;
 pub mod telemetry;
 pub mod yaml;

@@ -1,8 +1,9 @@
-//! The command line: `cutover crd`, `cutover run`, `cutover lint`.
+//! The command line: `cutover crd`, `run`, `dev`, `lint` and `simulate`.
 
 pub mod crd;
 pub mod dev;
 pub mod lint;
+pub mod simulate;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -39,6 +40,8 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run a scenario through the controllers on a virtual clock and check its expectations.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -48,6 +51,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Lint { paths } => lint::run(&paths),
         Command::Run(config) => run_operator(config),
         Command::Dev(args) => dev::main(args),
+        Command::Simulate(args) => simulate::run(&args),
     }
 }
 

@@ -577,7 +577,10 @@ async fn publish(ctx: &Context, rollout: &Rollout, reason: &str, message: &str, 
         },
         reason: reason.to_string(),
         note: Some(message.chars().take(1000).collect()),
-        action: "Reconcile".into(),
+        // The recorder folds repeats of one (reason, action) into a series that keeps the
+        // first note; the message as action keeps "step 3 completed" from being shown as a
+        // repeat of "step 0 completed", while a true repeat still counts up.
+        action: message.chars().take(128).collect(),
         secondary: None,
     };
     if let Err(error) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {

@@ -1,0 +1,161 @@
+//! `cutover simulate` as a user runs it: every example scenario meets its expectations, a
+//! wrong expectation is named, the plot is a well-formed SVG with a series per revision and
+//! per metric, and scenario errors point at file and line.
+
+use std::{path::Path, process::Command};
+
+fn cutover() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cutover"))
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = cutover().arg("simulate").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_example_scenario_meets_its_expectations() {
+    let dir = root().join("examples/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    for file in files {
+        let (code, stdout, stderr) = run(&[file.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{}:\n{stdout}\n{stderr}", file.display());
+        assert!(stderr.contains("expectation(s) held"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_wrong_expectation_fails_naming_it() {
+    let file = root().join("tests/scenarios/wrong-expectation.yaml");
+    let (code, stdout, stderr) = run(&[file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("wrong-expectation.yaml:12: expectation 2 failed: expected phase Aborted before 00:09:00"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("expectation 1 failed"),
+        "the right one held: {stderr}"
+    );
+    assert!(stdout.contains("!! expectation 2"), "{stdout}");
+}
+
+#[test]
+fn the_timeline_is_readable_text_or_json_lines() {
+    let file = root().join("examples/scenarios/canary-error-spike.yaml");
+    let (code, text, _) = run(&[file.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains(">> set image of web to registry.example.com/web:1.1.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("background/error-rate = 0.08 -> Failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Rollout/web: Aborted: analysis background"),
+        "{text}"
+    );
+    let (code, json, _) = run(&[file.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(code, Some(0));
+    let entries: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), text.lines().count());
+    assert!(
+        entries.iter().any(|e| e["kind"] == "measurement"
+            && e["outcome"] == "Failed"
+            && e["value"] == "0.08")
+    );
+    let times: Vec<u64> = entries.iter().map(|e| e["t"].as_u64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+}
+
+#[test]
+fn the_plot_is_an_svg_with_a_series_per_revision_and_metric() {
+    let file = root().join("examples/scenarios/canary-error-spike.yaml");
+    let svg = std::env::temp_dir().join(format!("cutover-plot-{}.svg", std::process::id()));
+    let (code, _, stderr) = run(&[file.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let labels: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect();
+    let revisions: Vec<&String> = labels
+        .iter()
+        .filter(|l| l.starts_with("revision web "))
+        .collect();
+    assert_eq!(revisions.len(), 2, "{labels:?}");
+    assert!(revisions.iter().any(|l| l.contains("web:1.0.0")));
+    assert!(revisions.iter().any(|l| l.contains("web:1.1.0")));
+    assert_eq!(
+        labels
+            .iter()
+            .filter(|l| l.as_str() == "metric error-rate")
+            .count(),
+        1,
+        "{labels:?}"
+    );
+    assert!(labels.iter().any(|l| l == "threshold error-rate 0.05"));
+    assert!(
+        labels.iter().any(|l| l == "Aborted"),
+        "a marker for the abort"
+    );
+    let lines = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .count();
+    assert!(lines >= 3, "revision and metric lines drawn: {lines}");
+}
+
+#[test]
+fn scenario_errors_name_file_and_line() {
+    let cases = [
+        ("bad-yaml.yaml", "bad-yaml.yaml:", ""),
+        (
+            "unknown-kind.yaml",
+            "unknown-kind.yaml:6:",
+            "unknown kind Widget",
+        ),
+        ("unknown-field.yaml", "unknown-field.yaml:6:", "canaryPods"),
+        (
+            "out-of-order.yaml",
+            "out-of-order.yaml:7:",
+            "events must be in time order: 2m comes after 5m",
+        ),
+    ];
+    for (file, location, message) in cases {
+        let path = root().join("tests/scenarios").join(file);
+        let (code, _, stderr) = run(&[path.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{file}: {stderr}");
+        assert!(stderr.contains(location), "{file}: {stderr}");
+        assert!(stderr.contains(message), "{file}: {stderr}");
+    }
+    let (code, _, stderr) = run(&["/nonexistent/scenario.yaml"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("/nonexistent/scenario.yaml:0: cannot read"),
+        "{stderr}"
+    );
+}
