@@ -132,7 +132,7 @@ fn the_plot_is_an_svg_with_a_series_per_revision_and_metric() {
 #[test]
 fn scenario_errors_name_file_and_line() {
     let cases = [
-        ("bad-yaml.yaml", "bad-yaml.yaml:", ""),
+        ("bad-yaml.yaml", "bad-yaml.yaml:3:", "unclosed bracket"),
         (
             "unknown-kind.yaml",
             "unknown-kind.yaml:6:",

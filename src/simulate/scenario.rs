@@ -471,15 +471,22 @@ fn manifests(
         }
         None => vec![(value.clone(), format!("{file}:{line}"))],
     };
+    let from_file = path_only.is_some();
     let mut out = Vec::new();
     for (object, origin) in found {
+        // Inline objects are already located by file and line; those of a file name it.
+        let at = if from_file {
+            format!("{origin}: ")
+        } else {
+            String::new()
+        };
         let api_version = object.get("apiVersion").and_then(Value::as_str);
         let kind = object.get("kind").and_then(Value::as_str);
         let (Some(api_version), Some(kind)) = (api_version, kind) else {
             return Err(err(
                 file,
                 line,
-                format!("{origin}: an object needs apiVersion and kind"),
+                format!("{at}an object needs apiVersion and kind"),
             ));
         };
         if resource_type(api_version, kind).is_none() {
@@ -487,7 +494,7 @@ fn manifests(
                 file,
                 line,
                 format!(
-                    "{origin}: unknown kind {kind} ({api_version}); the simulation knows {}",
+                    "{at}unknown kind {kind} ({api_version}); the simulation knows {}",
                     known_kinds().join(", ")
                 ),
             ));
@@ -497,16 +504,12 @@ fn manifests(
             .and_then(Value::as_str)
             .is_none()
         {
-            return Err(err(
-                file,
-                line,
-                format!("{origin}: {kind} needs metadata.name"),
-            ));
+            return Err(err(file, line, format!("{at}{kind} needs metadata.name")));
         }
         // The operator's own kinds are checked as `cutover lint` does.
         let problems = crate::cli::lint::lint_document(&object).unwrap_or_default();
         if let Some(p) = problems.first() {
-            return Err(err(file, line, format!("{origin}: {kind}: {p}")));
+            return Err(err(file, line, format!("{at}{kind}: {p}")));
         }
         out.push(Manifest { object, origin });
     }
@@ -649,8 +652,15 @@ fn check_references(s: &Scenario, file: &str) -> Result<(), ScenarioError> {
     Ok(())
 }
 
+/// The first line of a YAML error without its own "error: line N column M:" prefix (the
+/// line is reported separately).
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
+    let first = message.lines().next().unwrap_or(message).trim();
+    let rest = first.strip_prefix("error: ").unwrap_or(first);
+    match rest.find(": ") {
+        Some(i) if rest.starts_with("line ") => rest[i + 2..].to_string(),
+        _ => rest.to_string(),
+    }
 }
 
 /// The line number in a YAML error message ("... at line 12 column 3").
