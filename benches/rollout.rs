@@ -151,6 +151,7 @@ fn plan_cpu() -> Duration {
             service_revisions: Default::default(),
             referenced_replicas: None,
             measurements: Vec::new(),
+            migrations: Vec::new(),
             now,
         })
     };
@@ -165,6 +166,7 @@ fn plan_cpu() -> Duration {
         service_revisions: Default::default(),
         referenced_replicas: None,
         measurements: Vec::new(),
+        migrations: Vec::new(),
         now,
     };
     let n = 100_000;

@@ -299,8 +299,8 @@ async fn reverting_the_template_returns_to_the_stable_revision_at_once() {
 async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     let env = start();
     let mut r = rollout("web:1", json!([{"setWeight": 50}]));
-    r.spec.migrations = Some(cutover::api::MigrationGates {
-        before: vec!["schema".into()],
+    r.spec.flags = Some(cutover::api::FlagLinks {
+        enable_on_promotion: vec!["new-checkout".into()],
         ..Default::default()
     });
     env.rollouts

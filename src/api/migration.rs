@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 /// Annotation a person sets (any new value) to run the rollback Job once.
 pub const ANNOTATION_ROLLBACK: &str = "cutover.dev/rollback";
+/// Annotation a person sets (any new value) to run a Failed or RolledBack migration again.
+pub const ANNOTATION_MIGRATION_RETRY: &str = "cutover.dev/retry";
+/// Label on Jobs naming their MigrationJob.
+pub const LABEL_MIGRATION: &str = "cutover.dev/migration";
 /// Bytes of a failed pod's log kept in the status message.
 pub const LOG_TAIL_BYTES: usize = 2048;
 
@@ -152,6 +156,12 @@ pub struct MigrationJobStatus {
     /// Rollback requests already acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_rollback: Option<String>,
+    /// Retry requests already acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_retry: Option<String>,
+    /// Runs of the current revision started by retry requests (part of the Job's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<i32>,
     /// Pods started for the current revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,

@@ -527,6 +527,10 @@ pub struct RolloutStatus {
     /// Revision that served before the last promotion, kept scaled until `scaleDownAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_revision: Option<String>,
+    /// Revision for which `after` (contract) migrations may run: fully promoted, with no
+    /// pod of an older revision left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_revision: Option<String>,
     /// When the previous revision is scaled down (blue-green scaleDownDelaySeconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_at: Option<Time>,

@@ -124,14 +124,14 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
 pub fn unsupported(spec: &RolloutSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
     if spec
-        .migrations
+        .flags
         .as_ref()
-        .is_some_and(|m| !m.before.is_empty() || !m.after.is_empty())
+        .is_some_and(|f| !f.enable_on_promotion.is_empty() || !f.disable_on_abort.is_empty())
     {
         out.push(FieldError::new(
-            "spec.migrations",
+            "spec.flags",
             FieldErrorKind::NotSupported,
-            "migration gates are not supported by this version of cutover",
+            "feature flag links are not supported by this version of cutover",
         ));
     }
     out

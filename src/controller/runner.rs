@@ -108,7 +108,13 @@ pub async fn crds_installed(client: &kube::Client) -> bool {
 
 /// The controllers compiled into this binary, each a future that runs until `shutdown`.
 pub fn controllers(ctx: Arc<Context>, shutdown: CancellationToken) -> Vec<BoxFuture<'static, ()>> {
-    vec![Box::pin(crate::rollout::reconcile::run(ctx, shutdown))]
+    vec![
+        Box::pin(crate::rollout::reconcile::run(
+            ctx.clone(),
+            shutdown.clone(),
+        )),
+        Box::pin(crate::migration::reconcile::run(ctx, shutdown)),
+    ]
 }
 
 /// Runs the operator until `shutdown` is cancelled.

@@ -71,8 +71,29 @@ pub struct Observed<'a> {
     pub referenced_replicas: Option<i32>,
     /// Measurements the shell took for the runs that fell due.
     pub measurements: Vec<super::analysis::Taken>,
+    /// The MigrationJobs named by `spec.migrations`.
+    pub migrations: Vec<MigrationObserved>,
     /// The time of the decision.
     pub now: Timestamp,
+}
+
+/// A MigrationJob named by the Rollout, as observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrationObserved {
+    /// Its name.
+    pub name: String,
+    /// Succeeded for its current spec (and its status is of its current generation).
+    pub succeeded: bool,
+    /// Failed for its current spec.
+    pub failed: bool,
+    /// Its phase.
+    pub phase: crate::api::MigrationPhase,
+    /// Its status message.
+    pub message: String,
+    /// The rollback request it last acted on.
+    pub handled_rollback: Option<String>,
+    /// The rollback request set on it (its `cutover.dev/rollback` annotation).
+    pub requested_rollback: Option<String>,
 }
 
 /// A write the shell makes.
@@ -108,6 +129,13 @@ pub enum Action {
     SetRouteWeight {
         /// Canary percentage.
         canary: i32,
+    },
+    /// Ask a MigrationJob to run its rollback (the `cutover.dev/rollback` annotation).
+    RequestMigrationRollback {
+        /// MigrationJob name.
+        migration: String,
+        /// The request's value, unique to this abort.
+        request: String,
     },
 }
 
@@ -269,6 +297,15 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         requeue_at: None,
         kept_runs: Vec::new(),
     };
+    if migration_gate(&mut ctx) {
+        finish(&mut ctx);
+        return Plan {
+            actions: ctx.actions,
+            status: ctx.status,
+            notes: ctx.notes,
+            requeue_at: ctx.requeue_at,
+        };
+    }
     let strategy = &rollout.spec.strategy;
     match (
         rollout.spec.strategy_kind(),
@@ -284,12 +321,139 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         }
         _ => {}
     }
+    rollback_migrations(&mut ctx);
     finish(&mut ctx);
     Plan {
         actions: ctx.actions,
         status: ctx.status,
         notes: ctx.notes,
         requeue_at: ctx.requeue_at,
+    }
+}
+
+/// The `before` migrations gate a new revision until it has pods: while any runs the
+/// rollout waits (WaitingForMigrations) with the stable revision untouched; a failed one
+/// aborts it. Returns whether the decision is made (nothing else to plan).
+fn migration_gate(ctx: &mut Ctx<'_>) -> bool {
+    let Some(gates) = ctx.obs.rollout.spec.migrations.clone() else {
+        return false;
+    };
+    if gates.before.is_empty() {
+        return false;
+    }
+    let target = ctx.obs.target_revision.clone();
+    let stable = ctx.status.stable_revision.clone();
+    let has_pods = ctx.revision(&target).is_some_and(|r| r.replicas > 0);
+    if stable.as_deref() == Some(target.as_str()) || has_pods {
+        return false;
+    }
+    let aborted_here = ctx.status.phase == RolloutPhase::Aborted
+        && ctx.status.current_revision.as_deref() == Some(target.as_str());
+    let of = |name: &String| ctx.obs.migrations.iter().find(|m| &m.name == name).cloned();
+    let failed = gates.before.iter().filter_map(of).find(|m| m.failed);
+    let pending: Vec<String> = gates
+        .before
+        .iter()
+        .filter(|n| !of(n).is_some_and(|m| m.succeeded))
+        .cloned()
+        .collect();
+    if let Some(f) = failed {
+        let message = format!("migration {} failed: {}", f.name, f.message);
+        if aborted_here {
+            if ctx.request(crate::api::ANNOTATION_RETRY) {
+                ctx.note(
+                    "RetryRefused",
+                    format!("{message}; retry or fix the MigrationJob first"),
+                );
+            }
+            // The strategy holds the aborted rollout as it is.
+            return false;
+        }
+        match stable {
+            None => {
+                // Nothing deployed yet: nothing to fall back to, nothing to abort.
+                ctx.status.phase = RolloutPhase::Degraded;
+                ctx.status.message = Some(message.clone());
+                ctx.condition(cond::PROGRESSING, cond::FALSE, "MigrationFailed", message);
+                true
+            }
+            Some(_) => {
+                begin(ctx, &target, format!("rolling out revision {target}"));
+                abort(ctx, "MigrationFailed", &message);
+                false
+            }
+        }
+    } else if pending.is_empty() {
+        false
+    } else {
+        if aborted_here {
+            if !ctx.request(crate::api::ANNOTATION_RETRY) {
+                return false;
+            }
+            // Retried while a migration runs again: wait for it, then start afresh.
+            ctx.status.current_revision = stable.clone();
+            ctx.status.analysis.clear();
+            ctx.condition(
+                cond::ABORTED,
+                cond::FALSE,
+                "Retried",
+                "retried; waiting for migrations",
+            );
+            ctx.note("Retried", "retrying once the migrations succeed");
+        }
+        let message = format!("waiting for migrations: {}", pending.join(", "));
+        if ctx.status.message.as_deref() != Some(message.as_str()) {
+            ctx.note("WaitingForMigrations", message.clone());
+        }
+        ctx.status.phase = RolloutPhase::Progressing;
+        ctx.status.message = Some(message.clone());
+        ctx.condition(
+            cond::PROGRESSING,
+            cond::TRUE,
+            "WaitingForMigrations",
+            message,
+        );
+        true
+    }
+}
+
+/// With `rollbackOnAbort`, an aborted rollout asks its `before` migrations to roll back,
+/// newest first, one at a time.
+fn rollback_migrations(ctx: &mut Ctx<'_>) {
+    let Some(gates) = ctx.obs.rollout.spec.migrations.clone() else {
+        return;
+    };
+    if !gates.rollback_on_abort.unwrap_or(false) || ctx.status.phase != RolloutPhase::Aborted {
+        return;
+    }
+    let target = ctx.obs.target_revision.clone();
+    let Some(at) = ctx.status.paused_at.as_ref().map(|t| t.0.as_second()) else {
+        return;
+    };
+    let name = ctx.obs.rollout.metadata.name.clone().unwrap_or_default();
+    // One value per abort: a second abort of the same revision rolls back again.
+    let request = format!("rollout/{name}/{target}/{at}");
+    for migration in gates.before.iter().rev() {
+        let Some(m) = ctx.obs.migrations.iter().find(|m| &m.name == migration) else {
+            continue;
+        };
+        if m.handled_rollback.as_deref() == Some(request.as_str()) {
+            if m.phase == crate::api::MigrationPhase::RollingBack {
+                return;
+            }
+            continue;
+        }
+        if m.requested_rollback.as_deref() == Some(request.as_str()) {
+            // Asked already; waiting for it to act.
+            return;
+        }
+        if m.succeeded || m.failed {
+            ctx.actions.push(Action::RequestMigrationRollback {
+                migration: m.name.clone(),
+                request,
+            });
+            return;
+        }
     }
 }
 
@@ -489,6 +653,19 @@ fn finish(ctx: &mut Ctx<'_>) {
         ctx.actions.push(Action::ScaleReferenced { replicas: 0 });
     }
     let replicas = ctx.obs.rollout.spec.replicas();
+    // Contract migrations may run once only the stable revision has pods.
+    let target = ctx.obs.target_revision.as_str();
+    let settled = ctx.status.phase == RolloutPhase::Healthy
+        && ctx.status.stable_revision.as_deref() == Some(target)
+        && ctx.status.current_revision.as_deref() == Some(target)
+        && ctx.status.previous_revision.is_none()
+        && ctx
+            .obs
+            .revisions
+            .iter()
+            .filter(|r| r.revision != target)
+            .all(|r| r.replicas == 0 && r.available == 0);
+    ctx.status.contract_revision = settled.then(|| target.to_string());
     let total: i32 = ctx.obs.revisions.iter().map(|r| r.replicas).sum();
     let available: i32 = ctx.obs.revisions.iter().map(|r| r.available).sum();
     ctx.status.replicas = Some(total);

@@ -38,6 +38,8 @@ struct World {
     services: BTreeMap<String, Option<String>>,
     referenced: Option<i32>,
     measurements: Vec<super::super::analysis::Taken>,
+    migrations: Vec<MigrationObserved>,
+    rollback_requests: Vec<(String, String)>,
 }
 
 impl World {
@@ -77,6 +79,8 @@ impl World {
             services,
             referenced: None,
             measurements: Vec::new(),
+            migrations: Vec::new(),
+            rollback_requests: Vec::new(),
         }
     }
 
@@ -89,6 +93,7 @@ impl World {
             service_revisions: self.services.clone(),
             referenced_replicas: self.referenced,
             measurements: self.measurements.clone(),
+            migrations: self.migrations.clone(),
             now,
         })
     }
@@ -134,6 +139,13 @@ impl World {
                 }
                 Action::SetRouteWeight { canary } => self.route_weight = Some(*canary),
                 Action::ScaleReferenced { replicas } => self.referenced = Some(*replicas),
+                Action::RequestMigrationRollback { migration, request } => {
+                    self.rollback_requests
+                        .push((migration.clone(), request.clone()));
+                    if let Some(m) = self.migrations.iter_mut().find(|m| &m.name == migration) {
+                        m.requested_rollback = Some(request.clone());
+                    }
+                }
             }
         }
     }
@@ -187,6 +199,8 @@ fn first_revision_becomes_stable_without_steps() {
         services: BTreeMap::new(),
         referenced: None,
         measurements: Vec::new(),
+        migrations: Vec::new(),
+        rollback_requests: Vec::new(),
     };
     let p = world.plan(at(0));
     assert_eq!(
@@ -670,6 +684,8 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         services: BTreeMap::new(),
         referenced: Some(10),
         measurements: Vec::new(),
+        migrations: Vec::new(),
+        rollback_requests: Vec::new(),
     };
     let p = world.plan(at(0));
     assert!(
@@ -999,4 +1015,158 @@ proptest! {
             prop_assert!(run.verdict != AnalysisVerdict::Successful || s.phase == RolloutPhase::Progressing);
         }
     }
+}
+
+// ---- migration gates ----
+
+use crate::api::MigrationPhase;
+
+fn gated(rollback_on_abort: bool) -> World {
+    let mut r = rollout(steps(), false);
+    r.spec.migrations = Some(crate::api::MigrationGates {
+        before: vec!["expand-a".into(), "expand-b".into()],
+        after: vec![],
+        rollback_on_abort: Some(rollback_on_abort),
+    });
+    let mut world = World::new(r, "old", "new");
+    world.migrations = ["expand-a", "expand-b"]
+        .map(|n| MigrationObserved {
+            name: n.into(),
+            phase: MigrationPhase::Running,
+            ..Default::default()
+        })
+        .to_vec();
+    world
+}
+
+fn migration_state(world: &mut World, name: &str, phase: MigrationPhase) {
+    let m = world
+        .migrations
+        .iter_mut()
+        .find(|m| m.name == name)
+        .unwrap();
+    m.phase = phase;
+    m.succeeded = phase == MigrationPhase::Succeeded;
+    m.failed = phase == MigrationPhase::Failed;
+    m.message = format!("{name} is {phase:?}");
+}
+
+#[test]
+fn the_new_revision_gets_no_pod_until_its_migrations_succeed() {
+    let mut world = gated(false);
+    world.settle(at(0), true);
+    let s = world.status();
+    assert_eq!(s.phase, RolloutPhase::Progressing);
+    assert_eq!(
+        s.message.as_deref(),
+        Some("waiting for migrations: expand-a, expand-b")
+    );
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.reason == "WaitingForMigrations")
+    );
+    assert_eq!(world.replicas("new"), 0);
+    assert_eq!(world.replicas("old"), 10, "stable untouched");
+    migration_state(&mut world, "expand-a", MigrationPhase::Succeeded);
+    world.settle(at(60), true);
+    assert_eq!(world.replicas("new"), 0, "one of two is not enough");
+    // A long migration does not eat the progress deadline of the first step.
+    migration_state(&mut world, "expand-b", MigrationPhase::Succeeded);
+    world.settle(at(3000), true);
+    assert_eq!(world.replicas("new"), 2, "20% once both succeeded");
+    assert_eq!(world.status().phase, RolloutPhase::Paused);
+}
+
+#[test]
+fn a_failed_migration_aborts_and_rolls_back_newest_first() {
+    let mut world = gated(true);
+    migration_state(&mut world, "expand-a", MigrationPhase::Succeeded);
+    migration_state(&mut world, "expand-b", MigrationPhase::Failed);
+    world.settle(at(0), true);
+    let s = world.status().clone();
+    assert_eq!(s.phase, RolloutPhase::Aborted);
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap()
+            .contains("migration expand-b failed")
+    );
+    assert_eq!(world.replicas("new"), 0, "no new pods");
+    assert_eq!(world.replicas("old"), 10);
+    assert_eq!(world.rollback_requests.len(), 1);
+    assert_eq!(world.rollback_requests[0].0, "expand-b", "newest first");
+    let request = world.rollback_requests[0].1.clone();
+    // expand-b took the request and rolled back: expand-a is next, once.
+    {
+        let b = world
+            .migrations
+            .iter_mut()
+            .find(|m| m.name == "expand-b")
+            .unwrap();
+        b.handled_rollback = Some(request.clone());
+        b.requested_rollback = Some(request.clone());
+        b.phase = MigrationPhase::RollingBack;
+    }
+    world.rollback_requests.clear();
+    world.settle(at(10), true);
+    assert!(world.rollback_requests.is_empty(), "one at a time");
+    migration_state(&mut world, "expand-b", MigrationPhase::RolledBack);
+    world.settle(at(20), true);
+    assert_eq!(
+        world.rollback_requests,
+        vec![("expand-a".to_string(), request.clone())]
+    );
+    world.rollback_requests.clear();
+    world.settle(at(30), true);
+    assert!(world.rollback_requests.is_empty(), "asked once");
+}
+
+#[test]
+fn a_retry_with_the_migration_still_failed_is_refused() {
+    let mut world = gated(false);
+    migration_state(&mut world, "expand-a", MigrationPhase::Failed);
+    world.settle(at(0), true);
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+    world.annotate(crate::api::ANNOTATION_RETRY, "1");
+    let p = world.plan(at(5));
+    assert!(p.notes.iter().any(|n| n.reason == "RetryRefused"));
+    world.apply(&p, true);
+    world.settle(at(6), true);
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+    assert_eq!(world.replicas("new"), 0);
+    // Fixed and run again: a new retry goes through once the migrations succeed.
+    migration_state(&mut world, "expand-a", MigrationPhase::Running);
+    migration_state(&mut world, "expand-b", MigrationPhase::Succeeded);
+    world.annotate(crate::api::ANNOTATION_RETRY, "2");
+    world.settle(at(7), true);
+    assert_eq!(world.status().phase, RolloutPhase::Progressing);
+    assert_eq!(world.replicas("new"), 0);
+    migration_state(&mut world, "expand-a", MigrationPhase::Succeeded);
+    world.settle(at(8), true);
+    assert_eq!(world.replicas("new"), 2);
+}
+
+#[test]
+fn contract_migrations_are_released_only_with_no_old_pod_left() {
+    let mut world = World::new(rollout(json!([{"setWeight": 50}]), false), "old", "new");
+    world.settle(at(0), true);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+    // The old revision is scaled to zero in the same decision; until that is observed...
+    world
+        .revisions
+        .iter_mut()
+        .find(|r| r.revision == "old")
+        .unwrap()
+        .available = 3;
+    let p = world.plan(at(1));
+    assert_eq!(p.status.contract_revision, None);
+    world
+        .revisions
+        .iter_mut()
+        .find(|r| r.revision == "old")
+        .unwrap()
+        .available = 0;
+    world.settle(at(2), true);
+    assert_eq!(world.status().contract_revision.as_deref(), Some("new"));
 }

@@ -12,6 +12,7 @@ use kube::{
     runtime::{
         controller::{Action as Requeue, Controller},
         events::{Event, EventType},
+        reflector::ObjectRef,
         watcher,
     },
 };
@@ -20,14 +21,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     analysis::{self, Input, Taken},
-    plan::{self, Action, Observed, RevisionObserved},
+    plan::{self, Action, MigrationObserved, Observed, RevisionObserved},
     revision::{deployment_name, template_hash},
 };
 use crate::{
     analysis::fetch::{Fetcher, Subject},
     api::{
-        FIELD_MANAGER, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, Rollout, RolloutStatus,
-        conditions as cond, validate,
+        ANNOTATION_ROLLBACK, FIELD_MANAGER, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT,
+        MigrationJob, MigrationPhase, Rollout, RolloutStatus, conditions as cond, validate,
     },
     controller::{
         Context, Error,
@@ -49,8 +50,13 @@ fn httproute_resource() -> ApiResource {
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let client = ctx.client.clone();
     let namespaces = ctx.config.namespaces.clone();
-    let apis: Vec<(Api<Guarded>, Api<Deployment>)> = if namespaces.is_empty() {
-        vec![(Api::all(client.clone()), Api::all(client.clone()))]
+    type Apis = (Api<Guarded>, Api<Deployment>, Api<MigrationJob>);
+    let apis: Vec<Apis> = if namespaces.is_empty() {
+        vec![(
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        )]
     } else {
         namespaces
             .iter()
@@ -58,15 +64,40 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 (
                     Api::namespaced(client.clone(), ns),
                     Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
                 )
             })
             .collect()
     };
     let concurrency = ctx.config.concurrency;
-    let controllers = apis.into_iter().map(|(rollouts, deployments)| {
+    let controllers = apis.into_iter().map(|(rollouts, deployments, migrations)| {
         let ctx = ctx.clone();
         let token = shutdown.clone();
-        Controller::new(rollouts, watcher::Config::default().any_semantic())
+        let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
+        let store = controller.store();
+        controller
+            // A migration that ends opens (or fails) the gate of the Rollouts naming it.
+            .watches(
+                migrations,
+                watcher::Config::default(),
+                move |mj: MigrationJob| {
+                    let name = mj.name_any();
+                    let ns = mj.namespace();
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|g| {
+                            g.0.as_ref().is_ok_and(|r| {
+                                r.namespace() == ns
+                                    && r.spec.migrations.as_ref().is_some_and(|m| {
+                                        m.before.contains(&name) || m.after.contains(&name)
+                                    })
+                            })
+                        })
+                        .map(|g| ObjectRef::from_obj(g.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            )
             .owns(
                 deployments,
                 watcher::Config::default().labels(LABEL_ROLLOUT),
@@ -223,6 +254,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             )),
         }
     }
+    let migrations = observe_migrations(&ctx, &rollout, &ns, &mut problems).await?;
     if !problems.is_empty() {
         return invalid(&rollouts, &rollout, &ctx, problems).await;
     }
@@ -253,6 +285,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
     let observed = Observed {
         rollout: &rollout,
         measurements,
+        migrations,
         target_revision: template_hash(&template),
         revisions,
         route_weight,
@@ -326,6 +359,17 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                     )
                     .await?;
             }
+            Action::RequestMigrationRollback { migration, request } => {
+                let mjs: Api<MigrationJob> = Api::namespaced(ctx.client.clone(), &ns);
+                let body = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob",
+                    "metadata": {"name": migration, "annotations": {ANNOTATION_ROLLBACK: request}}});
+                mjs.patch(
+                    migration,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await?;
+            }
             Action::SetRouteWeight { canary: weight } => {
                 if let Some(r) = &route {
                     set_route_weight(
@@ -352,6 +396,46 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         .await;
     }
     Ok(requeue_at(&ctx.clock, decision.requeue_at))
+}
+
+/// The MigrationJobs the Rollout names; a missing one is a problem of the spec.
+async fn observe_migrations(
+    ctx: &Context,
+    rollout: &Rollout,
+    ns: &str,
+    problems: &mut Vec<String>,
+) -> Result<Vec<MigrationObserved>, Error> {
+    let Some(gates) = &rollout.spec.migrations else {
+        return Ok(Vec::new());
+    };
+    let mjs: Api<MigrationJob> = Api::namespaced(ctx.client.clone(), ns);
+    let mut out = Vec::new();
+    for (list, field) in [(&gates.before, "before"), (&gates.after, "after")] {
+        for name in list {
+            let Some(mj) = mjs.get_opt(name).await? else {
+                problems.push(format!(
+                    "MigrationJob {name:?} (spec.migrations.{field}) does not exist in namespace {ns:?}"
+                ));
+                continue;
+            };
+            let status = mj.status.clone().unwrap_or_default();
+            let revision = crate::migration::plan::spec_revision(&mj.spec);
+            let current = status.observed_generation == mj.metadata.generation;
+            out.push(MigrationObserved {
+                name: name.clone(),
+                succeeded: current
+                    && status.succeeded_revision.as_deref() == Some(revision.as_str()),
+                failed: current
+                    && status.phase == MigrationPhase::Failed
+                    && status.revision.as_deref() == Some(revision.as_str()),
+                phase: status.phase,
+                message: status.message.clone().unwrap_or_default(),
+                handled_rollback: status.handled_rollback.clone(),
+                requested_rollback: mj.annotations().get(ANNOTATION_ROLLBACK).cloned(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Takes the analysis measurements that have fallen due, all at once.

@@ -9,7 +9,11 @@ pub const HASH_LEN: usize = 10;
 pub fn template_hash(template: &PodTemplateSpec) -> String {
     // serde_json writes struct fields in declaration order and maps sorted (BTreeMap), so
     // the text is canonical for a given template.
-    let text = serde_json::to_string(template).unwrap_or_default();
+    hash_text(&serde_json::to_string(template).unwrap_or_default())
+}
+
+/// A short stable hash of a text (FNV-1a, in an alphabet that cannot spell words).
+pub fn hash_text(text: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         hash ^= u64::from(b);

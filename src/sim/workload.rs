@@ -227,6 +227,11 @@ impl Simulator {
             .cloned()
             .unwrap_or(json!({}));
         labels[POD_TEMPLATE_HASH] = json!(pod.hash);
+        if pod.owner_kind == "Job" {
+            // As the Job controller labels its pods.
+            labels["batch.kubernetes.io/job-name"] = json!(name_of(owner));
+            labels["job-name"] = json!(name_of(owner));
+        }
         let mut annotations = template
             .pointer("/metadata/annotations")
             .cloned()
@@ -391,8 +396,11 @@ impl Simulator {
     fn job(&self, ns: &str, name: &str) -> Option<Timestamp> {
         let rt = self.rt("batch", "jobs")?;
         let job = self.store.get(&rt, ns, name).ok()?;
-        if job.pointer("/metadata/deletionTimestamp").is_some() || job_finished(&job) {
+        if job.pointer("/metadata/deletionTimestamp").is_some() {
             return None;
+        }
+        if job_finished(&job) {
+            return self.expire(&rt, ns, name, &job);
         }
         let now = self.store.clock().now();
         let annotations = job
@@ -543,6 +551,34 @@ impl Simulator {
             &Self::opts(),
         );
         next_due
+    }
+
+    /// ttlSecondsAfterFinished: a finished Job is deleted (with its pods) once its time is up.
+    fn expire(
+        &self,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        name: &str,
+        job: &Value,
+    ) -> Option<Timestamp> {
+        let ttl = job.pointer("/spec/ttlSecondsAfterFinished")?.as_i64()?;
+        let finished = job
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c["status"] == "True" && (c["type"] == "Complete" || c["type"] == "Failed"))
+            .filter_map(|c| c["lastTransitionTime"].as_str()?.parse::<Timestamp>().ok())
+            .next()?;
+        let due = finished + jiff::SignedDuration::from_secs(ttl.max(0));
+        if due <= self.store.clock().now() {
+            let _ = self
+                .store
+                .delete(rt, ns, name, Propagation::Background, None);
+            None
+        } else {
+            Some(due)
+        }
     }
 
     fn endpoints(&self, ns: &str) {

@@ -261,7 +261,9 @@ async fn simulate(scenario: &Scenario) -> Result<Report, ScenarioError> {
         Arc::new(Metrics::new()),
     )
     .with_prometheus(sim.prometheus_transport());
-    let controllers = tokio::spawn(crate::rollout::reconcile::run(Arc::new(ctx), stop.clone()));
+    let controllers = tokio::spawn(futures::future::join_all(
+        crate::controller::runner::controllers(Arc::new(ctx), stop.clone()),
+    ));
 
     let mut state = Watcher::new(scenario);
     let origin = tokio::time::Instant::now();

@@ -1,0 +1,426 @@
+//! The I/O shell of the MigrationJob controller: observe the migration, its Jobs, the lock
+//! and the Rollouts it contracts for; call the pure plan; record status before creating a
+//! Job (server-side apply, named by the spec's hash, so it can never start twice).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, ListParams, LogParams, Patch, PatchParams},
+    runtime::{
+        controller::{Action as Requeue, Controller},
+        events::{Event, EventType},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{self, Action, JobObserved, Lock, Observed};
+use crate::{
+    api::{
+        FIELD_MANAGER, LABEL_MIGRATION, LOG_TAIL_BYTES, MigrationJob, MigrationJobStatus,
+        MigrationPhase, Rollout, conditions as cond, validate,
+    },
+    controller::{
+        Context, Error,
+        reconcile::{error_policy, instrumented, requeue_at},
+    },
+};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "migrationjob";
+/// Finalizer that removes running Jobs before a MigrationJob goes.
+pub const FINALIZER: &str = "cutover.dev/migration-jobs";
+
+type Guarded = kube::core::DeserializeGuard<MigrationJob>;
+
+/// Runs the MigrationJob controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let namespaces = ctx.config.namespaces.clone();
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let controllers = scopes.into_iter().map(|ns| {
+        let (mjs, jobs, rollouts): (Api<Guarded>, Api<Job>, Api<Rollout>) = match &ns {
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+        };
+        let ctx = ctx.clone();
+        let token = shutdown.clone();
+        Controller::new(mjs, watcher::Config::default().any_semantic())
+            .owns(jobs, watcher::Config::default().labels(LABEL_MIGRATION))
+            // A Rollout that becomes fully promoted releases the contract migrations it names.
+            .watches(rollouts, watcher::Config::default(), |rollout: Rollout| {
+                let ns = rollout.namespace();
+                rollout
+                    .spec
+                    .migrations
+                    .map(|m| m.after)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |name| {
+                        let r = ObjectRef::<Guarded>::new(&name);
+                        match &ns {
+                            Some(ns) => r.within(ns),
+                            None => r,
+                        }
+                    })
+            })
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+            )
+            .graceful_shutdown_on(async move { token.cancelled().await })
+            .run(reconcile, on_error, ctx)
+            .for_each(|_| async {})
+    });
+    futures::future::join_all(controllers).await;
+}
+
+fn on_error(mj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    error_policy(CONTROLLER, mj.as_ref(), error, &ctx)
+}
+
+/// Reconciles one MigrationJob.
+pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    match &guarded.0 {
+        Ok(mj) => instrumented(CONTROLLER, Arc::new(mj.clone()), ctx, reconcile_migration).await,
+        Err(invalid) => {
+            tracing::warn!(
+                migration = %invalid.metadata.name.clone().unwrap_or_default(),
+                error = %invalid.error,
+                "skipping a MigrationJob that cannot be read"
+            );
+            Ok(Requeue::await_change())
+        }
+    }
+}
+
+async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let ns = mj.namespace().unwrap_or_default();
+    let name = mj.name_any();
+    let api: Api<MigrationJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    if mj.meta().deletion_timestamp.is_some() {
+        return finalize(&api, &jobs, &mj).await;
+    }
+    let problems: Vec<String> = validate::migration(&mj.spec)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !problems.is_empty() {
+        return invalid(&api, &mj, &ctx, problems.join("; ")).await;
+    }
+    ensure_finalizer(&api, &mj).await?;
+    let revision = plan::spec_revision(&mj.spec);
+    let status = mj.status.clone().unwrap_or_default();
+    let job_name = plan::job_name(&name, &revision, status.retries.unwrap_or(0));
+    let job = jobs.get_opt(&job_name).await?.map(|j| observe(&j));
+    let rollback_job = match &status.rollback_job_name {
+        Some(n) => jobs.get_opt(n).await?.map(|j| observe(&j)),
+        None => None,
+    };
+    let lock = match &mj.spec.lock_key {
+        Some(_) => {
+            let all = api.list(&ListParams::default()).await?;
+            plan::lock_for(&mj, &all.items)
+        }
+        None => Lock::Free,
+    };
+    let held_by_rollout = contract_hold(&ctx, &ns, &name).await?;
+    let failing = [&job, &rollback_job]
+        .into_iter()
+        .flatten()
+        .find(|j| matches!(&j.finished, Some((false, _, _))))
+        .filter(|_| status.phase != MigrationPhase::Failed);
+    let failed_log = match failing {
+        Some(j) => log_tail(&ctx, &ns, &j.name).await,
+        None => None,
+    };
+    let observed = Observed {
+        migration: &mj,
+        revision: revision.clone(),
+        job,
+        rollback_job,
+        lock,
+        held_by_rollout,
+        failed_log,
+        now: ctx.clock.now(),
+    };
+    let decision = plan::plan(&observed);
+    // Status first: the Job's name is recorded before it is created.
+    write_status(&api, &mj, &decision.status).await?;
+    for action in &decision.actions {
+        let (job, rollback) = match action {
+            Action::CreateJob { name } => (name, false),
+            Action::CreateRollbackJob { name } => (name, true),
+        };
+        let body = job_manifest(&mj, job, &revision, rollback)?;
+        jobs.patch(
+            job,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    }
+    for note in &decision.notes {
+        publish(&ctx, &mj, note.reason, &note.message, note.warning).await;
+    }
+    Ok(requeue_at(&ctx.clock, decision.requeue_at))
+}
+
+fn observe(job: &Job) -> JobObserved {
+    let status = job.status.clone().unwrap_or_default();
+    let finished = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"))
+        .map(|c| {
+            (
+                c.type_ == "Complete",
+                c.reason.unwrap_or_default(),
+                c.message.unwrap_or_default(),
+            )
+        });
+    JobObserved {
+        name: job.name_any(),
+        active: status.active.unwrap_or(0),
+        succeeded: status.succeeded.unwrap_or(0),
+        failed: status.failed.unwrap_or(0),
+        start: status.start_time.map(|t| t.0),
+        completion: status.completion_time.map(|t| t.0),
+        finished,
+    }
+}
+
+/// Why a contract (`after`) migration must wait: a Rollout naming it is not fully promoted
+/// with every older revision's pods gone.
+async fn contract_hold(ctx: &Context, ns: &str, name: &str) -> Result<Option<String>, Error> {
+    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), ns);
+    let list = rollouts.list(&ListParams::default()).await?;
+    for r in list.items {
+        let names_it = r
+            .spec
+            .migrations
+            .as_ref()
+            .is_some_and(|m| m.after.iter().any(|a| a == name));
+        if !names_it {
+            continue;
+        }
+        let status = r.status.clone().unwrap_or_default();
+        let caught_up = status.observed_generation == r.metadata.generation;
+        let done = caught_up
+            && status.contract_revision.is_some()
+            && status.contract_revision == status.stable_revision;
+        if !done {
+            return Ok(Some(format!(
+                "waiting for Rollout {} to be fully promoted with no pod of an older revision left",
+                r.name_any()
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The last bytes of the newest failed pod's log of a Job.
+async fn log_tail(ctx: &Context, ns: &str, job: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .ok()?;
+    let pod = list
+        .items
+        .into_iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+        .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0))?;
+    let params = LogParams {
+        tail_lines: Some(50),
+        ..Default::default()
+    };
+    let text = pods.logs(&pod.name_any(), &params).await.ok()?;
+    let start = text.len().saturating_sub(LOG_TAIL_BYTES);
+    let start = (start..=text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    Some(text[start..].trim_end().to_string())
+}
+
+fn job_manifest(
+    mj: &MigrationJob,
+    name: &str,
+    revision: &str,
+    rollback: bool,
+) -> Result<Value, Error> {
+    let owner = mj
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Internal("the MigrationJob has no uid yet".into()))?;
+    let source = if rollback {
+        mj.spec
+            .rollback
+            .as_ref()
+            .map(|r| &r.template)
+            .ok_or_else(|| Error::Internal("no rollback template".into()))?
+    } else {
+        &mj.spec.template
+    };
+    let mut template = serde_json::to_value(source)?;
+    let migration = mj.name_any();
+    template["metadata"]["labels"][LABEL_MIGRATION] = json!(migration);
+    if template.pointer("/spec/restartPolicy").is_none() {
+        template["spec"]["restartPolicy"] = json!("Never");
+    }
+    let mut spec = json!({
+        "backoffLimit": mj.spec.backoff_limit(),
+        "activeDeadlineSeconds": mj.spec.timeout_seconds(),
+        "template": template,
+    });
+    if let Some(ttl) = mj.spec.ttl_seconds_after_finished {
+        spec["ttlSecondsAfterFinished"] = json!(ttl);
+    }
+    Ok(json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "labels": {LABEL_MIGRATION: migration, "cutover.dev/migration-revision": revision,
+                "cutover.dev/role": if rollback { "rollback" } else { "migrate" }},
+            "ownerReferences": [owner],
+        },
+        "spec": spec,
+    }))
+}
+
+async fn ensure_finalizer(api: &Api<MigrationJob>, mj: &MigrationJob) -> Result<(), Error> {
+    if mj.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    // A JSON patch appends without replacing other controllers' finalizers.
+    let ops = if mj.meta().finalizers.is_none() {
+        json!([{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}])
+    } else {
+        json!([{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}])
+    };
+    let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    api.patch(
+        &mj.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes the migration's running Jobs, then lets the MigrationJob go.
+async fn finalize(
+    api: &Api<MigrationJob>,
+    jobs: &Api<Job>,
+    mj: &MigrationJob,
+) -> Result<Requeue, Error> {
+    let Some(index) = mj.finalizers().iter().position(|f| f == FINALIZER) else {
+        return Ok(Requeue::await_change());
+    };
+    let owned = jobs
+        .list(&ListParams::default().labels(&format!("{LABEL_MIGRATION}={}", mj.name_any())))
+        .await?;
+    for job in owned.items {
+        let running = job.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0;
+        let finished = observe(&job).finished.is_some();
+        if running || !finished {
+            jobs.delete(&job.name_any(), &DeleteParams::background())
+                .await?;
+        }
+    }
+    let ops = json!([
+        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
+        {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    api.patch(
+        &mj.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(Requeue::await_change())
+}
+
+async fn write_status(
+    api: &Api<MigrationJob>,
+    mj: &MigrationJob,
+    status: &MigrationJobStatus,
+) -> Result<(), Error> {
+    if mj.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let body =
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob", "status": status});
+    api.patch_status(
+        &mj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn invalid(
+    api: &Api<MigrationJob>,
+    mj: &MigrationJob,
+    ctx: &Context,
+    message: String,
+) -> Result<Requeue, Error> {
+    let mut status = mj.status.clone().unwrap_or_default();
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.clock.now());
+    let changed = cond::set(
+        &mut status.conditions,
+        cond::ConditionUpdate {
+            type_: cond::INVALID_SPEC,
+            status: cond::TRUE,
+            reason: "InvalidSpec",
+            message: message.clone(),
+        },
+        mj.metadata.generation,
+        &now,
+    );
+    status.observed_generation = mj.metadata.generation;
+    status.message = Some(message.clone());
+    if changed {
+        publish(ctx, mj, "InvalidSpec", &message, true).await;
+    }
+    write_status(api, mj, &status).await?;
+    Ok(Requeue::await_change())
+}
+
+async fn publish(ctx: &Context, mj: &MigrationJob, reason: &str, message: &str, warning: bool) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(message.chars().take(1000).collect()),
+        // Distinct messages stay distinct Events (see the Rollout controller).
+        action: message.chars().take(128).collect(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &mj.object_ref(&())).await {
+        tracing::warn!(%error, migration = %mj.name_any(), "could not publish event");
+    }
+}
