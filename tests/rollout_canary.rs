@@ -318,7 +318,7 @@ async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     .await;
     let message = env.get().await.status.unwrap().message.unwrap();
     assert!(
-        message.contains("migration gates are not supported"),
+        message.contains("feature flag links are not supported"),
         "{message}"
     );
     assert!(
