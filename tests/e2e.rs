@@ -27,3 +27,8 @@ fn kubectl_verbs_against_cutover_dev() {
 fn rollouts_driven_with_kubectl_against_cutover_dev() {
     run_script("rollouts.sh");
 }
+
+#[test]
+fn migrations_driven_with_kubectl_against_cutover_dev() {
+    run_script("migrations.sh");
+}

@@ -86,6 +86,18 @@ pub enum Entry {
         /// Message.
         message: String,
     },
+    /// A MigrationJob's phase changed.
+    #[serde(rename_all = "camelCase")]
+    Migration {
+        /// Seconds from the start.
+        t: u64,
+        /// MigrationJob name.
+        migration: String,
+        /// Its phase.
+        phase: String,
+        /// Its status message.
+        message: Option<String>,
+    },
     /// An expectation was found violated.
     #[serde(rename_all = "camelCase")]
     Violation {
@@ -106,6 +118,7 @@ impl Entry {
             | Self::Traffic { t, .. }
             | Self::Measurement { t, .. }
             | Self::Decision { t, .. }
+            | Self::Migration { t, .. }
             | Self::Violation { t, .. } => *t,
         }
     }
@@ -127,6 +140,11 @@ impl Entry {
                     .map(|w| format!("{} ({}) {}%", w.revision, w.image, w.weight))
                     .collect::<Vec<_>>()
                     .join(", ");
+                let w = if w.is_empty() {
+                    "no revision serves yet".to_string()
+                } else {
+                    w
+                };
                 let step = step.map_or(String::new(), |s| format!(" step {s}"));
                 format!("{time}  {rollout}: {phase}{step} | {w}")
             }
@@ -150,7 +168,21 @@ impl Entry {
                 reason,
                 message,
                 ..
-            } => format!("{time}  {object}: {reason}: {message}"),
+            } => format!(
+                "{time}  {object}: {reason}: {}",
+                message.replace('\n', " | ")
+            ),
+            Self::Migration {
+                migration,
+                phase,
+                message,
+                ..
+            } => {
+                let why = message
+                    .as_deref()
+                    .map_or(String::new(), |m| format!(": {}", m.replace('\n', " | ")));
+                format!("{time}  migration {migration}: {phase}{why}")
+            }
             Self::Violation {
                 expectation,
                 message,
@@ -502,6 +534,7 @@ struct Watcher<'a> {
     seen_measurements: BTreeSet<(String, String, String, String)>,
     reasons: BTreeMap<String, BTreeSet<String>>,
     snapshots: BTreeMap<String, Snapshot>,
+    migrations: BTreeMap<String, (String, Option<String>)>,
     violations: Vec<(usize, usize, String)>,
     satisfied: BTreeSet<usize>,
     thresholds: BTreeMap<String, Vec<f64>>,
@@ -516,6 +549,7 @@ impl<'a> Watcher<'a> {
             seen_measurements: BTreeSet::new(),
             reasons: BTreeMap::new(),
             snapshots: BTreeMap::new(),
+            migrations: BTreeMap::new(),
             violations: Vec::new(),
             satisfied: BTreeSet::new(),
             thresholds: BTreeMap::new(),
@@ -562,6 +596,32 @@ impl<'a> Watcher<'a> {
         ) else {
             return;
         };
+        if let Some(mj_rt) = store.resolve("cutover.dev", "v1alpha1", "migrationjobs") {
+            for mj in store
+                .list(&mj_rt, &Filter::default(), None, None)
+                .map(|p| p.items)
+                .unwrap_or_default()
+            {
+                let name = crate::sim::store::name_of(&mj);
+                let Some(phase) = mj.pointer("/status/phase").and_then(Value::as_str) else {
+                    continue;
+                };
+                let message = mj
+                    .pointer("/status/message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let state = (phase.to_string(), message.clone());
+                if self.migrations.get(&name).map(|s| &s.0) != Some(&state.0) {
+                    self.timeline.push(Entry::Migration {
+                        t,
+                        migration: name.clone(),
+                        phase: phase.to_string(),
+                        message,
+                    });
+                }
+                self.migrations.insert(name, state);
+            }
+        }
         let rollouts = store
             .list(&rollouts_rt, &Filter::default(), None, None)
             .map(|p| p.items)
@@ -708,6 +768,29 @@ impl<'a> Watcher<'a> {
     }
 
     fn holds(&self, x: &Expect) -> (bool, String) {
+        let mut migration_ok = true;
+        let mut migration_seen = String::new();
+        if let (Some(m), Some(p)) = (&x.spec.migration, x.spec.migration_phase) {
+            let actual = self
+                .migrations
+                .get(m)
+                .map_or("no status".to_string(), |s| s.0.clone());
+            migration_ok = actual == format!("{p:?}");
+            migration_seen = format!("MigrationJob {m}: phase {actual}");
+        }
+        if !x.spec.checks_rollout() {
+            return (migration_ok, migration_seen);
+        }
+        let (rollout_ok, rollout_seen) = self.rollout_holds(x);
+        let seen = if migration_seen.is_empty() {
+            rollout_seen
+        } else {
+            format!("{rollout_seen}; {migration_seen}")
+        };
+        (migration_ok && rollout_ok, seen)
+    }
+
+    fn rollout_holds(&self, x: &Expect) -> (bool, String) {
         let name = x
             .spec
             .rollout

@@ -8,7 +8,9 @@ use plotters::prelude::*;
 use super::{Entry, Report};
 
 /// Decision reasons worth a marker.
-const MARKED: [&str; 8] = [
+const MARKED: [&str; 10] = [
+    "MigrationFailed",
+    "RolledBack",
     "StepCompleted",
     "Paused",
     "Aborted",

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use crate::api::{Duration, RolloutPhase};
+use crate::api::{Duration, MigrationPhase, RolloutPhase};
 use crate::sim::{prometheus::MetricScript, resources};
 
 /// Longest simulated time accepted.
@@ -177,6 +177,12 @@ pub struct Expectation {
     /// `status.message` contains this text.
     #[serde(default)]
     pub message: Option<String>,
+    /// MigrationJob the `migrationPhase` check is about.
+    #[serde(default)]
+    pub migration: Option<String>,
+    /// `status.phase` of the MigrationJob.
+    #[serde(default)]
+    pub migration_phase: Option<MigrationPhase>,
 }
 
 impl Expectation {
@@ -201,11 +207,28 @@ impl Expectation {
         if let Some(m) = &self.message {
             parts.push(format!("message containing {m:?}"));
         }
+        if let Some(p) = self.migration_phase {
+            parts.push(format!(
+                "MigrationJob {} {p:?}",
+                self.migration.as_deref().unwrap_or("?")
+            ));
+        }
         parts.join(", ")
     }
 
-    fn has_checks(&self) -> bool {
+    /// Whether it checks a Rollout (and not only a MigrationJob).
+    pub fn checks_rollout(&self) -> bool {
         self.phase.is_some()
+            || self.step.is_some()
+            || self.weight.is_some()
+            || self.stable_image.is_some()
+            || self.reason.is_some()
+            || self.message.is_some()
+    }
+
+    fn has_checks(&self) -> bool {
+        self.migration_phase.is_some()
+            || self.phase.is_some()
             || self.step.is_some()
             || self.weight.is_some()
             || self.stable_image.is_some()
@@ -399,7 +422,14 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Scenario, ScenarioErr
             return Err(err(
                 file,
                 line,
-                "an expectation needs at least one of phase, step, weight, stableImage, reason, message",
+                "an expectation needs at least one of phase, step, weight, stableImage, reason, message, migrationPhase",
+            ));
+        }
+        if x.value.migration_phase.is_some() != x.value.migration.is_some() {
+            return Err(err(
+                file,
+                line,
+                "migrationPhase and migration go together: name the MigrationJob",
             ));
         }
         if x.value.never == Some(true) && x.value.before.is_some() {
@@ -596,11 +626,13 @@ fn action(e: &EventSpec, file: &str, line: usize, dir: &Path) -> Result<Action, 
 /// Rollouts named by events and expectations must exist among the objects.
 fn check_references(s: &Scenario, file: &str) -> Result<(), ScenarioError> {
     let mut rollouts: Vec<String> = Vec::new();
+    let mut migrations: Vec<String> = Vec::new();
     let mut add = |m: &Manifest| {
-        if m.object.get("kind").and_then(Value::as_str) == Some("Rollout")
-            && let Some(n) = m.object.pointer("/metadata/name").and_then(Value::as_str)
-        {
-            rollouts.push(n.to_string());
+        let name = m.object.pointer("/metadata/name").and_then(Value::as_str);
+        match (m.object.get("kind").and_then(Value::as_str), name) {
+            (Some("Rollout"), Some(n)) => rollouts.push(n.to_string()),
+            (Some("MigrationJob"), Some(n)) => migrations.push(n.to_string()),
+            _ => {}
         }
     };
     s.objects.iter().for_each(&mut add);
@@ -628,6 +660,18 @@ fn check_references(s: &Scenario, file: &str) -> Result<(), ScenarioError> {
         }
     }
     for x in &s.expectations {
+        if let Some(m) = &x.spec.migration
+            && !migrations.contains(m)
+        {
+            return Err(err(
+                file,
+                x.line,
+                format!("no MigrationJob {m:?} among the scenario's objects"),
+            ));
+        }
+        if !x.spec.checks_rollout() {
+            continue;
+        }
         match &x.spec.rollout {
             Some(n) if !known(n) => {
                 return Err(err(
