@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod flag;
 pub mod migration;
 pub mod rollout;
 pub mod sim;

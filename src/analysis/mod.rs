@@ -6,4 +6,5 @@ pub mod fetch;
 pub mod judge;
 pub mod measure;
 pub mod prometheus;
+pub mod run;
 pub mod template;

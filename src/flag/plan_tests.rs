@@ -1,0 +1,185 @@
+use serde_json::json;
+
+use super::*;
+use crate::analysis::{condition::QueryResult, run::Input};
+use crate::api::AnalysisVerdict;
+
+const T0: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(T0 + secs).unwrap()
+}
+
+fn flag(extra: serde_json::Value) -> FeatureFlag {
+    let mut spec = json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+        "defaultVariant": "off", "output": {"configMap": {"name": "flags"}},
+        "rollout": {"variant": "on", "steps": [5, 25, 100], "interval": "10m"}});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    serde_json::from_value(
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "FeatureFlag",
+        "metadata": {"name": "new-checkout", "namespace": "default", "generation": 1},
+        "spec": spec}),
+    )
+    .unwrap()
+}
+
+struct World {
+    flag: FeatureFlag,
+    conflict: Option<String>,
+}
+
+impl World {
+    fn step(&mut self, now: Timestamp, value: Option<f64>) -> Plan {
+        let measurements = match value {
+            Some(v) => due(&self.flag, now)
+                .into_iter()
+                .map(|d| Taken {
+                    run: d.run.clone(),
+                    metric: d.metric.name.clone(),
+                    due: d.at,
+                    taken: now,
+                    input: Input::Query(Ok(QueryResult::Number(v))),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let p = plan(&Observed {
+            flag: &self.flag,
+            conflict_with: self.conflict.clone(),
+            measurements,
+            now,
+        });
+        self.flag.status = Some(p.status.clone());
+        p
+    }
+
+    fn run(&mut self, from: i64, to: i64, value: f64) {
+        for t in from..=to {
+            self.step(at(t), Some(value));
+        }
+    }
+
+    fn status(&self) -> &FeatureFlagStatus {
+        self.flag.status.as_ref().unwrap()
+    }
+
+    fn bump(&mut self) {
+        self.flag.metadata.generation = Some(self.flag.metadata.generation.unwrap_or(1) + 1);
+    }
+}
+
+#[test]
+fn the_percentage_steps_up_every_interval_and_then_serves() {
+    let mut w = World {
+        flag: flag(json!({})),
+        conflict: None,
+    };
+    let p = w.step(at(0), None);
+    assert_eq!(w.status().percentage, Some(5));
+    assert_eq!(w.status().phase, FlagPhase::Progressing);
+    assert_eq!(
+        p.requeue_at,
+        Some(at(600)),
+        "woken at the end of the interval"
+    );
+    w.step(at(599), None);
+    assert_eq!(w.status().percentage, Some(5));
+    w.step(at(600), None);
+    assert_eq!(w.status().percentage, Some(25));
+    w.step(at(1200), None);
+    assert_eq!(w.status().percentage, Some(100));
+    assert_eq!(w.status().phase, FlagPhase::Serving);
+    assert!(
+        w.step(at(5000), None).notes.is_empty(),
+        "a served flag stays quiet"
+    );
+}
+
+fn analysed() -> World {
+    World {
+        flag: flag(
+            json!({"rollout": {"variant": "on", "steps": [5, 25, 100], "interval": "10m",
+            "analysis": {"metrics": [{"name": "errors", "interval": "1m",
+                "successCondition": "result < 0.01", "prometheus": {"query": "e"}}]}}}),
+        ),
+        conflict: None,
+    }
+}
+
+#[test]
+fn a_passing_analysis_lets_the_flag_advance() {
+    let mut w = analysed();
+    w.run(0, 1300, 0.001);
+    assert_eq!(w.status().percentage, Some(100));
+    assert_eq!(w.status().phase, FlagPhase::Serving);
+    assert!(due(&w.flag, at(2000)).is_empty(), "no analysis once served");
+}
+
+#[test]
+fn a_failed_analysis_is_the_kill_switch() {
+    let mut w = analysed();
+    w.run(0, 700, 0.001);
+    assert_eq!(w.status().percentage, Some(25));
+    w.run(701, 800, 0.2);
+    let s = w.status().clone();
+    assert_eq!(s.percentage, Some(0));
+    assert_eq!(s.phase, FlagPhase::RolledBack);
+    assert_eq!(s.last_verdict, Some(AnalysisVerdict::Failed));
+    let progressing = cond::find(&s.conditions, cond::PROGRESSING).unwrap();
+    assert_eq!(progressing.reason, "AnalysisFailed");
+    // It stays off, even when the metric recovers, until the spec changes.
+    w.run(801, 3000, 0.001);
+    assert_eq!(w.status().percentage, Some(0));
+    w.bump();
+    w.step(at(3001), Some(0.001));
+    assert_eq!(w.status().percentage, Some(5), "a new spec starts over");
+}
+
+#[test]
+fn disabling_the_flag_takes_the_variant_to_zero_at_once() {
+    let mut w = World {
+        flag: flag(json!({})),
+        conflict: None,
+    };
+    w.step(at(0), None);
+    w.step(at(600), None);
+    assert_eq!(w.status().percentage, Some(25));
+    w.flag.spec.state = FlagState::Disabled;
+    w.bump();
+    let p = w.step(at(601), None);
+    assert_eq!(w.status().percentage, Some(0));
+    assert_eq!(w.status().phase, FlagPhase::RolledBack);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.reason == "KillSwitch" && n.warning)
+    );
+    w.flag.spec.state = FlagState::Enabled;
+    w.bump();
+    w.step(at(700), None);
+    assert_eq!(
+        w.status().percentage,
+        Some(5),
+        "enabled again: from the first step"
+    );
+}
+
+#[test]
+fn a_flag_whose_key_is_taken_is_in_conflict_and_not_served() {
+    let mut w = World {
+        flag: flag(json!({})),
+        conflict: Some("old-checkout".into()),
+    };
+    let p = w.step(at(0), None);
+    let s = w.status();
+    let c = cond::find(&s.conditions, cond::CONFLICT).unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "KeyInUse"));
+    assert!(c.message.contains("old-checkout"));
+    assert!(p.notes.iter().any(|n| n.reason == "Conflict"));
+    w.conflict = None;
+    w.step(at(1), None);
+    assert!(cond::find(&w.status().conditions, cond::CONFLICT).is_none());
+    assert_eq!(w.status().percentage, Some(5));
+}
