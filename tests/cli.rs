@@ -148,35 +148,3 @@ fn rand_suffix() -> u128 {
         .unwrap()
         .as_nanos()
 }
-
-#[test]
-fn lint_warns_about_features_this_version_does_not_carry_out_without_failing() {
-    let dir = std::env::temp_dir().join(format!("cutover-flags-{}", rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("flags.yaml");
-    let canary =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary.yaml"))
-            .unwrap();
-    std::fs::write(
-        &file,
-        canary.replace(
-            "spec:
-  replicas: 10
-",
-            "spec:
-  flags: {enableOnPromotion: [new-checkout]}
-  replicas: 10
-",
-        ),
-    )
-    .unwrap();
-    let out = cutover().arg("lint").arg(&file).output().unwrap();
-    assert!(out.status.success(), "warnings are not failures");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(
-            "spec.flags: warning: feature flag links are not supported by this version of cutover"
-        ),
-        "{stderr}"
-    );
-}

@@ -296,7 +296,7 @@ async fn reverting_the_template_returns_to_the_stable_revision_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
+async fn a_spec_naming_a_missing_object_gets_invalid_spec_and_no_deployment() {
     let env = start();
     let mut r = rollout("web:1", json!([{"setWeight": 50}]));
     r.spec.flags = Some(cutover::api::FlagLinks {
@@ -318,7 +318,7 @@ async fn unsupported_and_invalid_specs_get_a_condition_and_no_deployment() {
     .await;
     let message = env.get().await.status.unwrap().message.unwrap();
     assert!(
-        message.contains("feature flag links are not supported"),
+        message.contains("FeatureFlag \"new-checkout\" (spec.flags) does not exist"),
         "{message}"
     );
     assert!(

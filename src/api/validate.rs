@@ -119,24 +119,6 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
     errors
 }
 
-/// Features the schema accepts but this version's Rollout controller does not carry out
-/// yet; the controller sets InvalidSpec for them and `cutover lint` warns.
-pub fn unsupported(spec: &RolloutSpec) -> Vec<FieldError> {
-    let mut out = Vec::new();
-    if spec
-        .flags
-        .as_ref()
-        .is_some_and(|f| !f.enable_on_promotion.is_empty() || !f.disable_on_abort.is_empty())
-    {
-        out.push(FieldError::new(
-            "spec.flags",
-            FieldErrorKind::NotSupported,
-            "feature flag links are not supported by this version of cutover",
-        ));
-    }
-    out
-}
-
 fn check_selector(
     spec: &RolloutSpec,
     template: &k8s_openapi::api::core::v1::PodTemplateSpec,

@@ -47,8 +47,6 @@ impl fmt::Display for Problem {
 pub struct Report {
     /// Problems found.
     pub problems: Vec<Problem>,
-    /// Features this version accepts but does not carry out yet (not failures).
-    pub warnings: Vec<Problem>,
     /// Documents of cutover kinds checked.
     pub checked: usize,
     /// Documents of other kinds passed over.
@@ -98,23 +96,6 @@ pub fn lint_text(file: &str, text: &str) -> Report {
             },
         };
         report.checked += 1;
-        if let Ok(value) = crate::yaml::from_str::<Value>(doc)
-            && value.get("kind").and_then(Value::as_str) == Some("Rollout")
-            && let Ok(rollout) = serde_json::from_value::<Rollout>(value)
-        {
-            report
-                .warnings
-                .extend(
-                    validate::unsupported(&rollout.spec)
-                        .into_iter()
-                        .map(|e| Problem {
-                            file: file.to_string(),
-                            doc: i + 1,
-                            field: e.path,
-                            message: format!("warning: {}", e.message),
-                        }),
-                );
-        }
         report.problems.extend(errors.into_iter().map(|e| Problem {
             file: file.to_string(),
             doc: i + 1,
@@ -328,9 +309,6 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         let report = lint_text(&name, &text);
         for p in &report.problems {
             println!("{p}");
-        }
-        for w in &report.warnings {
-            eprintln!("{w}");
         }
         problems += report.problems.len();
         checked += report.checked;

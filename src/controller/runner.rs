@@ -113,7 +113,11 @@ pub fn controllers(ctx: Arc<Context>, shutdown: CancellationToken) -> Vec<BoxFut
             ctx.clone(),
             shutdown.clone(),
         )),
-        Box::pin(crate::migration::reconcile::run(ctx, shutdown)),
+        Box::pin(crate::migration::reconcile::run(
+            ctx.clone(),
+            shutdown.clone(),
+        )),
+        Box::pin(crate::flag::reconcile::run(ctx, shutdown)),
     ]
 }
 

@@ -2,4 +2,5 @@
 //! percentage under analysis, with a kill switch.
 
 pub mod plan;
+pub mod reconcile;
 pub mod render;

@@ -130,6 +130,13 @@ pub enum Action {
         /// Canary percentage.
         canary: i32,
     },
+    /// Set a FeatureFlag's state (a Rollout's flag links).
+    SetFlagState {
+        /// FeatureFlag name.
+        flag: String,
+        /// ENABLED when true, DISABLED when false.
+        enabled: bool,
+    },
     /// Ask a MigrationJob to run its rollback (the `cutover.dev/rollback` annotation).
     RequestMigrationRollback {
         /// MigrationJob name.
@@ -322,6 +329,7 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         _ => {}
     }
     rollback_migrations(&mut ctx);
+    link_flags(&mut ctx);
     finish(&mut ctx);
     Plan {
         actions: ctx.actions,
@@ -454,6 +462,50 @@ fn rollback_migrations(ctx: &mut Ctx<'_>) {
             });
             return;
         }
+    }
+}
+
+/// Flag links: the flags to enable once a revision is fully promoted, and to disable when a
+/// rollout aborts — each once per promotion or abort, so a person's later change stands.
+fn link_flags(ctx: &mut Ctx<'_>) {
+    let Some(links) = ctx.obs.rollout.spec.flags.clone() else {
+        return;
+    };
+    let target = ctx.obs.target_revision.clone();
+    let promoted = ctx.status.phase == RolloutPhase::Healthy
+        && ctx.status.stable_revision.as_deref() == Some(target.as_str())
+        && ctx.status.current_revision.as_deref() == Some(target.as_str());
+    let aborted = ctx.status.phase == RolloutPhase::Aborted;
+    let at = ctx.status.paused_at.as_ref().map_or(0, |t| t.0.as_second());
+    let todo = [
+        (
+            promoted,
+            "flags/enable",
+            target.clone(),
+            &links.enable_on_promotion,
+            true,
+        ),
+        (
+            aborted,
+            "flags/disable",
+            format!("{target}/{at}"),
+            &links.disable_on_abort,
+            false,
+        ),
+    ];
+    for (when, key, id, flags, enabled) in todo {
+        if !when || flags.is_empty() || ctx.status.handled_requests.get(key) == Some(&id) {
+            continue;
+        }
+        ctx.status.handled_requests.insert(key.to_string(), id);
+        for flag in flags {
+            ctx.actions.push(Action::SetFlagState {
+                flag: flag.clone(),
+                enabled,
+            });
+        }
+        let verb = if enabled { "enabled" } else { "disabled" };
+        ctx.note("FlagsSet", format!("{verb} flags {}", flags.join(", ")));
     }
 }
 

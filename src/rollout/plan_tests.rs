@@ -40,6 +40,7 @@ struct World {
     measurements: Vec<super::super::analysis::Taken>,
     migrations: Vec<MigrationObserved>,
     rollback_requests: Vec<(String, String)>,
+    flag_states: Vec<(String, bool)>,
 }
 
 impl World {
@@ -81,6 +82,7 @@ impl World {
             measurements: Vec::new(),
             migrations: Vec::new(),
             rollback_requests: Vec::new(),
+            flag_states: Vec::new(),
         }
     }
 
@@ -139,6 +141,9 @@ impl World {
                 }
                 Action::SetRouteWeight { canary } => self.route_weight = Some(*canary),
                 Action::ScaleReferenced { replicas } => self.referenced = Some(*replicas),
+                Action::SetFlagState { flag, enabled } => {
+                    self.flag_states.push((flag.clone(), *enabled));
+                }
                 Action::RequestMigrationRollback { migration, request } => {
                     self.rollback_requests
                         .push((migration.clone(), request.clone()));
@@ -201,6 +206,7 @@ fn first_revision_becomes_stable_without_steps() {
         measurements: Vec::new(),
         migrations: Vec::new(),
         rollback_requests: Vec::new(),
+        flag_states: Vec::new(),
     };
     let p = world.plan(at(0));
     assert_eq!(
@@ -686,6 +692,7 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         measurements: Vec::new(),
         migrations: Vec::new(),
         rollback_requests: Vec::new(),
+        flag_states: Vec::new(),
     };
     let p = world.plan(at(0));
     assert!(
@@ -1169,4 +1176,37 @@ fn contract_migrations_are_released_only_with_no_old_pod_left() {
         .available = 0;
     world.settle(at(2), true);
     assert_eq!(world.status().contract_revision.as_deref(), Some("new"));
+}
+
+#[test]
+fn linked_flags_are_enabled_once_on_promotion_and_disabled_once_on_abort() {
+    let mut r = rollout(json!([{"setWeight": 50}]), false);
+    r.spec.flags = Some(crate::api::FlagLinks {
+        enable_on_promotion: vec!["new-checkout".into()],
+        disable_on_abort: vec!["new-checkout".into(), "fast-path".into()],
+    });
+    let mut world = World::new(r, "old", "new");
+    world.settle(at(0), true);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+    assert_eq!(world.flag_states, vec![("new-checkout".to_string(), true)]);
+    world.settle(at(100), true);
+    assert_eq!(
+        world.flag_states.len(),
+        1,
+        "once per promotion: a person's later change stands"
+    );
+    // The next revision aborts.
+    world.target = "newer".into();
+    world.annotate(ANNOTATION_ABORT, "1");
+    world.settle(at(200), true);
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+    assert_eq!(
+        world.flag_states[1..],
+        [
+            ("new-checkout".to_string(), false),
+            ("fast-path".to_string(), false)
+        ]
+    );
+    world.settle(at(300), true);
+    assert_eq!(world.flag_states.len(), 3, "once per abort");
 }

@@ -27,7 +27,7 @@ use super::{
 use crate::{
     analysis::fetch::{Fetcher, Subject},
     api::{
-        ANNOTATION_ROLLBACK, FIELD_MANAGER, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT,
+        ANNOTATION_ROLLBACK, FIELD_MANAGER, FeatureFlag, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT,
         MigrationJob, MigrationPhase, Rollout, RolloutStatus, conditions as cond, validate,
     },
     controller::{
@@ -173,11 +173,6 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         .iter()
         .map(ToString::to_string)
         .collect();
-    problems.extend(
-        validate::unsupported(&rollout.spec)
-            .iter()
-            .map(ToString::to_string),
-    );
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     // The pod template and selector: the Rollout's own, or adopted from a Deployment.
     let mut referenced_replicas = None;
@@ -255,6 +250,20 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         }
     }
     let migrations = observe_migrations(&ctx, &rollout, &ns, &mut problems).await?;
+    if let Some(links) = &rollout.spec.flags {
+        let flags: Api<FeatureFlag> = Api::namespaced(ctx.client.clone(), &ns);
+        for name in links
+            .enable_on_promotion
+            .iter()
+            .chain(&links.disable_on_abort)
+        {
+            if flags.get_opt(name).await?.is_none() {
+                problems.push(format!(
+                    "FeatureFlag {name:?} (spec.flags) does not exist in namespace {ns:?}"
+                ));
+            }
+        }
+    }
     if !problems.is_empty() {
         return invalid(&rollouts, &rollout, &ctx, problems).await;
     }
@@ -356,6 +365,19 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                         service,
                         &PatchParams::apply(FIELD_MANAGER),
                         &Patch::Apply(&pin),
+                    )
+                    .await?;
+            }
+            Action::SetFlagState { flag, enabled } => {
+                let flags: Api<FeatureFlag> = Api::namespaced(ctx.client.clone(), &ns);
+                let state = if *enabled { "ENABLED" } else { "DISABLED" };
+                let body = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "FeatureFlag",
+                    "metadata": {"name": flag}, "spec": {"state": state}});
+                flags
+                    .patch(
+                        flag,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&body),
                     )
                     .await?;
             }

@@ -1,0 +1,318 @@
+//! The I/O shell of the FeatureFlag controller: observe the flag, the other flags of its
+//! ConfigMap key and its analysis; call the pure plan; record status; render the ConfigMap
+//! key (server-side apply, only when its content changes).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+    runtime::{
+        controller::{Action as Requeue, Controller},
+        events::{Event, EventType},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{plan, render};
+use crate::{
+    analysis::{
+        fetch::{Fetcher, Subject},
+        run::Taken,
+    },
+    api::{FIELD_MANAGER, FeatureFlag, FeatureFlagStatus, conditions as cond, validate},
+    controller::{
+        Context, Error,
+        reconcile::{error_policy, instrumented, requeue_at},
+    },
+};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "featureflag";
+/// Finalizer that takes a deleted flag out of its ConfigMap before it goes.
+pub const FINALIZER: &str = "cutover.dev/flag-render";
+
+type Guarded = kube::core::DeserializeGuard<FeatureFlag>;
+
+/// Runs the FeatureFlag controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let controllers = scopes.into_iter().map(|ns| {
+        let (flags, maps): (Api<Guarded>, Api<ConfigMap>) = match &ns {
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+        };
+        let ctx = ctx.clone();
+        let token = shutdown.clone();
+        let controller = Controller::new(flags, watcher::Config::default().any_semantic());
+        let store = controller.store();
+        controller
+            // A ConfigMap changed by anyone is rendered again by the flags that name it.
+            .watches(maps, watcher::Config::default(), move |cm: ConfigMap| {
+                let name = cm.name_any();
+                let ns = cm.namespace();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|g| {
+                        g.0.as_ref().is_ok_and(|f| {
+                            f.namespace() == ns && f.spec.output.config_map.name == name
+                        })
+                    })
+                    .map(|g| ObjectRef::from_obj(g.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+            )
+            .graceful_shutdown_on(async move { token.cancelled().await })
+            .run(reconcile, on_error, ctx)
+            .for_each(|_| async {})
+    });
+    futures::future::join_all(controllers).await;
+}
+
+fn on_error(flag: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    error_policy(CONTROLLER, flag.as_ref(), error, &ctx)
+}
+
+/// Reconciles one FeatureFlag.
+pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    match &guarded.0 {
+        Ok(flag) => instrumented(CONTROLLER, Arc::new(flag.clone()), ctx, reconcile_flag).await,
+        Err(invalid) => {
+            tracing::warn!(
+                flag = %invalid.metadata.name.clone().unwrap_or_default(),
+                error = %invalid.error,
+                "skipping a FeatureFlag that cannot be read"
+            );
+            Ok(Requeue::await_change())
+        }
+    }
+}
+
+async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let ns = flag.namespace().unwrap_or_default();
+    let api: Api<FeatureFlag> = Api::namespaced(ctx.client.clone(), &ns);
+    let (cm, key) = render::output_of(&flag);
+    // The other flags rendered into the same ConfigMap key.
+    let all = api.list(&ListParams::default()).await?.items;
+    let mut group: Vec<FeatureFlag> = all
+        .into_iter()
+        .filter(|f| render::output_of(f) == (cm.clone(), key.clone()))
+        .filter(|f| f.metadata.name != flag.metadata.name)
+        .collect();
+    if flag.meta().deletion_timestamp.is_some() {
+        write_config_map(&ctx, &ns, &cm, &key, &group).await?;
+        remove_finalizer(&api, &flag).await?;
+        return Ok(Requeue::await_change());
+    }
+    let problems: Vec<String> = validate::flag(&flag.spec)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !problems.is_empty() {
+        return invalid(&api, &flag, &ctx, problems.join("; ")).await;
+    }
+    ensure_finalizer(&api, &flag).await?;
+    let everyone: Vec<&FeatureFlag> = group.iter().chain(std::iter::once(flag.as_ref())).collect();
+    let claims = render::claims(&everyone);
+    let name = flag.name_any();
+    let conflict_with = claims.conflicts.get(&name).cloned();
+    let measurements = take_measurements(&ctx, &flag, &ns).await;
+    let decision = plan::plan(&plan::Observed {
+        flag: &flag,
+        conflict_with,
+        measurements,
+        now: ctx.clock.now(),
+    });
+    write_status(&api, &flag, &decision.status).await?;
+    let mut planned = flag.as_ref().clone();
+    planned.status = Some(decision.status.clone());
+    group.push(planned);
+    write_config_map(&ctx, &ns, &cm, &key, &group).await?;
+    for note in &decision.notes {
+        publish(&ctx, &flag, note.reason, &note.message, note.warning).await;
+    }
+    Ok(requeue_at(&ctx.clock, decision.requeue_at))
+}
+
+async fn take_measurements(ctx: &Context, flag: &FeatureFlag, ns: &str) -> Vec<Taken> {
+    let now = ctx.clock.now();
+    let due = plan::due(flag, now);
+    if due.is_empty() {
+        return Vec::new();
+    }
+    let fetcher = Fetcher {
+        client: &ctx.client,
+        transport: ctx.prometheus.as_ref(),
+        default_url: ctx.config.prometheus_url.as_deref(),
+        namespace: ns,
+    };
+    let subject = Subject {
+        name: flag.name_any(),
+        namespace: ns.to_string(),
+        ..Default::default()
+    };
+    let fetches = due.iter().map(|d| {
+        let (fetcher, subject) = (&fetcher, &subject);
+        async move {
+            Taken {
+                run: d.run.clone(),
+                metric: d.metric.name.clone(),
+                due: d.at,
+                taken: ctx.clock.now(),
+                input: fetcher.fetch(d.metric, &d.spec.args, subject, now).await,
+            }
+        }
+    });
+    futures::future::join_all(fetches).await
+}
+
+/// Renders the ConfigMap key from `flags`; writes only when the text changes.
+async fn write_config_map(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    key: &str,
+    flags: &[FeatureFlag],
+) -> Result<(), Error> {
+    let refs: Vec<&FeatureFlag> = flags.iter().collect();
+    let text = render::document(&refs);
+    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let current = maps
+        .get_opt(name)
+        .await?
+        .and_then(|m| m.data)
+        .and_then(|d| d.get(key).cloned());
+    if current.as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    // Server-side apply of one key: other keys of the ConfigMap, and other managers'
+    // fields, stay as they are.
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": {"cutover.dev/flags": "true"}},
+        "data": {key: text}});
+    maps.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn ensure_finalizer(api: &Api<FeatureFlag>, flag: &FeatureFlag) -> Result<(), Error> {
+    if flag.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let ops = if flag.meta().finalizers.is_none() {
+        json!([{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}])
+    } else {
+        json!([{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}])
+    };
+    let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    api.patch(
+        &flag.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn remove_finalizer(api: &Api<FeatureFlag>, flag: &FeatureFlag) -> Result<(), Error> {
+    let Some(index) = flag.finalizers().iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let ops = json!([
+        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
+        {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    api.patch(
+        &flag.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn write_status(
+    api: &Api<FeatureFlag>,
+    flag: &FeatureFlag,
+    status: &FeatureFlagStatus,
+) -> Result<(), Error> {
+    if flag.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let body =
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "FeatureFlag", "status": status});
+    api.patch_status(
+        &flag.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn invalid(
+    api: &Api<FeatureFlag>,
+    flag: &FeatureFlag,
+    ctx: &Context,
+    message: String,
+) -> Result<Requeue, Error> {
+    let mut status = flag.status.clone().unwrap_or_default();
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.clock.now());
+    let changed = cond::set(
+        &mut status.conditions,
+        cond::ConditionUpdate {
+            type_: cond::INVALID_SPEC,
+            status: cond::TRUE,
+            reason: "InvalidSpec",
+            message: message.clone(),
+        },
+        flag.metadata.generation,
+        &now,
+    );
+    status.observed_generation = flag.metadata.generation;
+    status.message = Some(message.clone());
+    if changed {
+        publish(ctx, flag, "InvalidSpec", &message, true).await;
+    }
+    write_status(api, flag, &status).await?;
+    Ok(Requeue::await_change())
+}
+
+async fn publish(ctx: &Context, flag: &FeatureFlag, reason: &str, message: &str, warning: bool) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(message.chars().take(1000).collect()),
+        // Distinct messages stay distinct Events (see the Rollout controller).
+        action: message.chars().take(128).collect(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &flag.object_ref(&())).await {
+        tracing::warn!(%error, flag = %flag.name_any(), "could not publish event");
+    }
+}
