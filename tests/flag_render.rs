@@ -226,3 +226,33 @@ fn rendered_files_validate_against_the_flagd_schema() {
     let broken = json!({"flags": {"x": {"state": "MAYBE", "variants": {}, "defaultVariant": 1}}});
     assert!(!validator.is_valid(&broken));
 }
+
+/// The program of docs/flags.md, through the OpenFeature SDK's client as an application
+/// uses it: a rendered file read in file mode, the code default when a flag is DISABLED.
+#[tokio::test]
+async fn an_application_reads_the_flags_through_the_openfeature_sdk() {
+    use open_feature::OpenFeature;
+    let off = flag(
+        "kill-me",
+        json!({"state": "DISABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on",
+            "output": {"configMap": {"name": "flags"}}}),
+        None,
+    );
+    let (provider, path) = provider(&render::document(&[&checkout(100), &off])).await;
+    let mut api = OpenFeature::singleton_mut().await;
+    api.set_provider(provider).await;
+    let client = api.create_client();
+    drop(api);
+    let ctx = EvaluationContext::default().with_targeting_key("user-4711");
+    let new_checkout = client
+        .get_bool_value("new-checkout", Some(&ctx), None)
+        .await
+        .unwrap_or(false);
+    assert!(new_checkout);
+    let killed = client
+        .get_bool_value("kill-me", Some(&ctx), None)
+        .await
+        .unwrap_or(false);
+    assert!(!killed, "the code default, not the flag's defaultVariant");
+    let _ = std::fs::remove_file(path);
+}

@@ -61,7 +61,7 @@ pub enum Entry {
     Measurement {
         /// Seconds from the start.
         t: u64,
-        /// Rollout name.
+        /// Name of the Rollout (or FeatureFlag) measured.
         rollout: String,
         /// Analysis run.
         run: String,
@@ -98,6 +98,20 @@ pub enum Entry {
         /// Its status message.
         message: Option<String>,
     },
+    /// A FeatureFlag's phase or percentage changed.
+    #[serde(rename_all = "camelCase")]
+    Flag {
+        /// Seconds from the start.
+        t: u64,
+        /// FeatureFlag name.
+        flag: String,
+        /// Its phase.
+        phase: String,
+        /// Percentage given its rollout variant.
+        percentage: Option<i32>,
+        /// Its status message.
+        message: Option<String>,
+    },
     /// An expectation was found violated.
     #[serde(rename_all = "camelCase")]
     Violation {
@@ -119,6 +133,7 @@ impl Entry {
             | Self::Measurement { t, .. }
             | Self::Decision { t, .. }
             | Self::Migration { t, .. }
+            | Self::Flag { t, .. }
             | Self::Violation { t, .. } => *t,
         }
     }
@@ -182,6 +197,19 @@ impl Entry {
                     .as_deref()
                     .map_or(String::new(), |m| format!(": {}", m.replace('\n', " | ")));
                 format!("{time}  migration {migration}: {phase}{why}")
+            }
+            Self::Flag {
+                flag,
+                phase,
+                percentage,
+                message,
+                ..
+            } => {
+                let p = percentage.map_or(String::new(), |p| format!(" {p}%"));
+                let why = message
+                    .as_deref()
+                    .map_or(String::new(), |m| format!(": {m}"));
+                format!("{time}  flag {flag}: {phase}{p}{why}")
             }
             Self::Violation {
                 expectation,
@@ -535,6 +563,7 @@ struct Watcher<'a> {
     reasons: BTreeMap<String, BTreeSet<String>>,
     snapshots: BTreeMap<String, Snapshot>,
     migrations: BTreeMap<String, (String, Option<String>)>,
+    flags: BTreeMap<String, (String, Option<i32>)>,
     violations: Vec<(usize, usize, String)>,
     satisfied: BTreeSet<usize>,
     thresholds: BTreeMap<String, Vec<f64>>,
@@ -550,6 +579,7 @@ impl<'a> Watcher<'a> {
             reasons: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             migrations: BTreeMap::new(),
+            flags: BTreeMap::new(),
             violations: Vec::new(),
             satisfied: BTreeSet::new(),
             thresholds: BTreeMap::new(),
@@ -622,6 +652,46 @@ impl<'a> Watcher<'a> {
                 self.migrations.insert(name, state);
             }
         }
+        if let Some(ff_rt) = store.resolve("cutover.dev", "v1alpha1", "featureflags") {
+            for ff in store
+                .list(&ff_rt, &Filter::default(), None, None)
+                .map(|p| p.items)
+                .unwrap_or_default()
+            {
+                let name = crate::sim::store::name_of(&ff);
+                let Some(phase) = ff.pointer("/status/phase").and_then(Value::as_str) else {
+                    continue;
+                };
+                let percentage = ff
+                    .pointer("/status/percentage")
+                    .and_then(Value::as_i64)
+                    .map(|p| p as i32);
+                let state = (phase.to_string(), percentage);
+                if self.flags.get(&name) != Some(&state) {
+                    self.timeline.push(Entry::Flag {
+                        t,
+                        flag: name.clone(),
+                        phase: phase.to_string(),
+                        percentage,
+                        message: ff
+                            .pointer("/status/message")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    });
+                }
+                if let Some(spec) = ff.pointer("/spec/rollout/analysis").and_then(|a| {
+                    serde_json::from_value::<crate::api::AnalysisSpec>(a.clone()).ok()
+                }) {
+                    self.thresholds_of(&[&spec]);
+                }
+                if let Some(run) = ff.pointer("/status/analysis").and_then(|r| {
+                    serde_json::from_value::<crate::api::AnalysisRunStatus>(r.clone()).ok()
+                }) {
+                    self.measurements(t, &name, &run);
+                }
+                self.flags.insert(name, state);
+            }
+        }
         let rollouts = store
             .list(&rollouts_rt, &Filter::default(), None, None)
             .map(|p| p.items)
@@ -692,27 +762,7 @@ impl<'a> Watcher<'a> {
                 });
             }
             for run in &status.analysis {
-                for m in &run.metrics {
-                    for x in &m.measurements {
-                        let key = (
-                            name.clone(),
-                            run.name.clone(),
-                            m.name.clone(),
-                            x.due_at.0.to_string(),
-                        );
-                        if self.seen_measurements.insert(key) {
-                            self.timeline.push(Entry::Measurement {
-                                t,
-                                rollout: name.clone(),
-                                run: run.name.clone(),
-                                metric: m.name.clone(),
-                                value: x.value.clone(),
-                                outcome: format!("{:?}", x.outcome),
-                                message: x.message.clone(),
-                            });
-                        }
-                    }
-                }
+                self.measurements(t, &name, run);
             }
             let stable_image = status.stable_revision.as_deref().map(image);
             self.snapshots.insert(
@@ -728,11 +778,32 @@ impl<'a> Watcher<'a> {
         }
     }
 
+    /// Timeline entries for the measurements of `run` not seen before.
+    fn measurements(&mut self, t: u64, name: &str, run: &crate::api::AnalysisRunStatus) {
+        for m in &run.metrics {
+            for x in &m.measurements {
+                let key = (
+                    name.to_string(),
+                    run.name.clone(),
+                    m.name.clone(),
+                    x.due_at.0.to_string(),
+                );
+                if self.seen_measurements.insert(key) {
+                    self.timeline.push(Entry::Measurement {
+                        t,
+                        rollout: name.to_string(),
+                        run: run.name.clone(),
+                        metric: m.name.clone(),
+                        value: x.value.clone(),
+                        outcome: format!("{:?}", x.outcome),
+                        message: x.message.clone(),
+                    });
+                }
+            }
+        }
+    }
+
     fn collect_thresholds(&mut self, rollout: &Rollout) {
-        let re = regex::Regex::new(
-            r"result\s*(?:<=|>=|<|>|==)\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)",
-        );
-        let Ok(re) = re else { return };
         let strategy = &rollout.spec.strategy;
         let mut specs = Vec::new();
         if let Some(c) = &strategy.canary {
@@ -746,6 +817,15 @@ impl<'a> Watcher<'a> {
         if let Some(r) = &strategy.rolling {
             specs.extend(r.analysis.iter());
         }
+        self.thresholds_of(&specs);
+    }
+
+    /// The numbers a metric's conditions compare `result` with, for the plot.
+    fn thresholds_of(&mut self, specs: &[&crate::api::AnalysisSpec]) {
+        let re = regex::Regex::new(
+            r"result\s*(?:<=|>=|<|>|==)\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)",
+        );
+        let Ok(re) = re else { return };
         for spec in specs {
             for m in &spec.metrics {
                 let found: Vec<f64> = [&m.success_condition, &m.failure_condition]
@@ -777,6 +857,26 @@ impl<'a> Watcher<'a> {
                 .map_or("no status".to_string(), |s| s.0.clone());
             migration_ok = actual == format!("{p:?}");
             migration_seen = format!("MigrationJob {m}: phase {actual}");
+        }
+        if let Some(f) = &x.spec.flag {
+            let actual = self.flags.get(f);
+            let phase = actual.map_or("no status".to_string(), |s| s.0.clone());
+            let percentage = actual.and_then(|s| s.1);
+            if let Some(p) = x.spec.flag_phase
+                && format!("{p:?}") != phase
+            {
+                migration_ok = false;
+            }
+            if x.spec.flag_percentage.is_some() && x.spec.flag_percentage != percentage {
+                migration_ok = false;
+            }
+            let shown = percentage.map_or("none".to_string(), |p| format!("{p} %"));
+            let flag_seen = format!("FeatureFlag {f}: phase {phase}, at {shown}");
+            migration_seen = if migration_seen.is_empty() {
+                flag_seen
+            } else {
+                format!("{migration_seen}; {flag_seen}")
+            };
         }
         if !x.spec.checks_rollout() {
             return (migration_ok, migration_seen);

@@ -8,7 +8,8 @@ use plotters::prelude::*;
 use super::{Entry, Report};
 
 /// Decision reasons worth a marker.
-const MARKED: [&str; 10] = [
+const MARKED: [&str; 11] = [
+    "KillSwitch",
     "MigrationFailed",
     "RolledBack",
     "StepCompleted",
@@ -70,6 +71,23 @@ fn weight_series(report: &Report) -> BTreeMap<String, Vec<(f64, f64)>> {
                 }
                 points.push((minute, f64::from(w.weight)));
             }
+        }
+    }
+    // A flag's share of users is traffic too.
+    for e in &report.timeline {
+        if let Entry::Flag {
+            t,
+            flag,
+            percentage: Some(p),
+            ..
+        } = e
+        {
+            let points = series.entry(format!("flag {flag}")).or_default();
+            let minute = *t as f64 / 60.0;
+            if let Some(&(_, last)) = points.last() {
+                points.push((minute, last));
+            }
+            points.push((minute, f64::from(*p)));
         }
     }
     let end = report.duration as f64 / 60.0;
@@ -144,7 +162,11 @@ fn draw_weights(
         let c = colour(i);
         chart
             .draw_series(LineSeries::new(points, c.stroke_width(2)))?
-            .label(format!("revision {label}"))
+            .label(if label.starts_with("flag ") {
+                label.clone()
+            } else {
+                format!("revision {label}")
+            })
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
     }
     // Decision markers: a dashed vertical line and the reason.

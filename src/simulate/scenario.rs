@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use crate::api::{Duration, MigrationPhase, RolloutPhase};
+use crate::api::{Duration, FlagPhase, MigrationPhase, RolloutPhase};
 use crate::sim::{prometheus::MetricScript, resources};
 
 /// Longest simulated time accepted.
@@ -183,6 +183,15 @@ pub struct Expectation {
     /// `status.phase` of the MigrationJob.
     #[serde(default)]
     pub migration_phase: Option<MigrationPhase>,
+    /// FeatureFlag the `flagPhase` / `flagPercentage` checks are about.
+    #[serde(default)]
+    pub flag: Option<String>,
+    /// `status.phase` of the FeatureFlag.
+    #[serde(default)]
+    pub flag_phase: Option<FlagPhase>,
+    /// `status.percentage` of the FeatureFlag.
+    #[serde(default)]
+    pub flag_percentage: Option<i32>,
 }
 
 impl Expectation {
@@ -207,6 +216,18 @@ impl Expectation {
         if let Some(m) = &self.message {
             parts.push(format!("message containing {m:?}"));
         }
+        if let Some(p) = self.flag_phase {
+            parts.push(format!(
+                "FeatureFlag {} {p:?}",
+                self.flag.as_deref().unwrap_or("?")
+            ));
+        }
+        if let Some(p) = self.flag_percentage {
+            parts.push(format!(
+                "FeatureFlag {} at {p} %",
+                self.flag.as_deref().unwrap_or("?")
+            ));
+        }
         if let Some(p) = self.migration_phase {
             parts.push(format!(
                 "MigrationJob {} {p:?}",
@@ -228,6 +249,8 @@ impl Expectation {
 
     fn has_checks(&self) -> bool {
         self.migration_phase.is_some()
+            || self.flag_phase.is_some()
+            || self.flag_percentage.is_some()
             || self.phase.is_some()
             || self.step.is_some()
             || self.weight.is_some()
@@ -422,7 +445,7 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Scenario, ScenarioErr
             return Err(err(
                 file,
                 line,
-                "an expectation needs at least one of phase, step, weight, stableImage, reason, message, migrationPhase",
+                "an expectation needs at least one of phase, step, weight, stableImage, reason, message, migrationPhase, flagPhase, flagPercentage",
             ));
         }
         if x.value.migration_phase.is_some() != x.value.migration.is_some() {
@@ -430,6 +453,15 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Scenario, ScenarioErr
                 file,
                 line,
                 "migrationPhase and migration go together: name the MigrationJob",
+            ));
+        }
+        if (x.value.flag_phase.is_some() || x.value.flag_percentage.is_some())
+            != x.value.flag.is_some()
+        {
+            return Err(err(
+                file,
+                line,
+                "flagPhase and flagPercentage go with flag: name the FeatureFlag",
             ));
         }
         if x.value.never == Some(true) && x.value.before.is_some() {
@@ -627,11 +659,13 @@ fn action(e: &EventSpec, file: &str, line: usize, dir: &Path) -> Result<Action, 
 fn check_references(s: &Scenario, file: &str) -> Result<(), ScenarioError> {
     let mut rollouts: Vec<String> = Vec::new();
     let mut migrations: Vec<String> = Vec::new();
+    let mut flags: Vec<String> = Vec::new();
     let mut add = |m: &Manifest| {
         let name = m.object.pointer("/metadata/name").and_then(Value::as_str);
         match (m.object.get("kind").and_then(Value::as_str), name) {
             (Some("Rollout"), Some(n)) => rollouts.push(n.to_string()),
             (Some("MigrationJob"), Some(n)) => migrations.push(n.to_string()),
+            (Some("FeatureFlag"), Some(n)) => flags.push(n.to_string()),
             _ => {}
         }
     };
@@ -667,6 +701,15 @@ fn check_references(s: &Scenario, file: &str) -> Result<(), ScenarioError> {
                 file,
                 x.line,
                 format!("no MigrationJob {m:?} among the scenario's objects"),
+            ));
+        }
+        if let Some(f) = &x.spec.flag
+            && !flags.contains(f)
+        {
+            return Err(err(
+                file,
+                x.line,
+                format!("no FeatureFlag {f:?} among the scenario's objects"),
             ));
         }
         if !x.spec.checks_rollout() {
