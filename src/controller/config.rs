@@ -54,6 +54,12 @@ pub struct Config {
     /// Kubeconfig context to use instead of the current one.
     #[arg(long)]
     pub context: Option<String>,
+    /// Elect a leader among replicas with a Lease; only the leader reconciles.
+    #[arg(long, env = "CUTOVER_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
 }
 
 impl Default for Config {
@@ -68,6 +74,8 @@ impl Default for Config {
             kube_burst: 250,
             concurrency: 16,
             kubeconfig: None,
+            leader_elect: false,
+            leader_election_namespace: None,
             context: None,
         }
     }

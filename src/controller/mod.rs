@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod ratelimit;
 pub mod reconcile;

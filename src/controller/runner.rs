@@ -4,10 +4,11 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
-use kube::client::ClientBuilder;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, client::ClientBuilder};
 use tokio_util::sync::CancellationToken;
 
-use super::{Clock, Config, Context, Metrics, error::one_line, ratelimit};
+use super::{Clock, Config, Context, Metrics, error::one_line, leader, ratelimit};
 use crate::telemetry::{self, Health};
 
 /// How long the first contact with the API server may take.
@@ -27,6 +28,9 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
+    /// This process lost its leader lease.
+    #[error("{0}")]
+    Leader(String),
     /// The cutover CRDs are not installed.
     #[error(
         "the cutover.dev/v1alpha1 CRDs are not installed: run `cutover crd | kubectl apply --server-side -f -`"
@@ -150,22 +154,67 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     } else {
         config.namespaces.join(",")
     };
+    let election = config.leader_elect.then(|| {
+        leader::Election::new(
+            config
+                .leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        )
+    });
+    let leases: Api<Lease> = Api::namespaced(
+        client.clone(),
+        election
+            .as_ref()
+            .map_or("default", |e| e.namespace.as_str()),
+    );
     let ctx = Arc::new(Context::new(client, config, Clock::System, metrics.clone()));
-    let running = controllers(ctx, shutdown.clone());
+    // A standby is healthy and ready: it is waiting, which is its job.
+    health.set_ready(true);
+    let mut outcome = Ok(());
+    if let Some(election) = &election {
+        tracing::info!(identity = %election.identity, lease = %election.name, namespace = %election.namespace, "waiting to lead");
+        if !leader::acquire(&leases, election, &ctx.clock, &shutdown).await {
+            health.set_ready(false);
+            shutdown.cancel();
+            let _ = server.await;
+            return Ok(());
+        }
+    }
+    let reconciling = shutdown.child_token();
+    let running = controllers(ctx.clone(), reconciling.clone());
     tracing::info!(controllers = running.len(), %namespaces, "operator started");
     metrics.leader.set(1);
-    health.set_ready(true);
     let any_running = !running.is_empty();
     let all = futures::future::join_all(running);
+    let lease_kept = async {
+        match &election {
+            Some(e) => leader::keep(&leases, e, &ctx.clock, &shutdown).await,
+            None => {
+                shutdown.cancelled().await;
+                Ok(())
+            }
+        }
+    };
     tokio::select! {
         _ = all, if any_running => tracing::warn!("all controllers stopped"),
-        _ = shutdown.cancelled() => {},
+        kept = lease_kept => {
+            if let Err(e) = kept {
+                outcome = Err(RunError::Leader(e.to_string()));
+            }
+        }
+    }
+    // Stop reconciling before the lease is given up, so two leaders never overlap.
+    reconciling.cancel();
+    metrics.leader.set(0);
+    if let (Some(e), Ok(())) = (&election, &outcome) {
+        leader::release(&leases, e).await;
     }
     health.set_ready(false);
     shutdown.cancel();
     let _ = server.await;
     tracing::info!("operator stopped");
-    Ok(())
+    outcome
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.
