@@ -1,0 +1,565 @@
+//! `kubectl cutover`: the binary installed (or linked) as `kubectl-cutover` drives
+//! Rollouts day to day — list, watch, promote, pause, resume, abort, retry, undo, set image —
+//! with kubectl's kubeconfig and namespace handling.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use serde_json::json;
+
+use crate::api::{
+    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
+    AnalysisVerdict, LABEL_REVISION, LABEL_ROLLOUT, MigrationJob, Rollout, RolloutPhase,
+    StepAction, StrategyKind,
+};
+
+/// kubectl cutover: drive cutover Rollouts.
+#[derive(Debug, Parser)]
+#[command(name = "kubectl cutover", version, about, long_about = None)]
+pub struct PluginCli {
+    /// Namespace (default: the kubeconfig context's, else `default`).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// Kubeconfig context.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Kubeconfig file (default: `$KUBECONFIG`, then `~/.kube/config`).
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+/// Plugin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List Rollouts with their phase, step and traffic.
+    Get {
+        /// One Rollout; all when absent.
+        name: Option<String>,
+    },
+    /// Show a Rollout's steps, traffic, analysis, migrations and last decision.
+    Status {
+        /// Rollout name.
+        name: String,
+        /// Redraw in place as it changes.
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// Go past the current pause or analysis step (with --full: skip all remaining steps).
+    Promote {
+        /// Rollout name.
+        name: String,
+        /// Skip every remaining step.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Pause the Rollout where it is (spec.paused).
+    Pause {
+        /// Rollout name.
+        name: String,
+    },
+    /// Resume a paused Rollout.
+    Resume {
+        /// Rollout name.
+        name: String,
+    },
+    /// Abort: all traffic back to the stable revision.
+    Abort {
+        /// Rollout name.
+        name: String,
+    },
+    /// Retry an aborted Rollout from its first step.
+    Retry {
+        /// Rollout name.
+        name: String,
+    },
+    /// Roll back the template to an earlier revision (default: the one before the current).
+    Undo {
+        /// Rollout name.
+        name: String,
+        /// Revision hash to go back to.
+        #[arg(long)]
+        to_revision: Option<String>,
+    },
+    /// Change images of the template.
+    Set {
+        /// What to set.
+        #[command(subcommand)]
+        what: SetWhat,
+    },
+}
+
+/// `set` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SetWhat {
+    /// Set container images: `kubectl cutover set image NAME CONTAINER=IMAGE...`.
+    Image {
+        /// Rollout name.
+        name: String,
+        /// `container=image` pairs.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+}
+
+/// A plugin command that cannot be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The kubeconfig could not be used.
+    #[error("cannot load the kubeconfig: {0}")]
+    Config(String),
+    /// The named object does not exist.
+    #[error("{kind} {name:?} not found in namespace {namespace:?}")]
+    NotFound {
+        /// Kind.
+        kind: &'static str,
+        /// Name.
+        name: String,
+        /// Namespace.
+        namespace: String,
+    },
+    /// The verb does not apply to the Rollout as it is.
+    #[error("{0}")]
+    NotApplicable(String),
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// The API call failed.
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+}
+
+/// Runs the plugin; errors become one line on stderr and exit code 1.
+pub fn main(cli: PluginCli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", crate::controller::error::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn client(cli: &PluginCli) -> Result<(kube::Client, String), PluginError> {
+    let options = KubeConfigOptions {
+        context: cli.context.clone(),
+        ..Default::default()
+    };
+    let config = match &cli.kubeconfig {
+        Some(path) => {
+            // $KUBECONFIG may list several files; the first is the one read here.
+            let first = path
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| path.clone());
+            let kc =
+                Kubeconfig::read_from(&first).map_err(|e| PluginError::Config(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await
+        }
+        None => kube::Config::from_kubeconfig(&options).await,
+    }
+    .map_err(|e| PluginError::Config(e.to_string()))?;
+    let namespace = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = kube::Client::try_from(config).map_err(|e| PluginError::Config(e.to_string()))?;
+    Ok((client, namespace))
+}
+
+async fn run(cli: PluginCli) -> Result<(), PluginError> {
+    let (client, ns) = client(&cli).await?;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns);
+    let get = async |name: &str| -> Result<Rollout, PluginError> {
+        rollouts
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| PluginError::NotFound {
+                kind: "rollout",
+                name: name.to_string(),
+                namespace: ns.clone(),
+            })
+    };
+    match &cli.command {
+        PluginCommand::Get { name } => {
+            let items = match name {
+                Some(n) => vec![get(n).await?],
+                None => rollouts.list(&ListParams::default()).await?.items,
+            };
+            print!("{}", table(&items));
+        }
+        PluginCommand::Status { name, watch } => {
+            let mjs: Api<MigrationJob> = Api::namespaced(client.clone(), &ns);
+            loop {
+                let r = get(name).await?;
+                let mut migrations = Vec::new();
+                if let Some(m) = &r.spec.migrations {
+                    for n in m.before.iter().chain(&m.after) {
+                        let phase = mjs
+                            .get_opt(n)
+                            .await?
+                            .and_then(|mj| mj.status)
+                            .map_or("not found".to_string(), |s| format!("{:?}", s.phase));
+                        migrations.push((n.clone(), phase));
+                    }
+                }
+                let text = status_view(&r, &migrations);
+                if *watch {
+                    // Clear the screen and draw again from the top.
+                    print!("\x1b[2J\x1b[H{text}");
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                } else {
+                    print!("{text}");
+                    break;
+                }
+            }
+        }
+        PluginCommand::Promote { name, full } => {
+            let r = get(name).await?;
+            let phase = phase_of(&r);
+            if !matches!(phase, RolloutPhase::Paused | RolloutPhase::Progressing) {
+                return Err(PluginError::NotApplicable(format!(
+                    "rollout {name} is {phase:?}: nothing to promote"
+                )));
+            }
+            let key = if *full {
+                ANNOTATION_PROMOTE_FULL
+            } else {
+                ANNOTATION_PROMOTE
+            };
+            annotate(&rollouts, name, key).await?;
+            println!(
+                "rollout {name} promoted{}",
+                if *full { " fully" } else { "" }
+            );
+        }
+        PluginCommand::Pause { name } => {
+            get(name).await?;
+            patch(&rollouts, name, json!({"spec": {"paused": true}})).await?;
+            println!("rollout {name} paused");
+        }
+        PluginCommand::Resume { name } => {
+            let r = get(name).await?;
+            if !r.spec.paused.unwrap_or(false) {
+                return Err(PluginError::NotApplicable(format!(
+                    "rollout {name} is not paused by spec.paused; a step waiting for a person is passed with `promote`"
+                )));
+            }
+            patch(&rollouts, name, json!({"spec": {"paused": false}})).await?;
+            println!("rollout {name} resumed");
+        }
+        PluginCommand::Abort { name } => {
+            let r = get(name).await?;
+            let phase = phase_of(&r);
+            let status = r.status.clone().unwrap_or_default();
+            if phase == RolloutPhase::Aborted || status.stable_revision == status.current_revision {
+                return Err(PluginError::NotApplicable(format!(
+                    "rollout {name} is {phase:?} with no revision in progress: nothing to abort"
+                )));
+            }
+            annotate(&rollouts, name, ANNOTATION_ABORT).await?;
+            println!("rollout {name} aborted");
+        }
+        PluginCommand::Retry { name } => {
+            let r = get(name).await?;
+            let phase = phase_of(&r);
+            if phase != RolloutPhase::Aborted {
+                return Err(PluginError::NotApplicable(format!(
+                    "rollout {name} is {phase:?}: only an aborted rollout can be retried"
+                )));
+            }
+            annotate(&rollouts, name, ANNOTATION_RETRY).await?;
+            println!("rollout {name} retried");
+        }
+        PluginCommand::Undo { name, to_revision } => {
+            let r = get(name).await?;
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+            let revision = undo(&r, &deployments, to_revision.as_deref()).await?;
+            println!("rollout {name} rolled back to revision {revision}");
+        }
+        PluginCommand::Set {
+            what: SetWhat::Image { name, images },
+        } => {
+            let r = get(name).await?;
+            let Some(template) = &r.spec.template else {
+                return Err(PluginError::NotApplicable(format!(
+                    "rollout {name} uses workloadRef: set the image on its Deployment"
+                )));
+            };
+            let mut containers = template.spec.clone().unwrap_or_default().containers;
+            for pair in images {
+                let (container, image) = pair.split_once('=').ok_or_else(|| {
+                    PluginError::Usage(format!("{pair:?} is not CONTAINER=IMAGE"))
+                })?;
+                let c = containers
+                    .iter_mut()
+                    .find(|c| c.name == container)
+                    .ok_or_else(|| {
+                        PluginError::Usage(format!("rollout {name} has no container {container:?}"))
+                    })?;
+                c.image = Some(image.to_string());
+            }
+            patch(
+                &rollouts,
+                name,
+                json!({"spec": {"template": {"spec": {"containers": containers}}}}),
+            )
+            .await?;
+            println!("rollout {name} image updated");
+        }
+    }
+    Ok(())
+}
+
+fn phase_of(r: &Rollout) -> RolloutPhase {
+    r.status.as_ref().map(|s| s.phase).unwrap_or_default()
+}
+
+async fn annotate(api: &Api<Rollout>, name: &str, key: &str) -> Result<(), PluginError> {
+    // A new value each time: the controller acts on each value once.
+    let value = jiff::Timestamp::now().as_millisecond().to_string();
+    patch(
+        api,
+        name,
+        json!({"metadata": {"annotations": {key: value}}}),
+    )
+    .await
+}
+
+async fn patch(api: &Api<Rollout>, name: &str, body: serde_json::Value) -> Result<(), PluginError> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await?;
+    Ok(())
+}
+
+/// Sets the template back to an earlier revision's, read from that revision's Deployment.
+async fn undo(
+    r: &Rollout,
+    deployments: &Api<Deployment>,
+    to: Option<&str>,
+) -> Result<String, PluginError> {
+    let name = r.name_any();
+    if r.spec.template.is_none() {
+        return Err(PluginError::NotApplicable(format!(
+            "rollout {name} uses workloadRef: undo its Deployment instead"
+        )));
+    }
+    let current = r.status.as_ref().and_then(|s| s.current_revision.clone());
+    let mut owned = deployments
+        .list(&ListParams::default().labels(&format!("{LABEL_ROLLOUT}={name}")))
+        .await?
+        .items;
+    owned.sort_by_key(|d| std::cmp::Reverse(d.metadata.creation_timestamp.clone().map(|t| t.0)));
+    let revision_of = |d: &Deployment| d.labels().get(LABEL_REVISION).cloned();
+    let target = match to {
+        Some(rev) => owned
+            .into_iter()
+            .find(|d| revision_of(d).as_deref() == Some(rev))
+            .ok_or_else(|| {
+                PluginError::NotApplicable(format!("rollout {name} has no revision {rev}"))
+            })?,
+        None => owned
+            .into_iter()
+            .find(|d| revision_of(d) != current)
+            .ok_or_else(|| {
+                PluginError::NotApplicable(format!("rollout {name} has no earlier revision"))
+            })?,
+    };
+    let revision = revision_of(&target).unwrap_or_default();
+    if Some(&revision) == current.as_ref() {
+        return Err(PluginError::NotApplicable(format!(
+            "rollout {name} already runs revision {revision}"
+        )));
+    }
+    let mut template = target.spec.map(|s| s.template).unwrap_or_default();
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove(LABEL_REVISION);
+        labels.remove(LABEL_ROLLOUT);
+    }
+    let api: Api<Rollout> = Api::namespaced(
+        deployments.clone().into_client(),
+        &r.namespace().unwrap_or_default(),
+    );
+    patch(&api, &name, json!({"spec": {"template": template}})).await?;
+    Ok(revision)
+}
+
+/// The `get` table.
+pub fn table(items: &[Rollout]) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "STRATEGY".into(),
+        "PHASE".into(),
+        "STEP".into(),
+        "WEIGHT".into(),
+        "STABLE".into(),
+        "CURRENT".into(),
+    ]];
+    for r in items {
+        let s = r.status.clone().unwrap_or_default();
+        let steps = step_count(r);
+        rows.push([
+            r.name_any(),
+            s.strategy.map_or("-".into(), |k| format!("{k:?}")),
+            format!("{:?}", s.phase),
+            match (s.current_step_index, steps) {
+                (Some(i), Some(n)) => format!("{}/{n}", i.min(n as i32)),
+                _ => "-".into(),
+            },
+            s.canary_weight.map_or("-".into(), |w| format!("{w}%")),
+            s.stable_revision.unwrap_or_else(|| "-".into()),
+            s.current_revision.unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn step_count(r: &Rollout) -> Option<usize> {
+    r.spec.strategy.canary.as_ref().map(|c| c.steps.len())
+}
+
+fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = if total == 0 {
+        width
+    } else {
+        (done.min(total) * width) / total
+    };
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+/// The `status` view: steps with the current one marked, traffic per revision, analysis,
+/// migrations and the last decision.
+pub fn status_view(r: &Rollout, migrations: &[(String, String)]) -> String {
+    let s = r.status.clone().unwrap_or_default();
+    let name = r.name_any();
+    let mut out = String::new();
+    let strategy = s.strategy.map_or("-".into(), |k| format!("{k:?}"));
+    out.push_str(&format!("Rollout {name} ({strategy}): {:?}\n", s.phase));
+    if let Some(m) = &s.message {
+        out.push_str(&format!("  {m}\n"));
+    }
+    let stable = s.stable_revision.clone().unwrap_or_else(|| "-".into());
+    let current = s.current_revision.clone().unwrap_or_else(|| "-".into());
+    let weight = s.canary_weight.unwrap_or(0);
+    out.push_str("\nTraffic\n");
+    if stable == current {
+        out.push_str(&format!("  {stable} (stable)  100%\n"));
+    } else {
+        out.push_str(&format!("  {stable} (stable)  {}%\n", 100 - weight));
+        out.push_str(&format!("  {current} (new)     {weight}%\n"));
+    }
+    if let (Some(StrategyKind::Canary), Some(canary)) = (s.strategy, &r.spec.strategy.canary) {
+        let n = canary.steps.len();
+        let at = s.current_step_index.map(|i| i as usize);
+        let done = if stable == current {
+            n
+        } else {
+            at.unwrap_or(0)
+        };
+        out.push_str(&format!("\nSteps {} {done}/{n}\n", bar(done, n, 20)));
+        for (i, step) in canary.steps.iter().enumerate() {
+            let mark = match at {
+                Some(a) if a == i && stable != current => ">",
+                _ if i < done => "x",
+                _ => " ",
+            };
+            let what = match step.action() {
+                Some(StepAction::SetWeight(w)) => format!("setWeight {w}"),
+                Some(StepAction::Pause(Some(d))) => format!("pause {d}"),
+                Some(StepAction::Pause(None)) => "pause (until promoted)".into(),
+                Some(StepAction::Analysis(a)) => format!(
+                    "analysis {}",
+                    a.metrics
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => "?".into(),
+            };
+            out.push_str(&format!("  [{mark}] {i}: {what}\n"));
+        }
+    }
+    if !s.analysis.is_empty() {
+        out.push_str("\nAnalysis\n");
+        for run in &s.analysis {
+            let verdict = match run.verdict {
+                AnalysisVerdict::Running => "Running",
+                AnalysisVerdict::Successful => "Successful",
+                AnalysisVerdict::Inconclusive => "Inconclusive",
+                AnalysisVerdict::Error => "Error",
+                AnalysisVerdict::Failed => "Failed",
+            };
+            out.push_str(&format!("  {}: {verdict}\n", run.name));
+            for m in &run.metrics {
+                let last = m.measurements.last().map_or("-".to_string(), |x| {
+                    format!(
+                        "{} {:?}",
+                        x.value.clone().unwrap_or_else(|| "-".into()),
+                        x.outcome
+                    )
+                });
+                out.push_str(&format!(
+                    "    {}: {} measured ({} ok, {} failed, {} inconclusive, {} errors), last {last}\n",
+                    m.name, m.count, m.successful, m.failed, m.inconclusive, m.error
+                ));
+            }
+        }
+    }
+    if !migrations.is_empty() {
+        out.push_str("\nMigrations\n");
+        for (n, phase) in migrations {
+            out.push_str(&format!("  {n}: {phase}\n"));
+        }
+    }
+    let last = s.conditions.iter().max_by_key(|c| c.last_transition_time.0);
+    if let Some(c) = last {
+        out.push_str(&format!(
+            "\nLast decision: {} {} ({}){}\n",
+            c.type_,
+            c.status,
+            c.reason,
+            if c.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", c.message)
+            }
+        ));
+    }
+    out
+}
