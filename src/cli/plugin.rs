@@ -454,11 +454,9 @@ fn step_count(r: &Rollout) -> Option<usize> {
 }
 
 fn bar(done: usize, total: usize, width: usize) -> String {
-    let filled = if total == 0 {
-        width
-    } else {
-        (done.min(total) * width) / total
-    };
+    let filled = (done.min(total) * width)
+        .checked_div(total)
+        .unwrap_or(width);
     format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
 }
 
