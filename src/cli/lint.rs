@@ -272,9 +272,13 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
+        // A kustomization in a manifest directory is kustomize's file, not a manifest.
+        let kustomization = path
+            .file_name()
+            .is_some_and(|n| n == "kustomization.yaml" || n == "kustomization.yml");
         if path.is_dir() {
             collect_yaml(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") && !kustomization {
             out.push(path);
         }
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod ratelimit;
+pub mod rbac;
 pub mod reconcile;
 pub mod runner;
 

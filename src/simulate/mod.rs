@@ -377,7 +377,7 @@ async fn simulate(scenario: &Scenario) -> Result<Report, ScenarioError> {
 }
 
 /// Serves HTTPRoute (a scenario's Gateway API canary needs it) as a minimal CRD.
-fn install_gateway_api(sim: &Sim) -> Result<(), String> {
+pub fn install_gateway_api(sim: &Sim) -> Result<(), String> {
     let crd_type = sim
         .store()
         .resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")

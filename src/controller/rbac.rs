@@ -1,0 +1,89 @@
+//! The permissions the operator needs, in one place: the Helm chart's ClusterRole and the
+//! kustomize config are generated from it, and a test checks that every API call the
+//! controllers make is granted by it — and that nothing else is.
+
+use serde::Serialize;
+
+/// One RBAC rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    /// API groups.
+    pub api_groups: Vec<&'static str>,
+    /// Resources (with subresources as `kind/sub`).
+    pub resources: Vec<&'static str>,
+    /// Verbs.
+    pub verbs: Vec<&'static str>,
+}
+
+fn rule(group: &'static str, resources: &[&'static str], verbs: &[&'static str]) -> Rule {
+    Rule {
+        api_groups: vec![group],
+        resources: resources.to_vec(),
+        verbs: verbs.to_vec(),
+    }
+}
+
+/// The rules the controllers need; `secrets` grants reading Secrets (analysis credentials
+/// and addresses), which a platform may leave out when no metric uses them.
+pub fn rules(secrets: bool) -> Vec<Rule> {
+    let mut rules = vec![
+        rule("cutover.dev", &["rollouts"], &["list", "watch"]),
+        rule(
+            "cutover.dev",
+            &["migrationjobs", "featureflags"],
+            &["get", "list", "watch", "patch"],
+        ),
+        rule(
+            "cutover.dev",
+            &[
+                "rollouts/status",
+                "migrationjobs/status",
+                "featureflags/status",
+            ],
+            &["patch"],
+        ),
+        rule(
+            "apps",
+            &["deployments"],
+            &["get", "list", "watch", "patch", "delete"],
+        ),
+        rule("apps", &["deployments/scale"], &["patch"]),
+        rule("", &["services"], &["get", "patch"]),
+        rule("", &["configmaps"], &["get", "list", "watch", "patch"]),
+        rule("", &["pods"], &["list"]),
+        rule("", &["pods/log"], &["get"]),
+        rule(
+            "batch",
+            &["jobs"],
+            &["get", "list", "watch", "patch", "delete"],
+        ),
+        rule(
+            "gateway.networking.k8s.io",
+            &["httproutes"],
+            &["get", "patch"],
+        ),
+        rule("events.k8s.io", &["events"], &["create", "patch"]),
+        rule(
+            "coordination.k8s.io",
+            &["leases"],
+            &["get", "create", "update"],
+        ),
+    ];
+    if secrets {
+        rules.push(rule("", &["secrets"], &["get"]));
+    }
+    rules
+}
+
+/// Whether the rules grant `verb` on `resource` of `group`.
+pub fn grants(rules: &[Rule], group: &str, resource: &str, verb: &str) -> bool {
+    rules.iter().any(|r| {
+        r.api_groups.contains(&group) && r.resources.contains(&resource) && r.verbs.contains(&verb)
+    })
+}
+
+/// The rules as the YAML list of a ClusterRole's `rules:`.
+pub fn rules_yaml(secrets: bool) -> String {
+    crate::yaml::to_string(&rules(secrets))
+}
