@@ -10,6 +10,7 @@ pub mod cli;
 pub mod controller;
 pub mod flag;
 pub mod migration;
+pub mod notify;
 pub mod rollout;
 pub mod sim;
 pub mod simulate;

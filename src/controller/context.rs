@@ -26,6 +26,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// How analysis reaches Prometheus.
     pub prometheus: Arc<dyn crate::analysis::prometheus::Transport>,
+    /// Webhook sender, started on first use (it needs the runtime).
+    notifier: std::sync::OnceLock<crate::notify::Notifier>,
 }
 
 impl Context {
@@ -44,7 +46,13 @@ impl Context {
             recorder,
             backoff: Backoff::default(),
             prometheus: Arc::new(crate::analysis::prometheus::HttpTransport::new()),
+            notifier: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The webhook sender.
+    pub fn notifier(&self) -> &crate::notify::Notifier {
+        self.notifier.get_or_init(crate::notify::Notifier::start)
     }
 
     /// The same context with analysis sent through `transport` (the sim's in-process one).

@@ -387,6 +387,7 @@ fn migration_gate(ctx: &mut Ctx<'_>) -> bool {
             }
             Some(_) => {
                 begin(ctx, &target, format!("rolling out revision {target}"));
+                ctx.note("MigrationFailed", message.clone());
                 abort(ctx, "MigrationFailed", &message);
                 false
             }

@@ -413,11 +413,66 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             &rollout,
             note.reason,
             &note.message,
-            note.reason == "Aborted",
+            matches!(note.reason, "Aborted" | "MigrationFailed"),
         )
         .await;
     }
+    notify(&ctx, &rollout, &ns, &decision.notes).await;
     Ok(requeue_at(&ctx.clock, decision.requeue_at))
+}
+
+/// Sends the decisions a Rollout's webhooks asked for. The URL is read from its Secret per
+/// notification (so a rotated Secret takes effect at once) and never logged.
+async fn notify(ctx: &Context, rollout: &Rollout, ns: &str, notes: &[plan::Note]) {
+    let Some(webhooks) = rollout.spec.notifications.as_ref().map(|n| &n.webhooks) else {
+        return;
+    };
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), ns);
+    for note in notes {
+        let Some(event) = crate::notify::event_of(note.reason) else {
+            continue;
+        };
+        let message = crate::notify::Message {
+            event,
+            namespace: ns.to_string(),
+            rollout: rollout.name_any(),
+            revision: rollout
+                .status
+                .as_ref()
+                .and_then(|s| s.current_revision.clone()),
+            text: note.message.clone(),
+        };
+        for hook in webhooks
+            .iter()
+            .filter(|w| w.events.is_empty() || w.events.contains(&event))
+        {
+            let url = match secrets.get_opt(&hook.url_from.name).await {
+                Ok(Some(secret)) => secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(&hook.url_from.key))
+                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
+                    .or_else(|| {
+                        secret
+                            .string_data
+                            .as_ref()
+                            .and_then(|d| d.get(&hook.url_from.key).cloned())
+                    })
+                    .map(|u| u.trim().to_string()),
+                _ => None,
+            };
+            let Some(url) = url else {
+                tracing::warn!(rollout = %rollout.name_any(), webhook = %hook.name, secret = %hook.url_from.name, key = %hook.url_from.key, "webhook URL not found in its Secret");
+                continue;
+            };
+            ctx.notifier().send(crate::notify::Delivery {
+                webhook: hook.name.clone(),
+                url,
+                body: crate::notify::payload(hook.format.unwrap_or_default(), &message),
+                rollout: format!("{ns}/{}", rollout.name_any()),
+            });
+        }
+    }
 }
 
 /// The MigrationJobs the Rollout names; a missing one is a problem of the spec.

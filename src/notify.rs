@@ -1,0 +1,257 @@
+//! Webhook notifications: a Rollout's decisions sent to the endpoints it names, as generic
+//! JSON or Slack-compatible payloads. Sending happens on a background task with retries and
+//! backoff, so a slow or dead endpoint never holds up a reconcile; URLs come from Secrets and
+//! are never logged.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::api::{NotificationEvent, WebhookFormat};
+
+/// Attempts per notification (the first and its retries).
+pub const ATTEMPTS: u32 = 5;
+/// Delay before the first retry; it doubles after each.
+pub const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// Notifications waiting to be sent before new ones are dropped.
+pub const QUEUE: usize = 1024;
+/// Time allowed for one attempt.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The event a decision (an Event reason of the Rollout controller) is announced as.
+pub fn event_of(reason: &str) -> Option<NotificationEvent> {
+    Some(match reason {
+        "Started" => NotificationEvent::Started,
+        "StepCompleted" => NotificationEvent::StepCompleted,
+        "Paused" => NotificationEvent::Paused,
+        "Promoted" => NotificationEvent::Promoted,
+        "Aborted" => NotificationEvent::Aborted,
+        "MigrationFailed" => NotificationEvent::MigrationFailed,
+        _ => return None,
+    })
+}
+
+/// What happened, to whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The event.
+    pub event: NotificationEvent,
+    /// Rollout namespace.
+    pub namespace: String,
+    /// Rollout name.
+    pub rollout: String,
+    /// Revision being rolled out.
+    pub revision: Option<String>,
+    /// What the controller said.
+    pub text: String,
+}
+
+/// The payload of a message in a format.
+pub fn payload(format: WebhookFormat, m: &Message) -> Value {
+    match format {
+        WebhookFormat::Generic => json!({
+            "event": format!("{:?}", m.event),
+            "namespace": m.namespace,
+            "rollout": m.rollout,
+            "revision": m.revision,
+            "message": m.text,
+        }),
+        WebhookFormat::Slack => json!({
+            "text": format!(
+                "*cutover* rollout `{}/{}`: *{:?}* — {}",
+                m.namespace, m.rollout, m.event, m.text
+            ),
+        }),
+    }
+}
+
+/// One notification to deliver.
+#[derive(Clone)]
+pub struct Delivery {
+    /// Webhook name (for logs; the URL never is).
+    pub webhook: String,
+    /// Where to, read from a Secret.
+    pub url: String,
+    /// The JSON body.
+    pub body: Value,
+    /// Rollout, as `namespace/name`, for logs.
+    pub rollout: String,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("webhook", &self.webhook)
+            .field("url", &"<redacted>")
+            .field("rollout", &self.rollout)
+            .finish()
+    }
+}
+
+/// Hands notifications to the sender task.
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    queue: mpsc::Sender<Delivery>,
+}
+
+impl Notifier {
+    /// Starts the sender task (on the current runtime) and returns its handle.
+    pub fn start() -> Self {
+        let (queue, mut receiver) = mpsc::channel::<Delivery>(QUEUE);
+        tokio::spawn(async move {
+            let client = client();
+            while let Some(d) = receiver.recv().await {
+                let client = client.clone();
+                // Each delivery retries on its own; one slow endpoint does not delay others.
+                tokio::spawn(async move { deliver(&client, d).await });
+            }
+        });
+        Self { queue }
+    }
+
+    /// Queues a delivery without waiting; a full queue drops it with a warning.
+    pub fn send(&self, delivery: Delivery) {
+        if let Err(error) = self.queue.try_send(delivery) {
+            let d = match &error {
+                mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => d,
+            };
+            tracing::warn!(webhook = %d.webhook, rollout = %d.rollout, "notification dropped: the queue is full");
+        }
+    }
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+fn client() -> Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions();
+    let connector = match builder {
+        Ok(b) => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(b.with_root_certificates(roots).with_no_client_auth())
+            .https_or_http()
+            .enable_http1()
+            .build(),
+        Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+            .https_or_http()
+            .enable_http1()
+            .build(),
+    };
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
+}
+
+async fn deliver(client: &Client, d: Delivery) {
+    let body = d.body.to_string();
+    let mut wait = FIRST_RETRY;
+    for attempt in 1..=ATTEMPTS {
+        let outcome = attempt_once(client, &d.url, &body).await;
+        match outcome {
+            Ok(()) => {
+                tracing::debug!(webhook = %d.webhook, rollout = %d.rollout, attempt, "notification delivered");
+                return;
+            }
+            Err(why) if attempt < ATTEMPTS => {
+                tracing::debug!(webhook = %d.webhook, rollout = %d.rollout, attempt, %why, "notification failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(why) => {
+                tracing::warn!(webhook = %d.webhook, rollout = %d.rollout, attempts = ATTEMPTS, %why, "notification not delivered");
+            }
+        }
+    }
+}
+
+/// One POST; the error says what went wrong without the URL.
+async fn attempt_once(client: &Client, url: &str, body: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| "the webhook URL is not a valid URL".to_string())?;
+    let request = http::Request::post(uri)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|_| "the request could not be built".to_string())?;
+    let response = tokio::time::timeout(TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| format!("no answer within {TIMEOUT:?}"))?
+        // hyper's connection errors name the kind of failure, not the address.
+        .map_err(|e| {
+            let mut kinds = vec![e.to_string()];
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                kinds.push(s.to_string());
+                source = s.source();
+            }
+            kinds.join(": ")
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", status.as_u16()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> Message {
+        Message {
+            event: NotificationEvent::Aborted,
+            namespace: "shop".into(),
+            rollout: "web".into(),
+            revision: Some("abc".into()),
+            text: "analysis failed".into(),
+        }
+    }
+
+    #[test]
+    fn payloads_in_both_formats() {
+        assert_eq!(
+            payload(WebhookFormat::Generic, &message()),
+            json!({"event": "Aborted", "namespace": "shop", "rollout": "web", "revision": "abc", "message": "analysis failed"})
+        );
+        assert_eq!(
+            payload(WebhookFormat::Slack, &message())["text"],
+            "*cutover* rollout `shop/web`: *Aborted* — analysis failed"
+        );
+    }
+
+    #[test]
+    fn decisions_map_to_events_and_others_are_not_sent() {
+        assert_eq!(event_of("Promoted"), Some(NotificationEvent::Promoted));
+        assert_eq!(
+            event_of("MigrationFailed"),
+            Some(NotificationEvent::MigrationFailed)
+        );
+        assert_eq!(event_of("AnalysisStarted"), None);
+    }
+
+    #[test]
+    fn a_delivery_never_shows_its_url() {
+        let d = Delivery {
+            webhook: "slack".into(),
+            url: "https://hooks.example/T000/SECRET".into(),
+            body: json!({}),
+            rollout: "shop/web".into(),
+        };
+        assert!(!format!("{d:?}").contains("SECRET"));
+    }
+}
