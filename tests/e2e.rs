@@ -32,3 +32,8 @@ fn rollouts_driven_with_kubectl_against_cutover_dev() {
 fn migrations_driven_with_kubectl_against_cutover_dev() {
     run_script("migrations.sh");
 }
+
+#[test]
+fn the_kubectl_plugin_drives_an_example_against_cutover_dev() {
+    run_script("plugin.sh");
+}
