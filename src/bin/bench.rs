@@ -1,7 +1,10 @@
-//! Benchmarks: `cargo run --release --bin bench -- sim [--requests N]`.
+//! Benchmarks: `cargo run --release --bin bench -- sim [--requests N]` and
+//! `cargo run --release --bin bench -- scale --rollouts N`.
 //!
 //! `sim`: the sim's HTTP server with one kube client on loopback — GETs per second,
 //! server-side-apply PATCHes per second, and watch-event delivery latency after a write.
+//! `scale`: N Rollouts through a 4-step canary with analysis on the in-process sim with the
+//! virtual clock — wall time, CPU, peak RSS, requests and writes per rollout, lag.
 
 use std::time::{Duration, Instant};
 
@@ -132,6 +135,281 @@ async fn bench_sim(requests: usize) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Counts the requests and writes an operator makes.
+#[derive(Clone)]
+struct Counting {
+    inner: cutover::sim::SimService,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl tower::Service<http::Request<kube::client::Body>> for Counting {
+    type Response =
+        <cutover::sim::SimService as tower::Service<http::Request<kube::client::Body>>>::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+        use std::sync::atomic::Ordering;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if req.method() != http::Method::GET {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+/// CPU seconds used by this process (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident memory of this process in MiB, from /proc.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// N Rollouts through a 4-step canary with analysis on the in-process sim, virtual clock.
+async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use std::sync::{Arc, atomic::Ordering};
+    let clock = Clock::tokio_at(jiff::Timestamp::from_second(1_800_000_000)?);
+    let sim = Sim::new(clock.clone());
+    cutover::cli::dev::install_crds(&sim)?;
+    sim.prometheus()
+        .set_script(cutover::sim::prometheus::MetricScript::parse(
+            "metrics:\n  - match: errors\n    value: 0.001\n",
+        )?);
+    let stop = CancellationToken::new();
+    sim.start_workloads(Default::default(), stop.clone());
+    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let client = kube::Client::new(
+        Counting {
+            inner: sim.service(),
+            requests: requests.clone(),
+            writes: writes.clone(),
+        },
+        "default",
+    );
+    let config = cutover::controller::Config {
+        prometheus_url: Some("http://prometheus.sim".into()),
+        ..Default::default()
+    };
+    let ctx = Arc::new(
+        cutover::controller::Context::new(
+            client,
+            config,
+            clock.clone(),
+            Arc::new(cutover::controller::Metrics::new()),
+        )
+        .with_prometheus(sim.prometheus_transport()),
+    );
+    let rollouts_rt = sim
+        .store()
+        .resolve("cutover.dev", "v1alpha1", "rollouts")
+        .ok_or("no rollouts")?;
+    // 100 Rollouts per namespace, as teams spread them.
+    let ns_of = |i: usize| format!("team-{}", i / 100);
+    let ns_rt = sim
+        .store()
+        .resolve("", "v1", "namespaces")
+        .ok_or("no namespaces")?;
+    for t in 0..n.div_ceil(100) {
+        sim.store().create(
+            &ns_rt,
+            "",
+            json!({"metadata": {"name": format!("team-{t}")}}),
+            &Default::default(),
+        )?;
+    }
+    let manifest = |i: usize, image: &str| {
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": format!("app-{i}"), "namespace": ns_of(i)},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
+                "template": {"metadata": {"labels": {"app": format!("app-{i}")}},
+                    "spec": {"containers": [{"name": "app", "image": image}]}},
+                "strategy": {"canary": {"steps": [
+                    {"setWeight": 50},
+                    {"pause": {"duration": "30s"}},
+                    {"analysis": {"metrics": [{"name": "errors", "interval": "30s", "count": 2,
+                        "successCondition": "result < 0.01", "prometheus": {"query": "errors"}}]}},
+                    {"setWeight": 100}]}}}})
+    };
+    for i in 0..n {
+        sim.store().create(
+            &rollouts_rt,
+            &ns_of(i),
+            manifest(i, "app:1"),
+            &Default::default(),
+        )?;
+    }
+    let wall = Instant::now();
+    let cpu = cpu_seconds();
+    for c in cutover::controller::runner::controllers(ctx, stop.clone()) {
+        tokio::spawn(c);
+    }
+    // Settled: every Rollout Healthy on a stable revision other than `old`.
+    let settled = |old: Option<String>| {
+        let store = sim.store().clone();
+        let rt = rollouts_rt.clone();
+        move || {
+            store
+                .list(&rt, &Default::default(), None, None)
+                .map(|p| {
+                    p.items.len() == n
+                        && p.items.iter().all(|r| {
+                            let stable =
+                                r.pointer("/status/stableRevision").and_then(|v| v.as_str());
+                            r.pointer("/status/phase").and_then(|v| v.as_str()) == Some("Healthy")
+                                && stable.is_some()
+                                && stable
+                                    == r.pointer("/status/currentRevision")
+                                        .and_then(|v| v.as_str())
+                                && stable != old.as_deref()
+                        })
+                })
+                .unwrap_or(false)
+        }
+    };
+    let first = settled(None);
+    while !first() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (req0, wr0) = (
+        requests.load(Ordering::Relaxed),
+        writes.load(Ordering::Relaxed),
+    );
+    let started_canary = Instant::now();
+    let virtual_start = clock.now();
+    for i in 0..n {
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "app:2"}]}}}});
+        sim.store().patch(
+            &rollouts_rt,
+            &ns_of(i),
+            &format!("app-{i}"),
+            cutover::sim::store::PatchKind::Merge,
+            &patch,
+            cutover::sim::store::Subresource::Main,
+            &Default::default(),
+        )?;
+    }
+    let old = sim
+        .store()
+        .list(&rollouts_rt, &Default::default(), None, None)?
+        .items
+        .first()
+        .and_then(|r| {
+            r.pointer("/status/stableRevision")?
+                .as_str()
+                .map(str::to_string)
+        });
+    let second = settled(old);
+    while !second() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let virtual_took = clock.now().duration_since(virtual_start);
+    let canary_wall = started_canary.elapsed();
+    let (req, wr) = (
+        requests.load(Ordering::Relaxed) - req0,
+        writes.load(Ordering::Relaxed) - wr0,
+    );
+    // Decision lag: the timed pause (30 s) falls due at the step's start plus 30 s; the
+    // decision is the analysis step's start, recorded in its run.
+    let mut lags: Vec<f64> = sim
+        .store()
+        .list(&rollouts_rt, &Default::default(), None, None)?
+        .items
+        .iter()
+        .filter_map(|r| {
+            let run = r
+                .pointer("/status/analysis")?
+                .as_array()?
+                .iter()
+                .find(|a| a["name"] == "step-2")?;
+            let analysis_started: jiff::Timestamp = run["startedAt"].as_str()?.parse().ok()?;
+            let first_measurement: jiff::Timestamp = run
+                .pointer("/metrics/0/measurements/0/takenAt")?
+                .as_str()?
+                .parse()
+                .ok()?;
+            // The first measurement is due when the run starts.
+            Some(
+                first_measurement
+                    .duration_since(analysis_started)
+                    .as_secs_f64(),
+            )
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lags.get(((lags.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    stop.cancel();
+    println!(
+        "scale: {n} Rollouts, 4-step canary with analysis (2 replicas each), in-process sim, virtual clock"
+    );
+    println!(
+        "  wall time, whole run                {:>10.2?}",
+        wall.elapsed()
+    );
+    println!(
+        "  wall time, the canaries             {canary_wall:>10.2?}  ({:.0} virtual s)",
+        virtual_took.as_secs_f64()
+    );
+    println!(
+        "  CPU seconds                         {:>10.2}",
+        cpu_seconds() - cpu
+    );
+    println!(
+        "  peak RSS                            {:>10.1} MiB   (goal <= 256 at 5,000)",
+        peak_rss_mib()
+    );
+    println!(
+        "  API requests per rollout (canary)   {:>10.1}",
+        req as f64 / n as f64
+    );
+    println!(
+        "  API writes per rollout (canary)     {:>10.1}   (goal <= 30)",
+        wr as f64 / n as f64
+    );
+    println!(
+        "  measurement lag after falling due   p50 {:.3} s  p99 {:.3} s (virtual; goal p99 <= 1 s) over {}",
+        pct(0.5),
+        pct(0.99),
+        lags.len()
+    );
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let requests = args
@@ -152,8 +430,25 @@ fn main() -> std::process::ExitCode {
     };
     let result = match args.first().map(String::as_str) {
         Some("sim") | None => runtime.block_on(bench_sim(requests)),
+        Some("scale") => {
+            let n = args
+                .iter()
+                .position(|a| a == "--rollouts")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(100usize);
+            // The virtual clock needs a single-threaded runtime with paused time.
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+            {
+                Ok(rt) => rt.block_on(bench_scale(n)),
+                Err(e) => Err(e.into()),
+            }
+        }
         Some(other) => {
-            eprintln!("unknown benchmark {other:?}; available: sim");
+            eprintln!("unknown benchmark {other:?}; available: sim, scale");
             return std::process::ExitCode::from(2);
         }
     };

@@ -22,6 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::resources::ResourceType;
+use super::selector::LabelSelector;
 use super::store::{Filter, Propagation, Store, Subresource, WriteOptions, name_of, namespace_of};
 
 /// Annotation: time until a pod is ready.
@@ -91,10 +92,20 @@ pub async fn run(store: Arc<Store>, config: WorkloadConfig, shutdown: Cancellati
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            received = events.recv() => match received {
-                Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object)),
-                Err(RecvError::Lagged(_)) => dirty.extend(sim.everything()),
-                Err(RecvError::Closed) => return,
+            received = events.recv() => {
+                match received {
+                    Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object)),
+                    Err(RecvError::Lagged(_)) => dirty.extend(sim.everything()),
+                    Err(RecvError::Closed) => return,
+                }
+                // Take every change already waiting, so a burst is worked through once.
+                loop {
+                    match events.try_recv() {
+                        Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object)),
+                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => dirty.extend(sim.everything()),
+                        Err(_) => break,
+                    }
+                }
             },
             _ = tokio::time::sleep(sleep) => {
                 let now = store.clock().now();
@@ -201,8 +212,36 @@ impl Simulator {
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        self.list("", "pods", Some(ns))
-            .into_iter()
+        // Narrow by the labels an owner's pods carry before looking at owner references:
+        // a namespace's other pods are not read (or copied) at all.
+        let selector = match owner.get("kind").and_then(Value::as_str) {
+            Some("Job") => format!("batch.kubernetes.io/job-name={}", name_of(owner)),
+            _ => owner
+                .pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default(),
+        };
+        let pods = match (self.rt("", "pods"), LabelSelector::parse(&selector)) {
+            (Some(rt), Ok(labels)) => {
+                let filter = Filter {
+                    namespace: Some(ns.to_string()),
+                    labels,
+                    ..Default::default()
+                };
+                self.store
+                    .list(&rt, &filter, None, None)
+                    .map(|p| p.items)
+                    .unwrap_or_default()
+            }
+            _ => self.list("", "pods", Some(ns)),
+        };
+        pods.into_iter()
             .filter(|p| {
                 p.pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
@@ -585,8 +624,12 @@ impl Simulator {
         let Some(slices) = self.rt("discovery.k8s.io", "endpointslices") else {
             return;
         };
+        let services = self.list("", "services", Some(ns));
+        if services.is_empty() {
+            return;
+        }
         let pods = self.list("", "pods", Some(ns));
-        for svc in self.list("", "services", Some(ns)) {
+        for svc in services {
             let Some(selector) = svc.pointer("/spec/selector").and_then(Value::as_object) else {
                 continue;
             };

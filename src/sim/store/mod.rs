@@ -295,9 +295,24 @@ impl Store {
         };
         let mut items = Vec::new();
         let mut next = None;
-        for (key, object) in &inner.objects {
+        // Keys sort by type, namespace and name: read only this type's (and namespace's) run.
+        let namespace = filter
+            .namespace
+            .clone()
+            .filter(|_| rt.namespaced)
+            .unwrap_or_default();
+        let start = Key {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: namespace.clone(),
+            name: String::new(),
+        };
+        for (key, object) in inner.objects.range(start..) {
             if key.group != rt.group || key.plural != rt.plural {
-                continue;
+                break;
+            }
+            if !namespace.is_empty() && key.namespace != namespace {
+                break;
             }
             if let Some((ns, name)) = &after
                 && (&key.namespace, &key.name) <= (ns, name)
