@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod faults;
 pub mod merge;
 pub mod prometheus;
 pub mod resources;

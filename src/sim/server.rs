@@ -99,6 +99,30 @@ pub async fn handle(
         let (code, value) = prometheus.answer(endpoint, &params);
         return full(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), &value);
     }
+    if let Some(delay) = store.faults().delay() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(code) = store.faults().take(parts.method.as_str(), &path) {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let reason = match code {
+            409 => "Conflict",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            _ => "InternalError",
+        };
+        let mut response = full(
+            status,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": format!("injected fault: {code}"), "reason": reason, "code": code}),
+        );
+        if code == 429 {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+        }
+        return response;
+    }
     let query = Query::parse(parts.uri.query());
     let accept = parts
         .headers

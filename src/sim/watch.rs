@@ -58,6 +58,8 @@ struct WatchState {
     last_rv: u64,
     next_bookmark: tokio::time::Instant,
     done: bool,
+    /// Fault generation the stream opened in; a newer one ends it.
+    generation: u64,
 }
 
 fn event_line(event: &WatchEvent) -> Value {
@@ -135,13 +137,14 @@ pub(super) fn watch_response(
         last_rv: since.unwrap_or(current).max(current),
         next_bookmark: now + BOOKMARK_INTERVAL,
         done: false,
+        generation: store.faults().watch_generation(),
     };
     let stream = futures::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(line) = s.pending.pop_front() {
                 return Some((line_frame(line), s));
             }
-            if s.done {
+            if s.done || s.format.store.faults().watch_generation() != s.generation {
                 return None;
             }
             let wake = if s.bookmarks {
@@ -164,6 +167,7 @@ pub(super) fn watch_response(
                     }
                     Err(broadcast::error::RecvError::Closed) => s.done = true,
                 },
+                _ = s.format.store.faults().dropped.notified() => s.done = true,
                 _ = tokio::time::sleep_until(wake) => {
                     if tokio::time::Instant::now() >= s.deadline {
                         s.done = true;

@@ -181,6 +181,7 @@ pub struct Store {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<WatchEvent>>,
     clock: Clock,
+    faults: super::faults::Faults,
 }
 
 const DEFAULT_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
@@ -206,6 +207,7 @@ impl Store {
             }),
             events,
             clock,
+            faults: Default::default(),
         });
         if let Some(ns_type) = store.resolve("", "v1", "namespaces") {
             for ns in DEFAULT_NAMESPACES {
@@ -222,6 +224,22 @@ impl Store {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The faults injected into this store's API.
+    pub fn faults(&self) -> &super::faults::Faults {
+        &self.faults
+    }
+
+    /// Forgets the history of changes: a watch resuming from any earlier resourceVersion gets
+    /// 410 Gone and must list again (open watches are dropped to make them resume).
+    pub fn expire_resource_versions(&self) {
+        {
+            let mut inner = self.lock();
+            inner.compacted_rv = inner.rv;
+            inner.history.clear();
+        }
+        self.faults.drop_watches();
     }
 
     /// The clock timestamps come from.
