@@ -194,7 +194,8 @@ impl Store {
 
     /// A store keeping only `history_limit` events for resuming watches.
     pub fn with_history_limit(clock: Clock, history_limit: usize) -> Arc<Self> {
-        let (events, _) = broadcast::channel(8192);
+        // Room for bursts (thousands of objects created at once): a lagging watcher must relist.
+        let (events, _) = broadcast::channel(1 << 16);
         let store = Arc::new(Self {
             inner: Mutex::new(Inner {
                 rv: 0,
