@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod rbac;
 pub mod reconcile;
 pub mod runner;
+pub mod shell;
 
 pub use backoff::Backoff;
 pub use clock::Clock;

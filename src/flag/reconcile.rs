@@ -11,7 +11,6 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
     runtime::{
         controller::{Action as Requeue, Controller},
-        events::{Event, EventType},
         reflector::ObjectRef,
         watcher,
     },
@@ -21,14 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{plan, render};
 use crate::{
-    analysis::{
-        fetch::{Fetcher, Subject},
-        run::Taken,
-    },
-    api::{FIELD_MANAGER, FeatureFlag, FeatureFlagStatus, conditions as cond, validate},
+    analysis::fetch::Subject,
+    api::{FIELD_MANAGER, FeatureFlag, FeatureFlagStatus, validate},
     controller::{
         Context, Error,
         reconcile::{error_policy, instrumented, requeue_at},
+        shell,
     },
 };
 
@@ -117,7 +114,7 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
         .collect();
     if flag.meta().deletion_timestamp.is_some() {
         write_config_map(&ctx, &ns, &cm, &key, &group).await?;
-        remove_finalizer(&api, &flag).await?;
+        shell::remove_finalizer(&api, flag.as_ref(), FINALIZER).await?;
         return Ok(Requeue::await_change());
     }
     let problems: Vec<String> = validate::flag(&flag.spec)
@@ -127,12 +124,18 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
     if !problems.is_empty() {
         return invalid(&api, &flag, &ctx, problems.join("; ")).await;
     }
-    ensure_finalizer(&api, &flag).await?;
+    shell::add_finalizer(&api, flag.as_ref(), FINALIZER).await?;
     let everyone: Vec<&FeatureFlag> = group.iter().chain(std::iter::once(flag.as_ref())).collect();
     let claims = render::claims(&everyone);
     let name = flag.name_any();
     let conflict_with = claims.conflicts.get(&name).cloned();
-    let measurements = take_measurements(&ctx, &flag, &ns).await;
+    let due = plan::due(&flag, ctx.clock.now());
+    let measurements = shell::take_measurements(&ctx, &ns, &due, |_| Subject {
+        name: flag.name_any(),
+        namespace: ns.clone(),
+        ..Default::default()
+    })
+    .await;
     let decision = plan::plan(&plan::Observed {
         flag: &flag,
         conflict_with,
@@ -148,38 +151,6 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
         publish(&ctx, &flag, note.reason, &note.message, note.warning).await;
     }
     Ok(requeue_at(&ctx.clock, decision.requeue_at))
-}
-
-async fn take_measurements(ctx: &Context, flag: &FeatureFlag, ns: &str) -> Vec<Taken> {
-    let now = ctx.clock.now();
-    let due = plan::due(flag, now);
-    if due.is_empty() {
-        return Vec::new();
-    }
-    let fetcher = Fetcher {
-        client: &ctx.client,
-        transport: ctx.prometheus.as_ref(),
-        default_url: ctx.config.prometheus_url.as_deref(),
-        namespace: ns,
-    };
-    let subject = Subject {
-        name: flag.name_any(),
-        namespace: ns.to_string(),
-        ..Default::default()
-    };
-    let fetches = due.iter().map(|d| {
-        let (fetcher, subject) = (&fetcher, &subject);
-        async move {
-            Taken {
-                run: d.run.clone(),
-                metric: d.metric.name.clone(),
-                due: d.at,
-                taken: ctx.clock.now(),
-                input: fetcher.fetch(d.metric, &d.spec.args, subject, now).await,
-            }
-        }
-    });
-    futures::future::join_all(fetches).await
 }
 
 /// Renders the ConfigMap key from `flags`; writes only when the text changes.
@@ -215,60 +186,13 @@ async fn write_config_map(
     Ok(())
 }
 
-async fn ensure_finalizer(api: &Api<FeatureFlag>, flag: &FeatureFlag) -> Result<(), Error> {
-    if flag.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(());
-    }
-    let ops = if flag.meta().finalizers.is_none() {
-        json!([{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}])
-    } else {
-        json!([{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}])
-    };
-    let patch: json_patch::Patch = serde_json::from_value(ops)?;
-    api.patch(
-        &flag.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn remove_finalizer(api: &Api<FeatureFlag>, flag: &FeatureFlag) -> Result<(), Error> {
-    let Some(index) = flag.finalizers().iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
-    let ops = json!([
-        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
-        {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
-    ]);
-    let patch: json_patch::Patch = serde_json::from_value(ops)?;
-    api.patch(
-        &flag.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await?;
-    Ok(())
-}
-
 async fn write_status(
     api: &Api<FeatureFlag>,
     flag: &FeatureFlag,
     status: &FeatureFlagStatus,
 ) -> Result<(), Error> {
-    if flag.status.as_ref() == Some(status) {
-        return Ok(());
-    }
-    let body =
-        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "FeatureFlag", "status": status});
-    api.patch_status(
-        &flag.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(())
+    let name = flag.name_any();
+    shell::apply_status(api, "FeatureFlag", &name, flag.status.as_ref(), status).await
 }
 
 async fn invalid(
@@ -278,17 +202,11 @@ async fn invalid(
     message: String,
 ) -> Result<Requeue, Error> {
     let mut status = flag.status.clone().unwrap_or_default();
-    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.clock.now());
-    let changed = cond::set(
+    let changed = shell::mark_invalid(
         &mut status.conditions,
-        cond::ConditionUpdate {
-            type_: cond::INVALID_SPEC,
-            status: cond::TRUE,
-            reason: "InvalidSpec",
-            message: message.clone(),
-        },
         flag.metadata.generation,
-        &now,
+        ctx,
+        &message,
     );
     status.observed_generation = flag.metadata.generation;
     status.message = Some(message.clone());
@@ -300,19 +218,5 @@ async fn invalid(
 }
 
 async fn publish(ctx: &Context, flag: &FeatureFlag, reason: &str, message: &str, warning: bool) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_string(),
-        note: Some(message.chars().take(1000).collect()),
-        // Distinct messages stay distinct Events (see the Rollout controller).
-        action: message.chars().take(128).collect(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &flag.object_ref(&())).await {
-        tracing::warn!(%error, flag = %flag.name_any(), "could not publish event");
-    }
+    shell::publish(ctx, &flag.object_ref(&()), reason, message, warning).await;
 }

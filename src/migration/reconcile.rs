@@ -11,7 +11,6 @@ use kube::{
     api::{DeleteParams, ListParams, LogParams, Patch, PatchParams},
     runtime::{
         controller::{Action as Requeue, Controller},
-        events::{Event, EventType},
         reflector::ObjectRef,
         watcher,
     },
@@ -23,11 +22,12 @@ use super::plan::{self, Action, JobObserved, Lock, Observed};
 use crate::{
     api::{
         FIELD_MANAGER, LABEL_MIGRATION, LOG_TAIL_BYTES, MigrationJob, MigrationJobStatus,
-        MigrationPhase, Rollout, conditions as cond, validate,
+        MigrationPhase, Rollout, validate,
     },
     controller::{
         Context, Error,
         reconcile::{error_policy, instrumented, requeue_at},
+        shell,
     },
 };
 
@@ -125,7 +125,7 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
     if !problems.is_empty() {
         return invalid(&api, &mj, &ctx, problems.join("; ")).await;
     }
-    ensure_finalizer(&api, &mj).await?;
+    shell::add_finalizer(&api, mj.as_ref(), FINALIZER).await?;
     let revision = plan::spec_revision(&mj.spec);
     let status = mj.status.clone().unwrap_or_default();
     let job_name = plan::job_name(&name, &revision, status.retries.unwrap_or(0));
@@ -306,35 +306,15 @@ fn job_manifest(
     }))
 }
 
-async fn ensure_finalizer(api: &Api<MigrationJob>, mj: &MigrationJob) -> Result<(), Error> {
-    if mj.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(());
-    }
-    // A JSON patch appends without replacing other controllers' finalizers.
-    let ops = if mj.meta().finalizers.is_none() {
-        json!([{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}])
-    } else {
-        json!([{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}])
-    };
-    let patch: json_patch::Patch = serde_json::from_value(ops)?;
-    api.patch(
-        &mj.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Deletes the migration's running Jobs, then lets the MigrationJob go.
 async fn finalize(
     api: &Api<MigrationJob>,
     jobs: &Api<Job>,
     mj: &MigrationJob,
 ) -> Result<Requeue, Error> {
-    let Some(index) = mj.finalizers().iter().position(|f| f == FINALIZER) else {
+    if !mj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Requeue::await_change());
-    };
+    }
     let owned = jobs
         .list(&ListParams::default().labels(&format!("{LABEL_MIGRATION}={}", mj.name_any())))
         .await?;
@@ -346,17 +326,7 @@ async fn finalize(
                 .await?;
         }
     }
-    let ops = json!([
-        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
-        {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
-    ]);
-    let patch: json_patch::Patch = serde_json::from_value(ops)?;
-    api.patch(
-        &mj.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await?;
+    shell::remove_finalizer(api, mj, FINALIZER).await?;
     Ok(Requeue::await_change())
 }
 
@@ -365,18 +335,8 @@ async fn write_status(
     mj: &MigrationJob,
     status: &MigrationJobStatus,
 ) -> Result<(), Error> {
-    if mj.status.as_ref() == Some(status) {
-        return Ok(());
-    }
-    let body =
-        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob", "status": status});
-    api.patch_status(
-        &mj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(())
+    let name = mj.name_any();
+    shell::apply_status(api, "MigrationJob", &name, mj.status.as_ref(), status).await
 }
 
 async fn invalid(
@@ -386,17 +346,11 @@ async fn invalid(
     message: String,
 ) -> Result<Requeue, Error> {
     let mut status = mj.status.clone().unwrap_or_default();
-    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.clock.now());
-    let changed = cond::set(
+    let changed = shell::mark_invalid(
         &mut status.conditions,
-        cond::ConditionUpdate {
-            type_: cond::INVALID_SPEC,
-            status: cond::TRUE,
-            reason: "InvalidSpec",
-            message: message.clone(),
-        },
         mj.metadata.generation,
-        &now,
+        ctx,
+        &message,
     );
     status.observed_generation = mj.metadata.generation;
     status.message = Some(message.clone());
@@ -408,19 +362,5 @@ async fn invalid(
 }
 
 async fn publish(ctx: &Context, mj: &MigrationJob, reason: &str, message: &str, warning: bool) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_string(),
-        note: Some(message.chars().take(1000).collect()),
-        // Distinct messages stay distinct Events (see the Rollout controller).
-        action: message.chars().take(128).collect(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &mj.object_ref(&())).await {
-        tracing::warn!(%error, migration = %mj.name_any(), "could not publish event");
-    }
+    shell::publish(ctx, &mj.object_ref(&()), reason, message, warning).await;
 }

@@ -11,7 +11,6 @@ use kube::{
     core::{ApiResource, GroupVersionKind},
     runtime::{
         controller::{Action as Requeue, Controller},
-        events::{Event, EventType},
         reflector::ObjectRef,
         watcher,
     },
@@ -20,19 +19,20 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    analysis::{self, Input, Taken},
+    analysis::{self, Taken},
     plan::{self, Action, MigrationObserved, Observed, RevisionObserved},
     revision::{deployment_name, template_hash},
 };
 use crate::{
-    analysis::fetch::{Fetcher, Subject},
+    analysis::fetch::Subject,
     api::{
         ANNOTATION_ROLLBACK, FIELD_MANAGER, FeatureFlag, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT,
-        MigrationJob, MigrationPhase, Rollout, RolloutStatus, conditions as cond, validate,
+        MigrationJob, MigrationPhase, Rollout, RolloutStatus, validate,
     },
     controller::{
         Context, Error,
         reconcile::{error_policy, instrumented, requeue_at},
+        shell,
     },
 };
 
@@ -141,21 +141,8 @@ pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Reque
                 uid: invalid.metadata.uid.clone(),
                 ..Default::default()
             };
-            let event = Event {
-                type_: EventType::Warning,
-                reason: "InvalidObject".into(),
-                note: Some(
-                    format!("cannot read this Rollout: {}", invalid.error)
-                        .chars()
-                        .take(1000)
-                        .collect(),
-                ),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
-            if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-                tracing::warn!(%error, "could not publish event");
-            }
+            let message = format!("cannot read this Rollout: {}", invalid.error);
+            shell::publish(&ctx, &reference, "InvalidObject", &message, true).await;
             Ok(Requeue::await_change())
         }
     }
@@ -515,49 +502,6 @@ async fn observe_migrations(
     Ok(out)
 }
 
-/// Takes the analysis measurements that have fallen due, all at once.
-async fn take_measurements(ctx: &Context, rollout: &Rollout, ns: &str) -> Vec<Taken> {
-    let now = ctx.clock.now();
-    let due = analysis::due(rollout, now);
-    if due.is_empty() {
-        return Vec::new();
-    }
-    let fetcher = Fetcher {
-        client: &ctx.client,
-        transport: ctx.prometheus.as_ref(),
-        default_url: ctx.config.prometheus_url.as_deref(),
-        namespace: ns,
-    };
-    let status = rollout.status.clone().unwrap_or_default();
-    let fetches = due.iter().map(|d| {
-        let subject = Subject {
-            name: rollout.name_any(),
-            namespace: ns.to_string(),
-            canary_revision: d.revision.clone().unwrap_or_default(),
-            stable_revision: status.stable_revision.clone().unwrap_or_default(),
-        };
-        let fetcher = &fetcher;
-        async move {
-            let input = fetcher
-                .fetch(d.metric, &d.spec.args, &subject, now)
-                .await;
-            let outcome = match &input {
-                Input::Query(Err(e)) | Input::Compare(Err(e)) => e.as_str(),
-                _ => "ok",
-            };
-            tracing::debug!(rollout = %subject.name, run = %d.run, metric = %d.metric.name, %outcome, "measured");
-            Taken {
-                run: d.run.clone(),
-                metric: d.metric.name.clone(),
-                due: d.at,
-                taken: ctx.clock.now(),
-                input,
-            }
-        }
-    });
-    futures::future::join_all(fetches).await
-}
-
 fn available(d: &Deployment) -> i32 {
     let Some(status) = &d.status else { return 0 };
     let generation = d.metadata.generation.unwrap_or(0);
@@ -680,26 +624,6 @@ async fn set_route_weight(
     Ok(())
 }
 
-async fn write_status(
-    rollouts: &Api<Rollout>,
-    rollout: &Rollout,
-    status: RolloutStatus,
-) -> Result<(), Error> {
-    if rollout.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-
-    let body = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "status": status});
-    rollouts
-        .patch_status(
-            &rollout.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    Ok(())
-}
-
 async fn invalid(
     rollouts: &Api<Rollout>,
     rollout: &Rollout,
@@ -708,17 +632,11 @@ async fn invalid(
 ) -> Result<Requeue, Error> {
     let mut status = rollout.status.clone().unwrap_or_default();
     let message = problems.join("; ");
-    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.clock.now());
-    let changed = cond::set(
+    let changed = shell::mark_invalid(
         &mut status.conditions,
-        cond::ConditionUpdate {
-            type_: cond::INVALID_SPEC,
-            status: cond::TRUE,
-            reason: "InvalidSpec",
-            message: message.clone(),
-        },
         rollout.metadata.generation,
-        &now,
+        ctx,
+        &message,
     );
     status.observed_generation = rollout.metadata.generation;
     status.message = Some(message.clone());
@@ -729,22 +647,31 @@ async fn invalid(
     Ok(Requeue::await_change())
 }
 
+async fn write_status(
+    rollouts: &Api<Rollout>,
+    rollout: &Rollout,
+    status: RolloutStatus,
+) -> Result<(), Error> {
+    let name = rollout.name_any();
+    shell::apply_status(rollouts, "Rollout", &name, rollout.status.as_ref(), &status).await
+}
+
 async fn publish(ctx: &Context, rollout: &Rollout, reason: &str, message: &str, warning: bool) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_string(),
-        note: Some(message.chars().take(1000).collect()),
-        // The recorder folds repeats of one (reason, action) into a series that keeps the
-        // first note; the message as action keeps "step 3 completed" from being shown as a
-        // repeat of "step 0 completed", while a true repeat still counts up.
-        action: message.chars().take(128).collect(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
-        tracing::warn!(%error, rollout = %rollout.name_any(), "could not publish event");
-    }
+    shell::publish(ctx, &rollout.object_ref(&()), reason, message, warning).await;
+}
+
+async fn take_measurements(ctx: &Context, rollout: &Rollout, ns: &str) -> Vec<Taken> {
+    let due = analysis::due(rollout, ctx.clock.now());
+    let stable = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.stable_revision.clone())
+        .unwrap_or_default();
+    shell::take_measurements(ctx, ns, &due, |d| Subject {
+        name: rollout.name_any(),
+        namespace: ns.to_string(),
+        canary_revision: d.revision.clone().unwrap_or_default(),
+        stable_revision: stable.clone(),
+    })
+    .await
 }

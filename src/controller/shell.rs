@@ -1,0 +1,186 @@
+//! I/O every controller shell does the same way: record status, mark a spec invalid, publish
+//! an Event, add and remove a finalizer, take the analysis measurements that fell due.
+
+use std::fmt::Debug;
+
+use k8s_openapi::{
+    api::core::v1::ObjectReference,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::events::{Event, EventType},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::json;
+
+use super::{Context, Error};
+use crate::{
+    analysis::{
+        fetch::{Fetcher, Subject},
+        run::{Due, Input, Taken},
+    },
+    api::{FIELD_MANAGER, GROUP, VERSION, conditions as cond},
+};
+
+/// Writes `status` of the object `name` with server-side apply; nothing when it equals
+/// `current` (a reconcile that changes nothing writes nothing).
+pub async fn apply_status<K, S>(
+    api: &Api<K>,
+    kind: &str,
+    name: &str,
+    current: Option<&S>,
+    status: &S,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    let body = json!({"apiVersion": format!("{GROUP}/{VERSION}"), "kind": kind, "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets the `InvalidSpec` condition with `message`; returns whether it changed (an Event is
+/// worth publishing only then).
+pub fn mark_invalid(
+    conditions: &mut Vec<Condition>,
+    generation: Option<i64>,
+    ctx: &Context,
+    message: &str,
+) -> bool {
+    cond::set(
+        conditions,
+        cond::ConditionUpdate {
+            type_: cond::INVALID_SPEC,
+            status: cond::TRUE,
+            reason: "InvalidSpec",
+            message: message.to_string(),
+        },
+        generation,
+        &Time(ctx.clock.now()),
+    )
+}
+
+/// Publishes an Event about `reference`; a failure is logged, never fails the reconcile.
+pub async fn publish(
+    ctx: &Context,
+    reference: &ObjectReference,
+    reason: &str,
+    message: &str,
+    warning: bool,
+) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(message.chars().take(1000).collect()),
+        // The recorder folds repeats of one (reason, action) into a series that keeps the
+        // first note; the message as action keeps "step 3 completed" from being shown as a
+        // repeat of "step 0 completed", while a true repeat still counts up.
+        action: message.chars().take(128).collect(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, reference).await {
+        tracing::warn!(%error, object = ?reference.name, %reason, "could not publish event");
+    }
+}
+
+/// Adds `finalizer` unless present, with a JSON patch that appends without replacing other
+/// controllers' finalizers.
+pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    if obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    let ops = if obj.meta().finalizers.is_none() {
+        json!([{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}])
+    } else {
+        json!([{"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}])
+    };
+    json_patch_of(api, obj, ops).await
+}
+
+/// Removes `finalizer` if present; the `test` operation makes a concurrent change of the
+/// list a conflict instead of removing someone else's finalizer.
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let Some(index) = obj.finalizers().iter().position(|f| f == finalizer) else {
+        return Ok(());
+    };
+    let ops = json!([
+        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": finalizer},
+        {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
+    ]);
+    json_patch_of(api, obj, ops).await
+}
+
+async fn json_patch_of<K>(api: &Api<K>, obj: &K, ops: serde_json::Value) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes the measurements that fell due, all at once; `subject` gives each one's
+/// `rollout.*` placeholder values.
+pub async fn take_measurements(
+    ctx: &Context,
+    namespace: &str,
+    due: &[Due<'_>],
+    subject: impl Fn(&Due<'_>) -> Subject,
+) -> Vec<Taken> {
+    if due.is_empty() {
+        return Vec::new();
+    }
+    let now = ctx.clock.now();
+    let fetcher = Fetcher {
+        client: &ctx.client,
+        transport: ctx.prometheus.as_ref(),
+        default_url: ctx.config.prometheus_url.as_deref(),
+        namespace,
+    };
+    let fetches = due.iter().map(|d| {
+        let subject = subject(d);
+        let fetcher = &fetcher;
+        async move {
+            let input = fetcher.fetch(d.metric, &d.spec.args, &subject, now).await;
+            let outcome = match &input {
+                Input::Query(Err(e)) | Input::Compare(Err(e)) => e.as_str(),
+                _ => "ok",
+            };
+            tracing::debug!(object = %subject.name, run = %d.run, metric = %d.metric.name, %outcome, "measured");
+            Taken {
+                run: d.run.clone(),
+                metric: d.metric.name.clone(),
+                due: d.at,
+                taken: ctx.clock.now(),
+                input,
+            }
+        }
+    });
+    futures::future::join_all(fetches).await
+}
