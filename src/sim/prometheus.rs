@@ -246,12 +246,14 @@ impl ScriptedPrometheus {
     }
 
     fn find_rule<'a>(&self, script: &'a MetricScript, query: &str) -> Option<&'a MetricRule> {
-        let revisions = self.revisions();
+        // Reading every Rollout's revisions costs a list: only rules that name them pay it.
+        let revisions = std::cell::OnceCell::new();
         script.metrics.iter().find(|rule| {
             let needs_revision =
                 rule.pattern.contains("{{canary}}") || rule.pattern.contains("{{stable}}");
             let candidates: Vec<String> = if needs_revision {
                 revisions
+                    .get_or_init(|| self.revisions())
                     .iter()
                     .map(|(canary, stable)| {
                         rule.pattern

@@ -48,6 +48,11 @@ impl LabelSelector {
         Ok(Self(requirements))
     }
 
+    /// Whether the selector has no requirements (it matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether `labels` (an object's `metadata.labels`) match.
     pub fn matches(&self, labels: Option<&Value>) -> bool {
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
@@ -112,6 +117,11 @@ impl FieldSelector {
             terms.push(term);
         }
         Ok(Self(terms))
+    }
+
+    /// Whether the selector has no requirements (it matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Whether `object` matches: each dotted path compared as a string (absent is "").

@@ -34,36 +34,56 @@ struct EventFormat {
 }
 
 impl EventFormat {
-    fn line(&mut self, rt: &ResourceType, event: &WatchEvent) -> Value {
+    fn line(&mut self, rt: &ResourceType, event: &WatchEvent) -> Bytes {
         if !self.table {
             return event_line(event);
         }
-        let mut table = to_table(rt, &event.object, self.store.clock().now());
+        let mut table = to_table(rt, &event.object(), self.store.clock().now());
         if self.columns_sent {
             table["columnDefinitions"] = json!([]);
         }
         self.columns_sent = true;
-        json!({"type": event.kind.as_str(), "object": table})
+        encode(&json!({"type": event.kind.as_str(), "object": table}))
     }
 }
 
 struct WatchState {
     format: EventFormat,
-    pending: VecDeque<Value>,
+    pending: VecDeque<Bytes>,
     receiver: broadcast::Receiver<Arc<WatchEvent>>,
     rt: Arc<ResourceType>,
     filter: Filter,
     deadline: tokio::time::Instant,
     bookmarks: bool,
     last_rv: u64,
+    /// Newest resourceVersion this stream has passed on or skipped: after a catch-up from
+    /// the history, live events up to it are duplicates.
+    seen_rv: u64,
     next_bookmark: tokio::time::Instant,
     done: bool,
     /// Fault generation the stream opened in; a newer one ends it.
     generation: u64,
 }
 
-fn event_line(event: &WatchEvent) -> Value {
-    json!({"type": event.kind.as_str(), "object": event.object})
+/// A watch line around the stored text, so an event is not parsed and re-serialized for
+/// every watcher.
+fn event_line(event: &WatchEvent) -> Bytes {
+    let text = event.object.text();
+    let kind = event.kind.as_str();
+    let mut line = Vec::with_capacity(text.len() + kind.len() + 24);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(text.as_bytes());
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
+/// One watch line: the value as JSON and a newline.
+fn encode(line: &Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(line).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
 }
 
 pub(super) fn watch_response(
@@ -108,20 +128,22 @@ pub(super) fn watch_response(
         .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let now = tokio::time::Instant::now();
     let current = store.current_rv();
-    let mut pending: VecDeque<Value> = VecDeque::new();
+    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let mut seen_rv = current;
     let receiver = match store.watch(&target.rt, &filter, since) {
-        Ok((initial, receiver)) => {
+        Ok((initial, receiver, subscribed_at)) => {
             pending.extend(initial.iter().map(|e| format.line(&target.rt, e)));
+            seen_rv = subscribed_at;
             Some(receiver)
         }
         Err(e) => {
-            pending.push_back(json!({"type": "ERROR", "object": e.status()}));
+            pending.push_back(encode(&json!({"type": "ERROR", "object": e.status()})));
             None
         }
     };
     let send_initial_end = query.flag("sendInitialEvents");
     if send_initial_end && receiver.is_some() {
-        pending.push_back(bookmark(&target.rt, current, true));
+        pending.push_back(encode(&bookmark(&target.rt, current, true)));
     }
     let Some(receiver) = receiver else {
         return stream_response(futures::stream::iter(pending.into_iter().map(line_frame)).boxed());
@@ -135,6 +157,7 @@ pub(super) fn watch_response(
         deadline: now + timeout,
         bookmarks: query.flag("allowWatchBookmarks"),
         last_rv: since.unwrap_or(current).max(current),
+        seen_rv,
         next_bookmark: now + BOOKMARK_INTERVAL,
         done: false,
         generation: store.faults().watch_generation(),
@@ -154,16 +177,32 @@ pub(super) fn watch_response(
             };
             tokio::select! {
                 received = s.receiver.recv() => match received {
+                    Ok(event) if event.rv <= s.seen_rv => {}
                     Ok(event) => {
-                        if event.group == s.rt.group && event.plural == s.rt.plural && s.filter.matches_event(&event) {
+                        s.seen_rv = event.rv;
+                        if event.group == s.rt.group && event.plural == s.rt.plural && s.filter.matches_packed(&event.namespace, &event.object) {
                             s.last_rv = event.rv;
                             let line = s.format.line(&s.rt, &event);
                             s.pending.push_back(line);
                         }
                     }
+                    // The live feed dropped events: take them from the history instead, and
+                    // relist only when the history no longer holds them.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        s.pending.push_back(json!({"type": "ERROR", "object": ApiError::gone("watch fell behind; relist").status()}));
-                        s.done = true;
+                        match s.format.store.replay(&s.rt, &s.filter, s.seen_rv) {
+                            Ok((events, now_rv)) => {
+                                for event in &events {
+                                    s.last_rv = event.rv;
+                                    let line = s.format.line(&s.rt, event);
+                                    s.pending.push_back(line);
+                                }
+                                s.seen_rv = now_rv;
+                            }
+                            Err(e) => {
+                                s.pending.push_back(encode(&json!({"type": "ERROR", "object": e.status()})));
+                                s.done = true;
+                            }
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => s.done = true,
                 },
@@ -173,25 +212,13 @@ pub(super) fn watch_response(
                         s.done = true;
                     } else {
                         s.next_bookmark = tokio::time::Instant::now() + BOOKMARK_INTERVAL;
-                        s.pending.push_back(bookmark(&s.rt, s.last_rv, false));
+                        s.pending.push_back(encode(&bookmark(&s.rt, s.last_rv, false)));
                     }
                 }
             }
         }
     });
     stream_response(stream.boxed())
-}
-
-impl Filter {
-    fn matches_event(&self, event: &WatchEvent) -> bool {
-        self.namespace
-            .as_deref()
-            .is_none_or(|ns| ns == event.namespace)
-            && self
-                .labels
-                .matches(event.object.pointer("/metadata/labels"))
-            && self.fields.matches(&event.object)
-    }
 }
 
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Value {
@@ -202,10 +229,8 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Value {
     json!({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}})
 }
 
-fn line_frame(line: Value) -> Result<Frame<Bytes>, Infallible> {
-    let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-    bytes.push(b'\n');
-    Ok(Frame::data(Bytes::from(bytes)))
+fn line_frame(line: Bytes) -> Result<Frame<Bytes>, Infallible> {
+    Ok(Frame::data(line))
 }
 
 fn stream_response(

@@ -94,14 +94,14 @@ pub async fn run(store: Arc<Store>, config: WorkloadConfig, shutdown: Cancellati
             _ = shutdown.cancelled() => return,
             received = events.recv() => {
                 match received {
-                    Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object)),
+                    Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object())),
                     Err(RecvError::Lagged(_)) => dirty.extend(sim.everything()),
                     Err(RecvError::Closed) => return,
                 }
                 // Take every change already waiting, so a burst is worked through once.
                 loop {
                     match events.try_recv() {
-                        Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object)),
+                        Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object())),
                         Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => dirty.extend(sim.everything()),
                         Err(_) => break,
                     }

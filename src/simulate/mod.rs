@@ -345,7 +345,7 @@ async fn simulate(scenario: &Scenario) -> Result<Report, ScenarioError> {
                 Ok(event) => {
                     dirty = true;
                     if event.group == "events.k8s.io" {
-                        decisions.push(event.object.clone());
+                        decisions.push(event.object());
                     }
                 }
                 Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => dirty = true,

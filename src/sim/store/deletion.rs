@@ -1,6 +1,6 @@
 //! Deletion: finalizers, namespaces, foreground and background garbage collection.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ impl Store {
         let old = inner
             .objects
             .get(&key)
-            .cloned()
+            .map(super::Packed::unpack)
             .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
         if let Some(rv) = precondition_rv
             && Some(rv)
@@ -60,11 +60,7 @@ impl Store {
             finalizers.push(json!("foregroundDeletion"));
         }
         let is_namespace = rt.kind == "Namespace" && rt.group.is_empty();
-        let namespace_busy = is_namespace
-            && inner
-                .objects
-                .keys()
-                .any(|k| k.namespace == key.name && !k.namespace.is_empty());
+        let namespace_busy = is_namespace && inner.populated(&key.name);
         if finalizers.is_empty() && !namespace_busy {
             return self.remove_locked(inner, rt, key, old, propagation);
         }
@@ -92,7 +88,11 @@ impl Store {
             }
             self.finish_pending(inner);
         }
-        inner.objects.get(&key).cloned().unwrap_or(marked)
+        inner
+            .objects
+            .get(&key)
+            .map(super::Packed::unpack)
+            .unwrap_or(marked)
     }
 
     pub(super) fn remove_locked(
@@ -134,8 +134,8 @@ impl Store {
     pub(super) fn finish_pending(&self, inner: &mut Inner) {
         loop {
             let ready: Option<(Arc<ResourceType>, Key, Value)> =
-                inner.objects.iter().find_map(|(k, o)| {
-                    o.pointer("/metadata/deletionTimestamp")?;
+                inner.terminating.iter().find_map(|k| {
+                    let o = inner.objects.get(k)?.unpack();
                     let finalizers = o
                         .pointer("/metadata/finalizers")
                         .and_then(Value::as_array)
@@ -144,21 +144,20 @@ impl Store {
                     let is_ns = k.group.is_empty() && k.plural == "namespaces";
                     let only_foreground = finalizers.iter().all(|f| f == "foregroundDeletion");
                     let waiting_done = if is_ns {
-                        finalizers.is_empty()
-                            && !inner
-                                .objects
-                                .keys()
-                                .any(|x| x.namespace == k.name && !x.namespace.is_empty())
+                        finalizers.is_empty() && !inner.populated(&k.name)
                     } else {
                         !finalizers.is_empty()
                             && only_foreground
-                            && dependents_of(inner, o).is_empty()
+                            && inner
+                                .dependents
+                                .get(uid_of(&o))
+                                .is_none_or(BTreeSet::is_empty)
                     };
                     if !waiting_done {
                         return None;
                     }
                     let rt = inner.type_of(k)?;
-                    Some((rt, k.clone(), o.clone()))
+                    Some((rt, k.clone(), o))
                 });
             let Some((rt, key, object)) = ready else {
                 break;
@@ -169,25 +168,24 @@ impl Store {
 }
 
 pub(super) fn dependents_of(inner: &Inner, owner: &Value) -> Vec<(Arc<ResourceType>, Key, Value)> {
-    let Some(uid) = owner.pointer("/metadata/uid").and_then(Value::as_str) else {
+    let uid = uid_of(owner);
+    let Some(keys) = inner.dependents.get(uid).filter(|_| !uid.is_empty()) else {
         return Vec::new();
     };
-    inner
-        .objects
-        .iter()
-        .filter(|(_, o)| {
-            o.pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|refs| {
-                    refs.iter()
-                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-                })
-        })
-        .filter_map(|(k, o)| {
+    keys.iter()
+        .filter_map(|k| {
+            let o = inner.objects.get(k)?.unpack();
             let rt = inner.type_of(k)?;
-            Some((rt, k.clone(), o.clone()))
+            Some((rt, k.clone(), o))
         })
         .collect()
+}
+
+fn uid_of(object: &Value) -> &str {
+    object
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 pub(super) fn objects_in_namespace(
@@ -197,12 +195,10 @@ pub(super) fn objects_in_namespace(
     inner
         .objects
         .iter()
-        .filter(|(k, o)| {
-            k.namespace == namespace && o.pointer("/metadata/deletionTimestamp").is_none()
-        })
+        .filter(|(k, _)| k.namespace == namespace && !inner.terminating.contains(k))
         .filter_map(|(k, o)| {
             let rt = inner.type_of(k)?;
-            Some((rt, k.clone(), o.clone()))
+            Some((rt, k.clone(), o.unpack()))
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! generation, status subresource, finalizers, garbage collection, server-side apply).
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -20,7 +20,10 @@ use crate::controller::Clock;
 
 mod deletion;
 mod ownership;
+mod packed;
 mod rules;
+
+pub use packed::Packed;
 
 use ownership::{record_update, set_managed};
 use rules::{
@@ -67,11 +70,22 @@ pub struct WatchEvent {
     /// Namespace (empty for cluster-scoped).
     pub namespace: String,
     /// The object after the change (before it, for deletions).
-    pub object: Value,
+    pub object: Packed,
+}
+
+impl WatchEvent {
+    /// The object, parsed.
+    pub fn object(&self) -> Value {
+        self.object.unpack()
+    }
 }
 
 /// Events replayed to a new watch, and the receiver of the ones to come.
-pub type WatchStart = (Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>);
+pub type WatchStart = (
+    Vec<Arc<WatchEvent>>,
+    broadcast::Receiver<Arc<WatchEvent>>,
+    u64,
+);
 
 /// Which part of an object a write addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,9 +160,20 @@ impl Filter {
             && self.labels.matches(object.pointer("/metadata/labels"))
             && self.fields.matches(object)
     }
+
+    /// Whether a packed object matches, parsing only as much of it as the selectors read.
+    pub fn matches_packed(&self, namespace: &str, object: &Packed) -> bool {
+        if self.namespace.as_deref().is_some_and(|ns| ns != namespace) {
+            return false;
+        }
+        if !self.fields.is_empty() {
+            return self.matches(namespace, &object.unpack());
+        }
+        self.labels.is_empty() || self.labels.matches(object.labels())
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Key {
     group: String,
     plural: String,
@@ -160,13 +185,82 @@ struct Inner {
     rv: u64,
     seq: u64,
     types: Vec<Arc<ResourceType>>,
-    objects: BTreeMap<Key, Value>,
+    objects: BTreeMap<Key, Packed>,
     history: VecDeque<Arc<WatchEvent>>,
     history_limit: usize,
     compacted_rv: u64,
+    /// Owner uid → keys of the objects naming it in ownerReferences (garbage collection).
+    dependents: HashMap<String, BTreeSet<Key>>,
+    /// Key → owner uids of its ownerReferences (the reverse of `dependents`).
+    owned_by: HashMap<Key, BTreeSet<String>>,
+    /// Keys of objects with a deletionTimestamp, waiting on finalizers or dependents.
+    terminating: BTreeSet<Key>,
+    /// Namespace → how many objects live in it (a namespace is deleted once empty).
+    population: HashMap<String, usize>,
 }
 
 impl Inner {
+    /// Keeps the garbage-collection indexes in step with one object's change, so deletion
+    /// never scans the whole store.
+    fn reindex(&mut self, key: &Key, existed: bool, new: Option<&Value>) {
+        let owners = |o: Option<&Value>| -> BTreeSet<String> {
+            o.and_then(|o| o.pointer("/metadata/ownerReferences"))
+                .and_then(Value::as_array)
+                .map(|refs| {
+                    refs.iter()
+                        .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                        .filter(|uid| !uid.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let before = self.owned_by.remove(key).unwrap_or_default();
+        let after = owners(new);
+        for uid in before.difference(&after) {
+            if let Some(set) = self.dependents.get_mut(uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.dependents.remove(uid);
+                }
+            }
+        }
+        for uid in after.difference(&before) {
+            self.dependents
+                .entry(uid.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if !after.is_empty() {
+            self.owned_by.insert(key.clone(), after);
+        }
+        let terminating = new.is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some());
+        if terminating {
+            self.terminating.insert(key.clone());
+        } else {
+            self.terminating.remove(key);
+        }
+        if !key.namespace.is_empty() {
+            match (existed, new.is_some()) {
+                (false, true) => *self.population.entry(key.namespace.clone()).or_default() += 1,
+                (true, false) => {
+                    if let Some(n) = self.population.get_mut(&key.namespace) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            self.population.remove(&key.namespace);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether any object lives in `namespace`.
+    fn populated(&self, namespace: &str) -> bool {
+        self.population.get(namespace).is_some_and(|n| *n > 0)
+    }
+
     /// The served type an object key belongs to.
     fn type_of(&self, key: &Key) -> Option<Arc<ResourceType>> {
         self.types
@@ -194,8 +288,9 @@ impl Store {
 
     /// A store keeping only `history_limit` events for resuming watches.
     pub fn with_history_limit(clock: Clock, history_limit: usize) -> Arc<Self> {
-        // Room for bursts (thousands of objects created at once): a lagging watcher must relist.
-        let (events, _) = broadcast::channel(1 << 16);
+        // The live feed keeps only recent events (each slot holds an object until overwritten);
+        // a watcher that falls further behind catches up from the history.
+        let (events, _) = broadcast::channel(1 << 12);
         let store = Arc::new(Self {
             inner: Mutex::new(Inner {
                 rv: 0,
@@ -205,6 +300,10 @@ impl Store {
                 history: VecDeque::new(),
                 history_limit: history_limit.max(1),
                 compacted_rv: 0,
+                dependents: HashMap::new(),
+                owned_by: HashMap::new(),
+                terminating: BTreeSet::new(),
+                population: HashMap::new(),
             }),
             events,
             clock,
@@ -295,7 +394,7 @@ impl Store {
         inner
             .objects
             .get(&Self::key(rt, namespace, name))
-            .cloned()
+            .map(Packed::unpack)
             .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))
     }
 
@@ -338,7 +437,7 @@ impl Store {
             {
                 continue;
             }
-            if !filter.matches(&key.namespace, object) {
+            if !filter.matches_packed(&key.namespace, object) {
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
@@ -347,7 +446,7 @@ impl Store {
                     .map(|o: &Value| encode_continue(&namespace_of(o), &name_of(o)));
                 break;
             }
-            items.push(object.clone());
+            items.push(object.unpack());
         }
         Ok(ListPage {
             items,
@@ -368,18 +467,25 @@ impl Store {
         // Subscribing under the lock: no change can fall between the replay and the stream.
         let receiver = self.events.subscribe();
         let relevant = |e: &WatchEvent| {
-            e.group == rt.group && e.plural == rt.plural && filter.matches(&e.namespace, &e.object)
+            e.group == rt.group
+                && e.plural == rt.plural
+                && filter.matches_packed(&e.namespace, &e.object)
+        };
+        let start = Key {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: String::new(),
+            name: String::new(),
         };
         let initial = match since {
             None => inner
                 .objects
-                .iter()
-                .filter(|(k, o)| {
-                    k.group == rt.group && k.plural == rt.plural && filter.matches(&k.namespace, o)
-                })
+                .range(start..)
+                .take_while(|(k, _)| k.group == rt.group && k.plural == rt.plural)
+                .filter(|(k, o)| filter.matches_packed(&k.namespace, o))
                 .map(|(k, o)| {
                     Arc::new(WatchEvent {
-                        rv: rv_of(o),
+                        rv: o.resource_version(),
                         kind: EventType::Added,
                         group: k.group.clone(),
                         plural: k.plural.clone(),
@@ -401,7 +507,37 @@ impl Store {
                 .cloned()
                 .collect(),
         };
-        Ok((initial, receiver))
+        Ok((initial, receiver, inner.rv))
+    }
+
+    /// Events of a type after `after` still in the history, and the current resourceVersion:
+    /// how a watch that fell behind the live feed catches up, as the API server's watch cache
+    /// does. `410 Gone` once the history no longer reaches back that far.
+    pub fn replay(
+        &self,
+        rt: &ResourceType,
+        filter: &Filter,
+        after: u64,
+    ) -> Result<(Vec<Arc<WatchEvent>>, u64), ApiError> {
+        let inner = self.lock();
+        if after < inner.compacted_rv {
+            return Err(ApiError::gone(format!(
+                "too old resource version: {after} ({})",
+                inner.compacted_rv
+            )));
+        }
+        let events = inner
+            .history
+            .iter()
+            .filter(|e| {
+                e.rv > after
+                    && e.group == rt.group
+                    && e.plural == rt.plural
+                    && filter.matches_packed(&e.namespace, &e.object)
+            })
+            .cloned()
+            .collect();
+        Ok((events, inner.rv))
     }
 
     /// Creates an object.
@@ -460,12 +596,11 @@ impl Store {
                 namespace: String::new(),
                 name: namespace.clone(),
             };
-            match inner.objects.get(&ns_key) {
-                None => return Err(ApiError::not_found("namespaces", &namespace)),
-                Some(ns) if ns.pointer("/metadata/deletionTimestamp").is_some() => {
-                    return Err(ApiError::forbidden_terminating(&namespace));
-                }
-                Some(_) => {}
+            if !inner.objects.contains_key(&ns_key) {
+                return Err(ApiError::not_found("namespaces", &namespace));
+            }
+            if inner.terminating.contains(&ns_key) {
+                return Err(ApiError::forbidden_terminating(&namespace));
             }
         }
         let name = match (
@@ -588,18 +723,21 @@ impl Store {
         if let Some(meta) = object.get_mut("metadata") {
             set(meta, "resourceVersion", json!(rv.to_string()));
         }
-        if kind == EventType::Deleted {
-            inner.objects.remove(&key);
+        let packed = Packed::pack(&object);
+        let old = if kind == EventType::Deleted {
+            inner.objects.remove(&key)
         } else {
-            inner.objects.insert(key.clone(), object.clone());
-        }
+            inner.objects.insert(key.clone(), packed.clone())
+        };
+        let new = (kind != EventType::Deleted).then_some(&object);
+        inner.reindex(&key, old.is_some(), new);
         let event = Arc::new(WatchEvent {
             rv,
             kind,
             group: rt.group.clone(),
             plural: rt.plural.clone(),
             namespace: key.namespace,
-            object: object.clone(),
+            object: packed,
         });
         inner.history.push_back(event.clone());
         while inner.history.len() > inner.history_limit {
@@ -627,7 +765,7 @@ impl Store {
         let old = inner
             .objects
             .get(&key)
-            .cloned()
+            .map(Packed::unpack)
             .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
         rules::check_fresh(
             rt,
@@ -663,7 +801,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
         let key = Self::key(rt, namespace, name);
-        let Some(old) = inner.objects.get(&key).cloned() else {
+        let Some(old) = inner.objects.get(&key).map(Packed::unpack) else {
             if kind == PatchKind::Apply && sub == Subresource::Main {
                 let Some(manager) = opts.field_manager.clone() else {
                     return Err(ApiError::bad_request(

@@ -52,7 +52,7 @@ impl Store {
             .cloned()
             .collect();
         for key in keys {
-            if let Some(object) = inner.objects.get(&key).cloned() {
+            if let Some(object) = inner.objects.get(&key).map(super::Packed::unpack) {
                 self.store_locked(inner, &served, key, object, EventType::Deleted);
             }
         }
