@@ -1,9 +1,7 @@
-//! What every reconcile gets: the client, configuration, clock, metrics, event recorder and
-//! per-object backoff.
+//! What every reconcile gets: the client, configuration, clock, metrics, the Events'
+//! reporting identity and per-object backoff.
 
 use std::sync::Arc;
-
-use kube::runtime::events::{Recorder, Reporter};
 
 use super::{Backoff, Clock, Config, Metrics};
 
@@ -20,8 +18,8 @@ pub struct Context {
     pub clock: Clock,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
-    /// Publishes Kubernetes Events.
-    pub recorder: Recorder,
+    /// `reportingInstance` of the Events this process publishes (its pod, or the controller).
+    pub reporting_instance: String,
     /// Per-object error backoff.
     pub backoff: Backoff,
     /// How analysis reaches Prometheus.
@@ -33,17 +31,16 @@ pub struct Context {
 impl Context {
     /// A context over `client`.
     pub fn new(client: kube::Client, config: Config, clock: Clock, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter {
-            controller: REPORTER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let reporting_instance = std::env::var("POD_NAME")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| REPORTER.into());
         Self {
             client,
             config,
             clock,
             metrics,
-            recorder,
+            reporting_instance,
             backoff: Backoff::default(),
             prometheus: Arc::new(crate::analysis::prometheus::HttpTransport::new()),
             notifier: std::sync::OnceLock::new(),

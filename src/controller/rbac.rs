@@ -63,7 +63,7 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
             &["httproutes"],
             &["get", "patch"],
         ),
-        rule("events.k8s.io", &["events"], &["create", "patch"]),
+        rule("events.k8s.io", &["events"], &["create"]),
         rule(
             "coordination.k8s.io",
             &["leases"],

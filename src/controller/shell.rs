@@ -7,10 +7,13 @@ use k8s_openapi::{
     api::core::v1::ObjectReference,
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
 };
+use k8s_openapi::{
+    api::events::v1::Event,
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::events::{Event, EventType},
+    api::{Patch, PatchParams, PostParams},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
@@ -72,6 +75,10 @@ pub fn mark_invalid(
 }
 
 /// Publishes an Event about `reference`; a failure is logged, never fails the reconcile.
+///
+/// Each decision is its own Event, created once: kube's recorder would fold distinct
+/// decisions with one reason into a series showing only the first note, and keeps every
+/// Event it sent in a cache it scans on each publish.
 pub async fn publish(
     ctx: &Context,
     reference: &ObjectReference,
@@ -79,22 +86,51 @@ pub async fn publish(
     message: &str,
     warning: bool,
 ) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_string(),
-        note: Some(message.chars().take(1000).collect()),
-        // The recorder folds repeats of one (reason, action) into a series that keeps the
-        // first note; the message as action keeps "step 3 completed" from being shown as a
-        // repeat of "step 0 completed", while a true repeat still counts up.
-        action: message.chars().take(128).collect(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, reference).await {
+    let event = event_for(ctx, reference, reason, message, warning);
+    let namespace = reference.namespace.as_deref().unwrap_or("default");
+    let api: Api<Event> = Api::namespaced(ctx.client.clone(), namespace);
+    if let Err(error) = api.create(&PostParams::default(), &event).await {
         tracing::warn!(%error, object = ?reference.name, %reason, "could not publish event");
+    }
+}
+
+/// The events.k8s.io/v1 Event recording one decision about `reference`.
+fn event_for(
+    ctx: &Context,
+    reference: &ObjectReference,
+    reason: &str,
+    message: &str,
+    warning: bool,
+) -> Event {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Names must be unique even for two Events within one clock tick.
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let now = ctx.clock.now();
+    let object: String = reference
+        .name
+        .as_deref()
+        .unwrap_or("object")
+        .chars()
+        .take(200)
+        .collect();
+    let suffix =
+        (now.as_nanosecond() as u64).wrapping_add(SEQUENCE.fetch_add(1, Ordering::Relaxed));
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{object}.{suffix:x}")),
+            namespace: reference.namespace.clone(),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+        reason: Some(reason.chars().take(128).collect()),
+        // The API server's limits: 1 kB of note, 128 characters of action.
+        note: Some(message.chars().take(1000).collect()),
+        action: Some(reason.chars().take(128).collect()),
+        regarding: Some(reference.clone()),
+        reporting_controller: Some(super::context::REPORTER.into()),
+        reporting_instance: Some(ctx.reporting_instance.clone()),
+        ..Default::default()
     }
 }
 
