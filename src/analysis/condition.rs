@@ -8,8 +8,121 @@ pub struct ConditionError(pub String);
 /// Longest expression accepted; the schema enforces the same bound.
 pub const MAX_EXPRESSION_LEN: usize = 1024;
 
+/// Checks that a condition compiles and uses only `result`.
+pub fn check(expression: &str) -> Result<(), ConditionError> {
+    worker::run(|reply| worker::Job::Check(expression.to_string(), reply))
+}
+
+/// Evaluates a condition with `result` bound; errors if it does not compile or is not a
+/// boolean.
+pub fn test(expression: &str, result: &QueryResult) -> Result<bool, ConditionError> {
+    worker::run(|reply| worker::Job::Test(expression.to_string(), result.clone(), reply))
+}
+
+/// CEL runs on one thread of its own with a large stack. The CEL parser and evaluator
+/// recurse once per nesting level, and a few dozen levels (`((((result))))`, `1+1+1+…`)
+/// would overflow a runtime worker's stack and abort the whole operator; compiled programs
+/// are cached there, never leaving the thread that parsed them.
+mod worker {
+    use std::{
+        collections::HashMap,
+        panic::{AssertUnwindSafe, catch_unwind},
+        sync::{Mutex, OnceLock, mpsc},
+    };
+
+    use super::{ConditionError, QueryResult, compile, evaluate};
+
+    /// Stack of the CEL thread: room for the deepest expression the length limit allows.
+    const STACK_BYTES: usize = 256 << 20;
+    /// Compiled programs kept; the cache starts over when full.
+    const CACHE_ENTRIES: usize = 4096;
+
+    pub(super) enum Job {
+        Check(String, mpsc::Sender<Result<(), ConditionError>>),
+        Test(
+            String,
+            QueryResult,
+            mpsc::Sender<Result<bool, ConditionError>>,
+        ),
+    }
+
+    fn sender() -> Option<mpsc::Sender<Job>> {
+        static SENDER: OnceLock<Option<Mutex<mpsc::Sender<Job>>>> = OnceLock::new();
+        SENDER
+            .get_or_init(|| {
+                let (tx, rx) = mpsc::channel::<Job>();
+                std::thread::Builder::new()
+                    .name("cutover-cel".into())
+                    .stack_size(STACK_BYTES)
+                    .spawn(move || serve(rx))
+                    .ok()
+                    .map(|_| Mutex::new(tx))
+            })
+            .as_ref()
+            .and_then(|m| m.lock().ok().map(|tx| tx.clone()))
+    }
+
+    /// Sends a job and waits for its answer.
+    pub(super) fn run<T>(
+        job: impl FnOnce(mpsc::Sender<Result<T, ConditionError>>) -> Job,
+    ) -> Result<T, ConditionError> {
+        let unavailable = || ConditionError("the condition evaluator is not running".into());
+        let (reply, answer) = mpsc::channel();
+        sender()
+            .ok_or_else(unavailable)?
+            .send(job(reply))
+            .map_err(|_| unavailable())?;
+        answer.recv().map_err(|_| unavailable())?
+    }
+
+    fn serve(jobs: mpsc::Receiver<Job>) {
+        let mut cache: HashMap<String, Result<cel::Program, ConditionError>> = HashMap::new();
+        for job in jobs {
+            let expression = match &job {
+                Job::Check(e, _) | Job::Test(e, _, _) => e.clone(),
+            };
+            if cache.len() >= CACHE_ENTRIES && !cache.contains_key(&expression) {
+                cache.clear();
+            }
+            // A panic inside the CEL crate answers this job with an error and keeps the
+            // thread serving the others.
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let program = cache
+                    .entry(expression.clone())
+                    .or_insert_with(|| compile(&expression));
+                match (&job, program) {
+                    (Job::Check(..), p) => {
+                        Outcome::Checked(p.as_ref().map(|_| ()).map_err(Clone::clone))
+                    }
+                    (Job::Test(_, result, _), Ok(p)) => Outcome::Tested(evaluate(p, result)),
+                    (Job::Test(..), Err(e)) => Outcome::Tested(Err(e.clone())),
+                }
+            }));
+            let failed = || ConditionError("the condition could not be evaluated".into());
+            // A requester that gave up is no reason to stop.
+            match (job, outcome) {
+                (Job::Check(_, reply), Ok(Outcome::Checked(r))) => drop(reply.send(r)),
+                (Job::Test(_, _, reply), Ok(Outcome::Tested(r))) => drop(reply.send(r)),
+                (Job::Check(_, reply), _) => {
+                    cache.remove(&expression);
+                    drop(reply.send(Err(failed())));
+                }
+                (Job::Test(_, _, reply), _) => {
+                    cache.remove(&expression);
+                    drop(reply.send(Err(failed())));
+                }
+            }
+        }
+    }
+
+    enum Outcome {
+        Checked(Result<(), ConditionError>),
+        Tested(Result<bool, ConditionError>),
+    }
+}
+
 /// Compiles a condition, rejecting syntax errors and references other than `result`.
-pub fn compile(expression: &str) -> Result<cel::Program, ConditionError> {
+fn compile(expression: &str) -> Result<cel::Program, ConditionError> {
     if expression.len() > MAX_EXPRESSION_LEN {
         return Err(ConditionError(format!(
             "longer than {MAX_EXPRESSION_LEN} bytes"
@@ -51,8 +164,15 @@ fn macro_variables(expression: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Longest error message kept: the CEL parser quotes the whole expression, more than once.
+const MAX_MESSAGE_LEN: usize = 300;
+
 fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(MAX_MESSAGE_LEN) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
 }
 
 #[cfg(test)]
@@ -66,22 +186,39 @@ mod tests {
             "result[0] >= 0.99",
             "size(result) == 0 || result.all(x, x < 1.0)",
         ] {
-            assert!(compile(ok).is_ok(), "{ok}");
+            assert!(check(ok).is_ok(), "{ok}");
         }
     }
 
     #[test]
     fn rejects_syntax_errors_and_unknown_variables() {
-        assert!(compile("result <").is_err());
-        assert!(compile("result < (").is_err());
-        assert!(compile("result.all(x, y < 1.0)").is_err());
-        let err = compile("value < 1").unwrap_err();
+        assert!(check("result <").is_err());
+        assert!(check("result < (").is_err());
+        assert!(check("result.all(x, y < 1.0)").is_err());
+        let err = check("value < 1").unwrap_err();
         assert!(err.0.contains("\"value\""), "{err}");
     }
 
     #[test]
     fn rejects_overlong_expressions() {
-        assert!(compile(&"1 + ".repeat(400)).is_err());
+        assert!(check(&"1 + ".repeat(400)).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_answered_not_a_crash() {
+        // Each would overflow a runtime thread's stack inside the CEL parser.
+        let parens = |n| format!("{}result{} < 1.0", "(".repeat(n), ")".repeat(n));
+        assert_eq!(test(&parens(60), &QueryResult::Number(0.5)), Ok(true));
+        let too_deep = check(&parens(500)).unwrap_err();
+        assert!(too_deep.0.contains("Recursion limit"), "{too_deep}");
+        assert!(
+            too_deep.0.len() <= MAX_MESSAGE_LEN + 3,
+            "{}",
+            too_deep.0.len()
+        );
+        let sum = format!("result{} > 0.0", " + 1.0".repeat(140));
+        assert_eq!(test(&sum, &QueryResult::Number(0.5)), Ok(true));
+        assert!(check(&format!("{}1", "[".repeat(1000))).is_err());
     }
 }
 
@@ -120,7 +257,7 @@ impl QueryResult {
 }
 
 /// Evaluates a compiled condition with `result` bound; errors if it is not a boolean.
-pub fn evaluate(program: &cel::Program, result: &QueryResult) -> Result<bool, ConditionError> {
+fn evaluate(program: &cel::Program, result: &QueryResult) -> Result<bool, ConditionError> {
     let mut context = cel::Context::default();
     match result {
         QueryResult::Empty => context.add_variable_from_value("result", Vec::<f64>::new()),
@@ -141,7 +278,7 @@ mod evaluation_tests {
     use super::*;
 
     fn eval(expr: &str, result: QueryResult) -> Result<bool, ConditionError> {
-        evaluate(&compile(expr).unwrap(), &result)
+        test(expr, &result)
     }
 
     #[test]

@@ -43,12 +43,9 @@ pub fn classify(
     let check = |expr: &Option<String>| -> Result<Option<bool>, String> {
         match expr {
             None => Ok(None),
-            Some(e) => {
-                let program = condition::compile(e).map_err(|e| e.to_string())?;
-                condition::evaluate(&program, &result)
-                    .map(Some)
-                    .map_err(|e| e.to_string())
-            }
+            Some(e) => condition::test(e, &result)
+                .map(Some)
+                .map_err(|e| e.to_string()),
         }
     };
     // A condition over one number that meets several samples cannot decide: that is the

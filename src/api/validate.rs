@@ -204,7 +204,7 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
             ("failureCondition", &metric.failure_condition),
         ] {
             if let Some(expr) = expr
-                && let Err(e) = condition::compile(expr)
+                && let Err(e) = condition::check(expr)
             {
                 errors.push(invalid(format!("{mpath}.{field}"), e.to_string()));
             }
