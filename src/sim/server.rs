@@ -82,6 +82,9 @@ pub(super) struct Target {
     pub(super) subresource: Option<String>,
 }
 
+/// Largest request body accepted, as the API server's 3 MiB.
+pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+
 /// Handles one request.
 pub async fn handle(
     store: Arc<Store>,
@@ -89,6 +92,10 @@ pub async fn handle(
     request: Request<Bytes>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
+    // The API server's limit: etcd could not store more than this in one object anyway.
+    if body.len() > MAX_REQUEST_BYTES {
+        return error(&ApiError::too_large(MAX_REQUEST_BYTES));
+    }
     let path = parts.uri.path().trim_end_matches('/').to_string();
     if let Some(endpoint) = path.strip_prefix("/prometheus/api/v1/") {
         let mut params: Vec<(String, String)> =
