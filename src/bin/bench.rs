@@ -279,23 +279,32 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let settled = |old: Option<String>| {
         let store = sim.store().clone();
         let rt = rollouts_rt.clone();
+        // A namespace at a time, stopping at the first unsettled one: the check itself must
+        // not hold every Rollout in memory at once.
         move || {
-            store
-                .list(&rt, &Default::default(), None, None)
-                .map(|p| {
-                    p.items.len() == n
-                        && p.items.iter().all(|r| {
-                            let stable =
-                                r.pointer("/status/stableRevision").and_then(|v| v.as_str());
-                            r.pointer("/status/phase").and_then(|v| v.as_str()) == Some("Healthy")
-                                && stable.is_some()
-                                && stable
-                                    == r.pointer("/status/currentRevision")
-                                        .and_then(|v| v.as_str())
-                                && stable != old.as_deref()
-                        })
-                })
-                .unwrap_or(false)
+            (0..n.div_ceil(100)).all(|t| {
+                let filter = cutover::sim::store::Filter {
+                    namespace: Some(format!("team-{t}")),
+                    ..Default::default()
+                };
+                store
+                    .list(&rt, &filter, None, None)
+                    .map(|p| {
+                        p.items.len() == (n - t * 100).min(100)
+                            && p.items.iter().all(|r| {
+                                let stable =
+                                    r.pointer("/status/stableRevision").and_then(|v| v.as_str());
+                                r.pointer("/status/phase").and_then(|v| v.as_str())
+                                    == Some("Healthy")
+                                    && stable.is_some()
+                                    && stable
+                                        == r.pointer("/status/currentRevision")
+                                            .and_then(|v| v.as_str())
+                                    && stable != old.as_deref()
+                            })
+                    })
+                    .unwrap_or(false)
+            })
         }
     };
     let first = settled(None);
