@@ -20,9 +20,10 @@ pub fn test(expression: &str, result: &QueryResult) -> Result<bool, ConditionErr
 }
 
 /// CEL runs on one thread of its own with a large stack. The CEL parser and evaluator
-/// recurse once per nesting level, and a few dozen levels (`((((result))))`, `1+1+1+…`)
-/// would overflow a runtime worker's stack and abort the whole operator; compiled programs
-/// are cached there, never leaving the thread that parsed them.
+/// recurse deeply per nesting level, enough to overflow a runtime worker's 2 MiB stack and
+/// abort the whole operator (in a debug build sixteen nested parentheses or sixty chained
+/// additions do); compiled programs are cached there, never leaving the thread that parsed
+/// them.
 mod worker {
     use std::{
         collections::HashMap,
@@ -128,6 +129,7 @@ fn compile(expression: &str) -> Result<cel::Program, ConditionError> {
             "longer than {MAX_EXPRESSION_LEN} bytes"
         )));
     }
+    nesting(expression)?;
     let program =
         cel::Program::compile(expression).map_err(|e| ConditionError(one_line(&e.to_string())))?;
     let bound = macro_variables(expression);
@@ -143,6 +145,48 @@ fn compile(expression: &str) -> Result<cel::Program, ConditionError> {
         )));
     }
     Ok(program)
+}
+
+/// Deepest nesting of brackets accepted, and longest run of prefix operators: far beyond
+/// any real condition, and checked before parsing so that the answer is one clear sentence
+/// (the CEL parser's own limit, 96, answers with its internals and the expression quoted
+/// back), and so that parser work stays bounded.
+pub const MAX_NESTING: usize = 24;
+
+/// Refuses expressions nested deeper than [`MAX_NESTING`], before the parser sees them.
+fn nesting(expression: &str) -> Result<(), ConditionError> {
+    let mut depth = 0usize;
+    let mut prefix_run = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in expression.chars() {
+        if let Some(q) = quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        match c {
+            '!' | '-' => prefix_run += 1,
+            c if c.is_whitespace() => {}
+            _ => prefix_run = 0,
+        }
+        if depth > MAX_NESTING || prefix_run > MAX_NESTING {
+            return Err(ConditionError(format!(
+                "nested deeper than {MAX_NESTING} levels"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Names bound by comprehension macros (`result.all(x, x < 1)` binds `x`).
@@ -206,19 +250,29 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_answered_not_a_crash() {
-        // Each would overflow a runtime thread's stack inside the CEL parser.
-        let parens = |n| format!("{}result{} < 1.0", "(".repeat(n), ")".repeat(n));
-        assert_eq!(test(&parens(60), &QueryResult::Number(0.5)), Ok(true));
-        let too_deep = check(&parens(500)).unwrap_err();
-        assert!(too_deep.0.contains("Recursion limit"), "{too_deep}");
-        assert!(
-            too_deep.0.len() <= MAX_MESSAGE_LEN + 3,
-            "{}",
-            too_deep.0.len()
-        );
+        // A binary chain this long would overflow a runtime thread's stack inside the parser.
         let sum = format!("result{} > 0.0", " + 1.0".repeat(140));
         assert_eq!(test(&sum, &QueryResult::Number(0.5)), Ok(true));
-        assert!(check(&format!("{}1", "[".repeat(1000))).is_err());
+        let parens = |n| format!("{}result{} < 1.0", "(".repeat(n), ")".repeat(n));
+        assert_eq!(
+            test(&parens(MAX_NESTING), &QueryResult::Number(0.5)),
+            Ok(true)
+        );
+        for too_deep in [
+            parens(MAX_NESTING + 1),
+            parens(500),
+            format!("{}1", "[".repeat(500)),
+            format!("{}true", "!".repeat(500)),
+            format!("{}1", "- ".repeat(400)),
+        ] {
+            let e = check(&too_deep).unwrap_err();
+            assert!(e.0.contains("nested deeper than"), "{e}");
+        }
+        // Brackets inside string literals are text, not nesting.
+        let quoted = format!("result < 1.0 || \"{}\" == ''", "(".repeat(100));
+        assert_eq!(check(&quoted), Ok(()));
+        let long = one_line(&"word ".repeat(400));
+        assert!(long.len() <= MAX_MESSAGE_LEN + 3, "{}", long.len());
     }
 }
 
