@@ -48,19 +48,44 @@ impl FromStr for Duration {
         let err = || ParseDurationError {
             input: s.chars().take(64).collect(),
         };
-        if s.is_empty() || s.starts_with('-') || s.starts_with('+') {
+        // Parsed here rather than by kube's Go-style parser, which panics on a sign inside
+        // the string (`1m-5m`) and on values too large for a Duration.
+        if s.is_empty() {
             return Err(err());
         }
-        let parsed: kube::core::Duration = s.parse().map_err(|_| err())?;
-        // Go-style strings also allow ns/us units; the schema does not, so reject them here too.
-        let units_ok = s
-            .split(|c: char| c.is_ascii_digit() || c == '.')
-            .filter(|u| !u.is_empty())
-            .all(|u| matches!(u, "ms" | "s" | "m" | "h"));
-        if !units_ok {
-            return Err(err());
+        let mut total = std::time::Duration::ZERO;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let number_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(err)?;
+            let (number, tail) = rest.split_at(number_len);
+            let unit_len = tail
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(tail.len());
+            let (unit, tail) = tail.split_at(unit_len);
+            let whole_or_fraction = number.split('.').collect::<Vec<_>>();
+            let valid_number = match whole_or_fraction.as_slice() {
+                [whole] => !whole.is_empty(),
+                [whole, fraction] => !whole.is_empty() && !fraction.is_empty(),
+                _ => false,
+            };
+            let value: f64 = number.parse().map_err(|_| err())?;
+            let secs = match unit {
+                "ms" => value / 1000.0,
+                "s" => value,
+                "m" => value * 60.0,
+                "h" => value * 3600.0,
+                _ => return Err(err()),
+            };
+            if !valid_number {
+                return Err(err());
+            }
+            let part = std::time::Duration::try_from_secs_f64(secs).map_err(|_| err())?;
+            total = total.checked_add(part).ok_or_else(err)?;
+            rest = tail;
         }
-        Ok(Self(parsed.into()))
+        Ok(Self(total))
     }
 }
 
@@ -165,12 +190,34 @@ mod tests {
     }
 
     #[test]
+    fn values_past_what_a_duration_holds_are_an_error_not_a_panic() {
+        for s in [
+            "99999999999999999999999h",
+            "18446744073709551615s18446744073709551615s",
+            &format!("{}h", "9".repeat(400)),
+        ] {
+            assert!(s.parse::<Duration>().is_err(), "{s}");
+        }
+        assert_eq!(
+            "1h30m".parse::<Duration>().unwrap().as_secs(),
+            5400,
+            "groups add up"
+        );
+        assert_eq!(
+            "250ms".parse::<Duration>().unwrap().as_std().as_millis(),
+            250
+        );
+    }
+
+    #[test]
     fn schema_pattern_agrees_with_parser() {
         let re = regex::Regex::new(DURATION_PATTERN).unwrap();
         for s in ["30s", "1h30m", "250ms", "1.5h"] {
             assert!(re.is_match(s) && s.parse::<Duration>().is_ok(), "{s}");
         }
-        for s in ["-5s", "5", "5d", "10us"] {
+        for s in [
+            "-5s", "5", "5d", "10us", "1m-5m", "+5s", "1..5s", ".5s", "5.s", "s", "1e3s",
+        ] {
             assert!(!re.is_match(s) && s.parse::<Duration>().is_err(), "{s}");
         }
     }
