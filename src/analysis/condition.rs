@@ -90,7 +90,7 @@ mod worker {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 let program = cache
                     .entry(expression.clone())
-                    .or_insert_with(|| compile(&expression));
+                    .or_insert_with(|| compile(&expression).and_then(trial));
                 match (&job, program) {
                     (Job::Check(..), p) => {
                         Outcome::Checked(p.as_ref().map(|_| ()).map_err(Clone::clone))
@@ -119,6 +119,27 @@ mod worker {
     enum Outcome {
         Checked(Result<(), ConditionError>),
         Tested(Result<bool, ConditionError>),
+    }
+
+    /// Evaluates a new program once over each shape of result: parts of CEL the crate has
+    /// not implemented (struct literals) panic instead of failing, and a condition using
+    /// them is refused when it is checked rather than failing every measurement later.
+    fn trial(program: cel::Program) -> Result<cel::Program, ConditionError> {
+        let shapes = [
+            QueryResult::Empty,
+            QueryResult::Number(0.0),
+            QueryResult::Numbers(vec![0.0, 1.0]),
+        ];
+        let panicked = shapes.iter().any(|shape| {
+            catch_unwind(AssertUnwindSafe(|| drop(evaluate(&program, shape)))).is_err()
+        });
+        if panicked {
+            return Err(ConditionError(
+                "the condition uses a part of CEL this evaluator does not support (struct literals)"
+                    .into(),
+            ));
+        }
+        Ok(program)
     }
 }
 
@@ -268,6 +289,9 @@ mod tests {
             let e = check(&too_deep).unwrap_err();
             assert!(e.0.contains("nested deeper than"), "{e}");
         }
+        let unsupported = check("result < 1.0 || a{b: 1} == 1").unwrap_err();
+        assert!(unsupported.0.contains("does not support"), "{unsupported}");
+        assert!(test("a{b: 1} == 1", &QueryResult::Number(0.5)).is_err());
         // Brackets inside string literals are text, not nesting.
         let quoted = format!("result < 1.0 || \"{}\" == ''", "(".repeat(100));
         assert_eq!(check(&quoted), Ok(()));
