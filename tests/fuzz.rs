@@ -194,7 +194,13 @@ fn check_condition(expression: &str) {
 
 #[test]
 fn conditions_never_panic() {
-    assert!(fuzz("condition", condition_input(), |e: &String| check_condition(e)) > 0);
+    assert!(
+        fuzz(
+            "condition",
+            condition_input(),
+            |e: &String| check_condition(e)
+        ) > 0
+    );
 }
 
 // ---- templates ----
