@@ -14,6 +14,7 @@ use k8s_openapi::{
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams, PostParams},
+    runtime::controller::Action,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
@@ -53,15 +54,60 @@ where
     Ok(())
 }
 
-/// Sets the `InvalidSpec` condition with `message`; returns whether it changed (an Event is
-/// worth publishing only then).
-pub fn mark_invalid(
-    conditions: &mut Vec<Condition>,
-    generation: Option<i64>,
+/// The parts of a kind's status that record a spec the operator refuses to act on.
+pub trait InvalidSpecStatus {
+    /// Conditions, observed generation and message.
+    fn invalid_parts(&mut self) -> (&mut Vec<Condition>, &mut Option<i64>, &mut Option<String>);
+}
+
+impl InvalidSpecStatus for crate::api::RolloutStatus {
+    fn invalid_parts(&mut self) -> (&mut Vec<Condition>, &mut Option<i64>, &mut Option<String>) {
+        (
+            &mut self.conditions,
+            &mut self.observed_generation,
+            &mut self.message,
+        )
+    }
+}
+
+impl InvalidSpecStatus for crate::api::MigrationJobStatus {
+    fn invalid_parts(&mut self) -> (&mut Vec<Condition>, &mut Option<i64>, &mut Option<String>) {
+        (
+            &mut self.conditions,
+            &mut self.observed_generation,
+            &mut self.message,
+        )
+    }
+}
+
+impl InvalidSpecStatus for crate::api::FeatureFlagStatus {
+    fn invalid_parts(&mut self) -> (&mut Vec<Condition>, &mut Option<i64>, &mut Option<String>) {
+        (
+            &mut self.conditions,
+            &mut self.observed_generation,
+            &mut self.message,
+        )
+    }
+}
+
+/// Records that `obj`'s spec is invalid: the `InvalidSpec` condition and message in its
+/// status (written only if they changed), an Event the first time, and no further action
+/// until the spec changes.
+pub async fn invalid<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
     ctx: &Context,
     message: &str,
-) -> bool {
-    cond::set(
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: InvalidSpecStatus + Default + Clone + Serialize + PartialEq,
+{
+    let generation = obj.meta().generation;
+    let mut status = current.cloned().unwrap_or_default();
+    let (conditions, observed, status_message) = status.invalid_parts();
+    let changed = cond::set(
         conditions,
         cond::ConditionUpdate {
             type_: cond::INVALID_SPEC,
@@ -71,7 +117,21 @@ pub fn mark_invalid(
         },
         generation,
         &Time(ctx.clock.now()),
+    );
+    *observed = generation;
+    *status_message = Some(message.to_string());
+    if changed {
+        publish(ctx, &obj.object_ref(&()), "InvalidSpec", message, true).await;
+    }
+    apply_status(
+        api,
+        K::kind(&()).as_ref(),
+        &obj.name_any(),
+        current,
+        &status,
     )
+    .await?;
+    Ok(Action::await_change())
 }
 
 /// Publishes an Event about `reference`; a failure is logged, never fails the reconcile.

@@ -122,7 +122,14 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
         .map(ToString::to_string)
         .collect();
     if !problems.is_empty() {
-        return invalid(&api, &flag, &ctx, problems.join("; ")).await;
+        return shell::invalid(
+            &api,
+            &flag,
+            flag.status.as_ref(),
+            &ctx,
+            &problems.join("; "),
+        )
+        .await;
     }
     shell::add_finalizer(&api, flag.as_ref(), FINALIZER).await?;
     let everyone: Vec<&FeatureFlag> = group.iter().chain(std::iter::once(flag.as_ref())).collect();
@@ -193,28 +200,6 @@ async fn write_status(
 ) -> Result<(), Error> {
     let name = flag.name_any();
     shell::apply_status(api, "FeatureFlag", &name, flag.status.as_ref(), status).await
-}
-
-async fn invalid(
-    api: &Api<FeatureFlag>,
-    flag: &FeatureFlag,
-    ctx: &Context,
-    message: String,
-) -> Result<Requeue, Error> {
-    let mut status = flag.status.clone().unwrap_or_default();
-    let changed = shell::mark_invalid(
-        &mut status.conditions,
-        flag.metadata.generation,
-        ctx,
-        &message,
-    );
-    status.observed_generation = flag.metadata.generation;
-    status.message = Some(message.clone());
-    if changed {
-        publish(ctx, flag, "InvalidSpec", &message, true).await;
-    }
-    write_status(api, flag, &status).await?;
-    Ok(Requeue::await_change())
 }
 
 async fn publish(ctx: &Context, flag: &FeatureFlag, reason: &str, message: &str, warning: bool) {

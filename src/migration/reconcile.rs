@@ -123,7 +123,7 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
         .map(ToString::to_string)
         .collect();
     if !problems.is_empty() {
-        return invalid(&api, &mj, &ctx, problems.join("; ")).await;
+        return shell::invalid(&api, &mj, mj.status.as_ref(), &ctx, &problems.join("; ")).await;
     }
     shell::add_finalizer(&api, mj.as_ref(), FINALIZER).await?;
     let revision = plan::spec_revision(&mj.spec);
@@ -337,28 +337,6 @@ async fn write_status(
 ) -> Result<(), Error> {
     let name = mj.name_any();
     shell::apply_status(api, "MigrationJob", &name, mj.status.as_ref(), status).await
-}
-
-async fn invalid(
-    api: &Api<MigrationJob>,
-    mj: &MigrationJob,
-    ctx: &Context,
-    message: String,
-) -> Result<Requeue, Error> {
-    let mut status = mj.status.clone().unwrap_or_default();
-    let changed = shell::mark_invalid(
-        &mut status.conditions,
-        mj.metadata.generation,
-        ctx,
-        &message,
-    );
-    status.observed_generation = mj.metadata.generation;
-    status.message = Some(message.clone());
-    if changed {
-        publish(ctx, mj, "InvalidSpec", &message, true).await;
-    }
-    write_status(api, mj, &status).await?;
-    Ok(Requeue::await_change())
 }
 
 async fn publish(ctx: &Context, mj: &MigrationJob, reason: &str, message: &str, warning: bool) {

@@ -176,10 +176,26 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                     "Deployment {:?} (spec.workloadRef) does not exist in namespace {ns:?}",
                     wr.name
                 ));
-                return invalid(&rollouts, &rollout, &ctx, problems).await;
+                return shell::invalid(
+                    &rollouts,
+                    &rollout,
+                    rollout.status.as_ref(),
+                    &ctx,
+                    &problems.join("; "),
+                )
+                .await;
             }
         },
-        (None, None) => return invalid(&rollouts, &rollout, &ctx, problems).await,
+        (None, None) => {
+            return shell::invalid(
+                &rollouts,
+                &rollout,
+                rollout.status.as_ref(),
+                &ctx,
+                &problems.join("; "),
+            )
+            .await;
+        }
     };
     let canary = rollout.spec.strategy.canary.clone().unwrap_or_default();
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
@@ -252,7 +268,14 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         }
     }
     if !problems.is_empty() {
-        return invalid(&rollouts, &rollout, &ctx, problems).await;
+        return shell::invalid(
+            &rollouts,
+            &rollout,
+            rollout.status.as_ref(),
+            &ctx,
+            &problems.join("; "),
+        )
+        .await;
     }
     let owned = deployments
         .list(&ListParams::default().labels(&format!("{LABEL_ROLLOUT}={name}")))
@@ -622,29 +645,6 @@ async fn set_route_weight(
         )
         .await?;
     Ok(())
-}
-
-async fn invalid(
-    rollouts: &Api<Rollout>,
-    rollout: &Rollout,
-    ctx: &Context,
-    problems: Vec<String>,
-) -> Result<Requeue, Error> {
-    let mut status = rollout.status.clone().unwrap_or_default();
-    let message = problems.join("; ");
-    let changed = shell::mark_invalid(
-        &mut status.conditions,
-        rollout.metadata.generation,
-        ctx,
-        &message,
-    );
-    status.observed_generation = rollout.metadata.generation;
-    status.message = Some(message.clone());
-    if changed {
-        publish(ctx, rollout, "InvalidSpec", &message, true).await;
-    }
-    write_status(rollouts, rollout, status).await?;
-    Ok(Requeue::await_change())
 }
 
 async fn write_status(
