@@ -466,11 +466,6 @@ impl Store {
         let inner = self.lock();
         // Subscribing under the lock: no change can fall between the replay and the stream.
         let receiver = self.events.subscribe();
-        let relevant = |e: &WatchEvent| {
-            e.group == rt.group
-                && e.plural == rt.plural
-                && filter.matches_packed(&e.namespace, &e.object)
-        };
         let start = Key {
             group: rt.group.clone(),
             plural: rt.plural.clone(),
@@ -494,18 +489,7 @@ impl Store {
                     })
                 })
                 .collect(),
-            Some(rv) if rv < inner.compacted_rv => {
-                return Err(ApiError::gone(format!(
-                    "too old resource version: {rv} ({})",
-                    inner.compacted_rv
-                )));
-            }
-            Some(rv) => inner
-                .history
-                .iter()
-                .filter(|e| e.rv > rv && relevant(e))
-                .cloned()
-                .collect(),
+            Some(rv) => history_after(&inner, rt, filter, rv)?,
         };
         Ok((initial, receiver, inner.rv))
     }
@@ -520,24 +504,7 @@ impl Store {
         after: u64,
     ) -> Result<(Vec<Arc<WatchEvent>>, u64), ApiError> {
         let inner = self.lock();
-        if after < inner.compacted_rv {
-            return Err(ApiError::gone(format!(
-                "too old resource version: {after} ({})",
-                inner.compacted_rv
-            )));
-        }
-        let events = inner
-            .history
-            .iter()
-            .filter(|e| {
-                e.rv > after
-                    && e.group == rt.group
-                    && e.plural == rt.plural
-                    && filter.matches_packed(&e.namespace, &e.object)
-            })
-            .cloned()
-            .collect();
-        Ok((events, inner.rv))
+        Ok((history_after(&inner, rt, filter, after)?, inner.rv))
     }
 
     /// Creates an object.
@@ -954,6 +921,32 @@ pub fn namespace_of(object: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
+}
+
+/// A type's events after `after` in the history; `410 Gone` once it no longer reaches back.
+fn history_after(
+    inner: &Inner,
+    rt: &ResourceType,
+    filter: &Filter,
+    after: u64,
+) -> Result<Vec<Arc<WatchEvent>>, ApiError> {
+    if after < inner.compacted_rv {
+        return Err(ApiError::gone(format!(
+            "too old resource version: {after} ({})",
+            inner.compacted_rv
+        )));
+    }
+    Ok(inner
+        .history
+        .iter()
+        .filter(|e| {
+            e.rv > after
+                && e.group == rt.group
+                && e.plural == rt.plural
+                && filter.matches_packed(&e.namespace, &e.object)
+        })
+        .cloned()
+        .collect())
 }
 
 /// resourceVersion of an object as a number.
