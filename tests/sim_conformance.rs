@@ -264,7 +264,7 @@ async fn custom_resources_are_validated_against_the_crd_schema() {
 #[tokio::test]
 async fn list_filters_by_label_and_pages_with_continue() {
     let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     for i in 0..5 {
         let mut c = cm(&format!("cm-{i}"));
         if i % 2 == 1 {
@@ -291,6 +291,41 @@ async fn list_filters_by_label_and_pages_with_continue() {
         }
     }
     assert_eq!(names, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
+    // Across namespaces, a page ends in one namespace and the next starts where it ended.
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
+        .create(&PostParams::default(), &cm("cm-9"))
+        .await
+        .unwrap();
+    let all: Api<ConfigMap> = Api::all(client);
+    let mut seen = Vec::new();
+    let mut params = ListParams::default().limit(2);
+    loop {
+        let page = all.list(&params).await.unwrap();
+        seen.extend(page.items.into_iter().map(|c| {
+            format!(
+                "{}/{}",
+                c.metadata.namespace.unwrap(),
+                c.metadata.name.unwrap()
+            )
+        }));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => {
+                params = ListParams::default().limit(2).continue_token(&token)
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "default/cm-0",
+            "default/cm-1",
+            "default/cm-2",
+            "default/cm-3",
+            "default/cm-4",
+            "kube-system/cm-9"
+        ]
+    );
     let by_field = api
         .list(&ListParams::default().fields("metadata.name=cm-3"))
         .await

@@ -303,3 +303,78 @@ async fn services_get_endpoints_of_their_ready_pods() {
         .await
     );
 }
+
+/// A burst of changes larger than the live feed: the simulator falls behind, catches up
+/// (from the history, or by looking at everything once the history is too short too) and
+/// still brings up the Deployments created and scaled inside the burst.
+#[tokio::test(start_paused = true)]
+async fn a_burst_the_simulator_falls_behind_on_loses_no_work() {
+    for history in [20_000, 100] {
+        let sim = Sim::with_history_limit(
+            Clock::tokio_at(jiff::Timestamp::from_second(1_800_000_000).unwrap()),
+            history,
+        );
+        let shutdown = CancellationToken::new();
+        sim.start_workloads(WorkloadConfig::default(), shutdown.clone());
+        let client = sim.client();
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        deployments
+            .create(&PostParams::default(), &deployment("early", 1, json!({})))
+            .await
+            .unwrap();
+        assert!(
+            eventually(Duration::from_secs(30), || async {
+                available(&deployments, "early").await == Some(1)
+            })
+            .await
+        );
+        // Written straight to the store without yielding: the simulator sees none of it live.
+        let store = sim.store();
+        let maps = store.resolve("", "v1", "configmaps").unwrap();
+        let apps = store.resolve("apps", "v1", "deployments").unwrap();
+        let scaled = json!({"spec": {"replicas": 3}});
+        store
+            .patch(
+                &apps,
+                "default",
+                "early",
+                cutover::sim::store::PatchKind::Merge,
+                &scaled,
+                cutover::sim::store::Subresource::Main,
+                &Default::default(),
+            )
+            .unwrap();
+        for i in 0..6_000 {
+            store
+                .create(
+                    &maps,
+                    "default",
+                    json!({"metadata": {"name": format!("filler-{i}")}}),
+                    &Default::default(),
+                )
+                .unwrap();
+        }
+        store
+            .create(
+                &apps,
+                "default",
+                serde_json::to_value(deployment("late", 2, json!({}))).unwrap(),
+                &Default::default(),
+            )
+            .unwrap();
+        for (name, replicas) in [("early", 3), ("late", 2)] {
+            assert!(
+                eventually(Duration::from_secs(30), || async {
+                    available(&deployments, name).await == Some(replicas)
+                })
+                .await,
+                "history {history}: {name} should have {replicas} available replicas"
+            );
+        }
+        shutdown.cancel();
+    }
+}
+
+async fn available(api: &Api<Deployment>, name: &str) -> Option<i32> {
+    api.get(name).await.ok()?.status?.available_replicas
+}

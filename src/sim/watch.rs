@@ -47,9 +47,16 @@ impl EventFormat {
     }
 }
 
+/// A line waiting to be sent. Events are kept as they are stored and written out only when
+/// sent, so a watch catching up on thousands of changes holds no copies of them.
+enum Pending {
+    Event(Arc<WatchEvent>),
+    Line(Bytes),
+}
+
 struct WatchState {
     format: EventFormat,
-    pending: VecDeque<Bytes>,
+    pending: VecDeque<Pending>,
     receiver: broadcast::Receiver<Arc<WatchEvent>>,
     rt: Arc<ResourceType>,
     filter: Filter,
@@ -128,25 +135,31 @@ pub(super) fn watch_response(
         .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let now = tokio::time::Instant::now();
     let current = store.current_rv();
-    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut seen_rv = current;
     let receiver = match store.watch(&target.rt, &filter, since) {
         Ok((initial, receiver, subscribed_at)) => {
-            pending.extend(initial.iter().map(|e| format.line(&target.rt, e)));
+            pending.extend(initial.into_iter().map(Pending::Event));
             seen_rv = subscribed_at;
             Some(receiver)
         }
         Err(e) => {
-            pending.push_back(encode(&json!({"type": "ERROR", "object": e.status()})));
+            pending.push_back(Pending::Line(encode(
+                &json!({"type": "ERROR", "object": e.status()}),
+            )));
             None
         }
     };
     let send_initial_end = query.flag("sendInitialEvents");
     if send_initial_end && receiver.is_some() {
-        pending.push_back(encode(&bookmark(&target.rt, current, true)));
+        pending.push_back(Pending::Line(encode(&bookmark(&target.rt, current, true))));
     }
     let Some(receiver) = receiver else {
-        return stream_response(futures::stream::iter(pending.into_iter().map(line_frame)).boxed());
+        let lines = pending.into_iter().map(move |p| match p {
+            Pending::Event(event) => line_frame(format.line(&target.rt, &event)),
+            Pending::Line(line) => line_frame(line),
+        });
+        return stream_response(futures::stream::iter(lines.collect::<Vec<_>>()).boxed());
     };
     let state = WatchState {
         format,
@@ -164,8 +177,13 @@ pub(super) fn watch_response(
     };
     let stream = futures::stream::unfold(state, |mut s| async move {
         loop {
-            if let Some(line) = s.pending.pop_front() {
-                return Some((line_frame(line), s));
+            match s.pending.pop_front() {
+                Some(Pending::Event(event)) => {
+                    let line = s.format.line(&s.rt, &event);
+                    return Some((line_frame(line), s));
+                }
+                Some(Pending::Line(line)) => return Some((line_frame(line), s)),
+                None => {}
             }
             if s.done || s.format.store.faults().watch_generation() != s.generation {
                 return None;
@@ -182,8 +200,7 @@ pub(super) fn watch_response(
                         s.seen_rv = event.rv;
                         if event.group == s.rt.group && event.plural == s.rt.plural && s.filter.matches_packed(&event.namespace, &event.object) {
                             s.last_rv = event.rv;
-                            let line = s.format.line(&s.rt, &event);
-                            s.pending.push_back(line);
+                            s.pending.push_back(Pending::Event(event));
                         }
                     }
                     // The live feed dropped events: take them from the history instead, and
@@ -191,15 +208,14 @@ pub(super) fn watch_response(
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         match s.format.store.replay(&s.rt, &s.filter, s.seen_rv) {
                             Ok((events, now_rv)) => {
-                                for event in &events {
+                                for event in events {
                                     s.last_rv = event.rv;
-                                    let line = s.format.line(&s.rt, event);
-                                    s.pending.push_back(line);
+                                    s.pending.push_back(Pending::Event(event));
                                 }
                                 s.seen_rv = now_rv;
                             }
                             Err(e) => {
-                                s.pending.push_back(encode(&json!({"type": "ERROR", "object": e.status()})));
+                                s.pending.push_back(Pending::Line(encode(&json!({"type": "ERROR", "object": e.status()}))));
                                 s.done = true;
                             }
                         }
@@ -212,7 +228,7 @@ pub(super) fn watch_response(
                         s.done = true;
                     } else {
                         s.next_bookmark = tokio::time::Instant::now() + BOOKMARK_INTERVAL;
-                        s.pending.push_back(encode(&bookmark(&s.rt, s.last_rv, false)));
+                        s.pending.push_back(Pending::Line(encode(&bookmark(&s.rt, s.last_rv, false))));
                     }
                 }
             }

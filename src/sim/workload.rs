@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::resources::ResourceType;
 use super::selector::LabelSelector;
-use super::store::{Filter, Propagation, Store, Subresource, WriteOptions, name_of, namespace_of};
+use super::store::{
+    Filter, Propagation, Store, Subresource, WatchEvent, WriteOptions, name_of, namespace_of,
+};
 
 /// Annotation: time until a pod is ready.
 pub const READY_AFTER: &str = "sim.cutover.dev/ready-after";
@@ -78,6 +80,9 @@ pub async fn run(store: Arc<Store>, config: WorkloadConfig, shutdown: Cancellati
         config,
     };
     let mut events = store.subscribe();
+    // The last change taken in: after lagging behind the live feed, the simulator catches up
+    // from the history (as a watch does) instead of looking at every object again.
+    let mut seen = store.current_rv();
     let mut dirty: BTreeSet<Work> = sim.everything();
     let mut timers: BTreeMap<Timestamp, BTreeSet<Work>> = BTreeMap::new();
     loop {
@@ -94,15 +99,17 @@ pub async fn run(store: Arc<Store>, config: WorkloadConfig, shutdown: Cancellati
             _ = shutdown.cancelled() => return,
             received = events.recv() => {
                 match received {
-                    Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object())),
-                    Err(RecvError::Lagged(_)) => dirty.extend(sim.everything()),
+                    Ok(event) => sim.take(&event, &mut seen, &mut dirty),
+                    Err(RecvError::Lagged(_)) => sim.catch_up(&mut seen, &mut dirty),
                     Err(RecvError::Closed) => return,
                 }
                 // Take every change already waiting, so a burst is worked through once.
                 loop {
                     match events.try_recv() {
-                        Ok(event) => dirty.extend(sim.affected(&event.plural, &event.namespace, &event.object())),
-                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => dirty.extend(sim.everything()),
+                        Ok(event) => sim.take(&event, &mut seen, &mut dirty),
+                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                            sim.catch_up(&mut seen, &mut dirty)
+                        }
                         Err(_) => break,
                     }
                 }
@@ -156,6 +163,37 @@ impl Simulator {
             all.insert(Work::Endpoints(namespace_of(&s)));
         }
         all
+    }
+
+    /// Takes in one change, unless it was already taken in while catching up.
+    fn take(&self, event: &WatchEvent, seen: &mut u64, dirty: &mut BTreeSet<Work>) {
+        if event.rv <= *seen {
+            return;
+        }
+        *seen = event.rv;
+        // Only the kinds it simulates are parsed: most changes are Rollouts and Events.
+        if matches!(
+            event.plural.as_str(),
+            "deployments" | "jobs" | "services" | "pods"
+        ) {
+            dirty.extend(self.affected(&event.plural, &event.namespace, &event.object()));
+        }
+    }
+
+    /// Takes in the changes missed while lagging, from the history; every object when the
+    /// history no longer reaches back that far.
+    fn catch_up(&self, seen: &mut u64, dirty: &mut BTreeSet<Work>) {
+        match self.store.changes_after(*seen) {
+            Ok(missed) => {
+                for event in missed {
+                    self.take(&event, seen, dirty);
+                }
+            }
+            Err(_) => {
+                *seen = self.store.current_rv();
+                dirty.extend(self.everything());
+            }
+        }
     }
 
     fn affected(&self, plural: &str, namespace: &str, object: &Value) -> Vec<Work> {

@@ -270,6 +270,17 @@ impl Inner {
     }
 }
 
+/// What a store holds, for sizing.
+#[derive(Clone, Debug, Default)]
+pub struct Footprint {
+    /// Per resource: name, object count, bytes of JSON.
+    pub kinds: Vec<(String, usize, usize)>,
+    /// Events kept for resuming watches.
+    pub history_events: usize,
+    /// Bytes of the past versions only the history keeps.
+    pub history_only_bytes: usize,
+}
+
 /// The in-memory object store.
 pub struct Store {
     inner: Mutex<Inner>,
@@ -361,6 +372,37 @@ impl Store {
         self.lock().types.clone()
     }
 
+    /// What the store holds: per resource (group/plural), the number of objects and the
+    /// bytes of their JSON; then the events in the watch history and the bytes of the
+    /// versions only the history still keeps.
+    pub fn footprint(&self) -> Footprint {
+        let inner = self.lock();
+        let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (key, object) in &inner.objects {
+            let name = if key.group.is_empty() {
+                key.plural.clone()
+            } else {
+                format!("{}.{}", key.plural, key.group)
+            };
+            let entry = kinds.entry(name).or_default();
+            entry.0 += 1;
+            entry.1 += object.text().len();
+        }
+        let current: std::collections::HashSet<usize> =
+            inner.objects.values().map(Packed::addr).collect();
+        let history_only = inner
+            .history
+            .iter()
+            .filter(|e| !current.contains(&e.object.addr()))
+            .map(|e| e.object.text().len())
+            .sum();
+        Footprint {
+            kinds: kinds.into_iter().map(|(k, (n, b))| (k, n, b)).collect(),
+            history_events: inner.history.len(),
+            history_only_bytes: history_only,
+        }
+    }
+
     /// The latest resourceVersion.
     pub fn current_rv(&self) -> u64 {
         self.lock().rv
@@ -424,6 +466,16 @@ impl Store {
             plural: rt.plural.clone(),
             namespace: namespace.clone(),
             name: String::new(),
+        };
+        // A continued list starts where the last page ended rather than at the type's start.
+        let start = match &after {
+            Some((ns, name)) => start.max(Key {
+                group: rt.group.clone(),
+                plural: rt.plural.clone(),
+                namespace: ns.clone(),
+                name: name.clone(),
+            }),
+            None => start,
         };
         for (key, object) in inner.objects.range(start..) {
             if key.group != rt.group || key.plural != rt.plural {
@@ -505,6 +557,21 @@ impl Store {
     ) -> Result<(Vec<Arc<WatchEvent>>, u64), ApiError> {
         let inner = self.lock();
         Ok((history_after(&inner, rt, filter, after)?, inner.rv))
+    }
+
+    /// Every change of any type after `after` still in the history; `410 Gone` once the
+    /// history no longer reaches back that far.
+    pub fn changes_after(&self, after: u64) -> Result<Vec<Arc<WatchEvent>>, ApiError> {
+        let inner = self.lock();
+        if after < inner.compacted_rv {
+            return Err(ApiError::gone(format!(
+                "too old resource version: {after} ({})",
+                inner.compacted_rv
+            )));
+        }
+        // The history is in resourceVersion order: find the first later one by bisection.
+        let from = inner.history.partition_point(|e| e.rv <= after);
+        Ok(inner.history.range(from..).cloned().collect())
     }
 
     /// Creates an object.
@@ -936,12 +1003,13 @@ fn history_after(
             inner.compacted_rv
         )));
     }
+    // The history is in resourceVersion order: skip the older part by bisection.
+    let from = inner.history.partition_point(|e| e.rv <= after);
     Ok(inner
         .history
-        .iter()
+        .range(from..)
         .filter(|e| {
-            e.rv > after
-                && e.group == rt.group
+            e.group == rt.group
                 && e.plural == rt.plural
                 && filter.matches_packed(&e.namespace, &e.object)
         })

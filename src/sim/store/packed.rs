@@ -48,6 +48,11 @@ impl Packed {
         self.0.resource_version
     }
 
+    /// Identity of this version, shared by every copy of it.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// The JSON text.
     pub fn text(&self) -> &str {
         &self.0.text
