@@ -196,6 +196,18 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Resident memory of this process now, in MiB, from /proc.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// N Rollouts through a 4-step canary with analysis on the in-process sim, virtual clock.
 async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     use std::sync::{Arc, atomic::Ordering};
@@ -270,6 +282,7 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
             &Default::default(),
         )?;
     }
+    let rss_created = rss_mib();
     let wall = Instant::now();
     let cpu = cpu_seconds();
     for c in cutover::controller::runner::controllers(ctx, stop.clone()) {
@@ -311,6 +324,7 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     while !first() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let rss_first = rss_mib();
     let (req0, wr0) = (
         requests.load(Ordering::Relaxed),
         writes.load(Ordering::Relaxed),
@@ -329,20 +343,18 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
             &Default::default(),
         )?;
     }
+    // Every Rollout starts from the same template, so one names the old revision for all.
     let old = sim
         .store()
-        .list(&rollouts_rt, &Default::default(), None, None)?
-        .items
-        .first()
-        .and_then(|r| {
-            r.pointer("/status/stableRevision")?
-                .as_str()
-                .map(str::to_string)
-        });
+        .get(&rollouts_rt, &ns_of(0), "app-0")?
+        .pointer("/status/stableRevision")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     let second = settled(old);
     while !second() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let rss_end = rss_mib();
     let virtual_took = clock.now().duration_since(virtual_start);
     let canary_wall = started_canary.elapsed();
     let (req, wr) = (
@@ -351,12 +363,15 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     );
     // Decision lag: the timed pause (30 s) falls due at the step's start plus 30 s; the
     // decision is the analysis step's start, recorded in its run.
-    let mut lags: Vec<f64> = sim
-        .store()
-        .list(&rollouts_rt, &Default::default(), None, None)?
-        .items
-        .iter()
-        .filter_map(|r| {
+    // A namespace at a time, like the settled check.
+    let mut lags: Vec<f64> = Vec::with_capacity(n);
+    for t in 0..n.div_ceil(100) {
+        let filter = cutover::sim::store::Filter {
+            namespace: Some(format!("team-{t}")),
+            ..Default::default()
+        };
+        let page = sim.store().list(&rollouts_rt, &filter, None, None)?;
+        lags.extend(page.items.iter().filter_map(|r| {
             let run = r
                 .pointer("/status/analysis")?
                 .as_array()?
@@ -374,14 +389,15 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
                     .duration_since(analysis_started)
                     .as_secs_f64(),
             )
-        })
-        .collect();
+        }));
+    }
     lags.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lags.get(((lags.len() as f64 - 1.0) * p).round() as usize)
             .copied()
             .unwrap_or(f64::NAN)
     };
+    let footprint = sim.store().footprint();
     stop.cancel();
     println!(
         "scale: {n} Rollouts, 4-step canary with analysis (2 replicas each), in-process sim, virtual clock"
@@ -416,6 +432,25 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         pct(0.99),
         lags.len()
     );
+    println!(
+        "  RSS after creating / first rollout / canaries {rss_created:.1} / {rss_first:.1} / {rss_end:.1} MiB"
+    );
+    println!("  sim store at the end:");
+    let mut total = 0;
+    for (kind, count, bytes) in &footprint.kinds {
+        total += bytes;
+        println!(
+            "    {kind:<40} {count:>8} objects {:>8.1} MiB",
+            *bytes as f64 / 1048576.0
+        );
+    }
+    println!(
+        "    {:<40} {:>8} events  {:>8.1} MiB (past versions only)",
+        "watch history",
+        footprint.history_events,
+        footprint.history_only_bytes as f64 / 1048576.0
+    );
+    println!("    objects in all {:.1} MiB", total as f64 / 1048576.0);
     Ok(())
 }
 
