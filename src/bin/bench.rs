@@ -18,6 +18,158 @@ use kube::{
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+/// Heap accounting: every allocation is tagged with the side that made it — the sim (its API
+/// handlers, watch streams and workload simulator) or the operator (everything else) — so
+/// the scale bench can say how much of the process's memory is the operator's own.
+mod heap {
+    use std::{
+        alloc::{GlobalAlloc, Layout},
+        cell::Cell,
+        pin::Pin,
+        sync::atomic::{AtomicUsize, Ordering},
+        task::{Context, Poll},
+    };
+
+    /// Allocations made by the operator.
+    pub const OPERATOR: usize = 0;
+    /// Allocations made by the sim.
+    pub const SIM: usize = 1;
+
+    thread_local! {
+        static SIDE: Cell<usize> = const { Cell::new(OPERATOR) };
+    }
+    static LIVE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    static PEAK: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    static PEAK_TOTAL: AtomicUsize = AtomicUsize::new(0);
+
+    /// The operator's allocator (jemalloc), with a header before each block naming its side.
+    pub struct Tagging;
+
+    static INNER: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+    fn header(layout: Layout) -> usize {
+        layout.align().max(16)
+    }
+
+    fn grow(side: usize, by: usize) {
+        let live = LIVE[side].fetch_add(by, Ordering::Relaxed) + by;
+        PEAK[side].fetch_max(live, Ordering::Relaxed);
+        let total = LIVE[OPERATOR].load(Ordering::Relaxed) + LIVE[SIM].load(Ordering::Relaxed);
+        PEAK_TOTAL.fetch_max(total, Ordering::Relaxed);
+    }
+
+    // SAFETY: every block handed out is a jemalloc block offset by `header(layout)` bytes,
+    // which keeps the caller's alignment; the side is stored in the 8 bytes before it.
+    unsafe impl GlobalAlloc for Tagging {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let h = header(layout);
+            let Ok(outer) = Layout::from_size_align(layout.size() + h, layout.align().max(16))
+            else {
+                return std::ptr::null_mut();
+            };
+            // SAFETY: outer has a non-zero size.
+            let base = unsafe { INNER.alloc(outer) };
+            if base.is_null() {
+                return base;
+            }
+            let side = SIDE.try_with(Cell::get).unwrap_or(OPERATOR);
+            // SAFETY: base has h >= 16 bytes before the caller's block.
+            unsafe {
+                let user = base.add(h);
+                (user.sub(8) as *mut usize).write(side);
+                grow(side, layout.size());
+                user
+            }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            let h = header(layout);
+            // SAFETY: ptr came from alloc above with the same layout.
+            unsafe {
+                let side = (ptr.sub(8) as *const usize).read();
+                LIVE[side].fetch_sub(layout.size(), Ordering::Relaxed);
+                let outer =
+                    Layout::from_size_align_unchecked(layout.size() + h, layout.align().max(16));
+                INNER.dealloc(ptr.sub(h), outer);
+            }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let h = header(layout);
+            // SAFETY: ptr came from alloc above with the same layout; the header moves with
+            // the block, so its side stays.
+            unsafe {
+                let side = (ptr.sub(8) as *const usize).read();
+                let outer =
+                    Layout::from_size_align_unchecked(layout.size() + h, layout.align().max(16));
+                let base = INNER.realloc(ptr.sub(h), outer, new_size + h);
+                if base.is_null() {
+                    return base;
+                }
+                LIVE[side].fetch_sub(layout.size(), Ordering::Relaxed);
+                grow(side, new_size);
+                base.add(h)
+            }
+        }
+    }
+
+    /// Peak live heap bytes of one side.
+    pub fn peak(side: usize) -> usize {
+        PEAK[side].load(Ordering::Relaxed)
+    }
+
+    /// Peak live heap bytes of both sides together.
+    pub fn peak_total() -> usize {
+        PEAK_TOTAL.load(Ordering::Relaxed)
+    }
+
+    /// Live heap bytes of one side now.
+    pub fn live(side: usize) -> usize {
+        LIVE[side].load(Ordering::Relaxed)
+    }
+
+    fn with_side<R>(side: usize, f: impl FnOnce() -> R) -> R {
+        let before = SIDE.with(|s| s.replace(side));
+        let out = f();
+        SIDE.with(|s| s.set(before));
+        out
+    }
+
+    /// A future or body whose polls allocate on the sim's side.
+    pub struct Sim<T>(pub Pin<Box<T>>);
+
+    impl<F: Future> Future for Sim<F> {
+        type Output = F::Output;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            with_side(SIM, || self.0.as_mut().poll(cx))
+        }
+    }
+
+    impl<B: hyper::body::Body> hyper::body::Body for Sim<B> {
+        type Data = B::Data;
+        type Error = B::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+            with_side(SIM, || self.0.as_mut().poll_frame(cx))
+        }
+        fn is_end_stream(&self) -> bool {
+            self.0.is_end_stream()
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            self.0.size_hint()
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: heap::Tagging = heap::Tagging;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -162,7 +314,12 @@ impl tower::Service<http::Request<kube::client::Body>> for Counting {
         if req.method() != http::Method::GET {
             self.writes.fetch_add(1, Ordering::Relaxed);
         }
-        Box::pin(self.inner.call(req))
+        use http_body_util::BodyExt;
+        let call = heap::Sim(Box::pin(self.inner.call(req)));
+        Box::pin(async move {
+            let response = call.await?;
+            Ok(response.map(|body| heap::Sim(Box::pin(body)).boxed_unsync()))
+        })
     }
 }
 
@@ -219,7 +376,11 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
             "metrics:\n  - match: errors\n    value: 0.001\n",
         )?);
     let stop = CancellationToken::new();
-    sim.start_workloads(Default::default(), stop.clone());
+    tokio::spawn(heap::Sim(Box::pin(cutover::sim::workload::run(
+        sim.store().clone(),
+        Default::default(),
+        stop.clone(),
+    ))));
     let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let client = kube::Client::new(
@@ -283,6 +444,7 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         )?;
     }
     let rss_created = rss_mib();
+    let operator_created = heap::live(heap::OPERATOR);
     let wall = Instant::now();
     let cpu = cpu_seconds();
     for c in cutover::controller::runner::controllers(ctx, stop.clone()) {
@@ -325,6 +487,7 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let rss_first = rss_mib();
+    let operator_first = heap::live(heap::OPERATOR);
     let (req0, wr0) = (
         requests.load(Ordering::Relaxed),
         writes.load(Ordering::Relaxed),
@@ -355,6 +518,7 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let rss_end = rss_mib();
+    let operator_end = heap::live(heap::OPERATOR);
     let virtual_took = clock.now().duration_since(virtual_start);
     let canary_wall = started_canary.elapsed();
     let (req, wr) = (
@@ -398,6 +562,20 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(f64::NAN)
     };
     let footprint = sim.store().footprint();
+    // Which Events the operator published, by reason, a namespace at a time.
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    if let Some(events_rt) = sim.store().resolve("events.k8s.io", "v1", "events") {
+        for t in 0..n.div_ceil(100) {
+            let filter = cutover::sim::store::Filter {
+                namespace: Some(format!("team-{t}")),
+                ..Default::default()
+            };
+            for e in sim.store().list(&events_rt, &filter, None, None)?.items {
+                let reason = e["reason"].as_str().unwrap_or_default().to_string();
+                *reasons.entry(reason).or_default() += 1;
+            }
+        }
+    }
     stop.cancel();
     println!(
         "scale: {n} Rollouts, 4-step canary with analysis (2 replicas each), in-process sim, virtual clock"
@@ -435,6 +613,22 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  RSS after creating / first rollout / canaries {rss_created:.1} / {rss_first:.1} / {rss_end:.1} MiB"
     );
+    println!(
+        "  operator heap then                  {:.1} / {:.1} / {:.1} MiB",
+        mib(operator_created),
+        mib(operator_first),
+        mib(operator_end)
+    );
+    println!(
+        "  peak heap: operator {:.1} MiB, sim and bench {:.1} MiB, together {:.1} MiB",
+        mib(heap::peak(heap::OPERATOR)),
+        mib(heap::peak(heap::SIM)),
+        mib(heap::peak_total())
+    );
+    println!("  Events per rollout, by reason:");
+    for (reason, count) in &reasons {
+        println!("    {reason:<40} {:>8.2}", *count as f64 / n as f64);
+    }
     println!("  sim store at the end:");
     let mut total = 0;
     for (kind, count, bytes) in &footprint.kinds {
@@ -487,7 +681,9 @@ fn main() -> std::process::ExitCode {
                 .start_paused(true)
                 .build()
             {
-                Ok(rt) => rt.block_on(bench_scale(n)),
+                // The benchmark's own reads and writes of the store count with the sim; the
+                // controllers it spawns run as tasks of their own, on the operator's side.
+                Ok(rt) => rt.block_on(heap::Sim(Box::pin(bench_scale(n)))),
                 Err(e) => Err(e.into()),
             }
         }
