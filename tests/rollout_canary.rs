@@ -325,6 +325,59 @@ async fn a_spec_naming_a_missing_object_gets_invalid_spec_and_no_deployment() {
         env.replicas().await.is_empty(),
         "no action on a spec it cannot act on"
     );
+
+    // A missing adopted Deployment is reported together with the other problems.
+    let mut adopting = r.clone();
+    adopting.metadata = kube::api::ObjectMeta {
+        name: Some("adopting".into()),
+        ..Default::default()
+    };
+    adopting.spec.template = None;
+    adopting.spec.workload_ref = Some(
+        serde_json::from_value(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "legacy"}),
+        )
+        .unwrap(),
+    );
+    env.rollouts
+        .create(&PostParams::default(), &adopting)
+        .await
+        .unwrap();
+    let rollouts = env.rollouts.clone();
+    until("InvalidSpec", Duration::from_secs(30), || {
+        let rollouts = rollouts.clone();
+        async move {
+            rollouts
+                .get("adopting")
+                .await
+                .unwrap()
+                .status
+                .is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "InvalidSpec" && c.status == "True")
+                })
+        }
+    })
+    .await;
+    let message = env
+        .rollouts
+        .get("adopting")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .message
+        .unwrap();
+    assert!(
+        message.contains("Deployment \"legacy\" (spec.workloadRef) does not exist"),
+        "{message}"
+    );
+    assert!(
+        message.contains("FeatureFlag \"new-checkout\" (spec.flags) does not exist"),
+        "{message}"
+    );
+    assert!(env.replicas().await.is_empty());
 }
 
 #[tokio::test(start_paused = true)]

@@ -163,39 +163,24 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     // The pod template and selector: the Rollout's own, or adopted from a Deployment.
     let mut referenced_replicas = None;
-    let (template, selector) = match (&rollout.spec.template, &rollout.spec.workload_ref) {
-        (Some(t), _) => (t.clone(), rollout.spec.selector.clone()),
+    let source = match (&rollout.spec.template, &rollout.spec.workload_ref) {
+        (Some(t), _) => Some((t.clone(), rollout.spec.selector.clone())),
         (None, Some(wr)) => match deployments.get_opt(&wr.name).await? {
             Some(d) => {
                 referenced_replicas = Some(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
                 let spec = d.spec.unwrap_or_default();
-                (spec.template, Some(spec.selector))
+                Some((spec.template, Some(spec.selector)))
             }
             None => {
                 problems.push(format!(
                     "Deployment {:?} (spec.workloadRef) does not exist in namespace {ns:?}",
                     wr.name
                 ));
-                return shell::invalid(
-                    &rollouts,
-                    &rollout,
-                    rollout.status.as_ref(),
-                    &ctx,
-                    &problems.join("; "),
-                )
-                .await;
+                None
             }
         },
-        (None, None) => {
-            return shell::invalid(
-                &rollouts,
-                &rollout,
-                rollout.status.as_ref(),
-                &ctx,
-                &problems.join("; "),
-            )
-            .await;
-        }
+        // validate::rollout has named the missing template.
+        (None, None) => None,
     };
     let canary = rollout.spec.strategy.canary.clone().unwrap_or_default();
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
@@ -267,16 +252,20 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             }
         }
     }
-    if !problems.is_empty() {
-        return shell::invalid(
-            &rollouts,
-            &rollout,
-            rollout.status.as_ref(),
-            &ctx,
-            &problems.join("; "),
-        )
-        .await;
-    }
+    // Every problem found is reported at once, so one edit can fix them all.
+    let (template, selector) = match source {
+        Some(source) if problems.is_empty() => source,
+        _ => {
+            return shell::invalid(
+                &rollouts,
+                &rollout,
+                rollout.status.as_ref(),
+                &ctx,
+                &problems.join("; "),
+            )
+            .await;
+        }
+    };
     let owned = deployments
         .list(&ListParams::default().labels(&format!("{LABEL_ROLLOUT}={name}")))
         .await?;
