@@ -389,28 +389,26 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Peak resident memory of this process in MiB, from /proc.
-fn peak_rss_mib() -> f64 {
+/// A memory figure of this process from /proc (`VmHWM` peak, `VmRSS` now), in MiB.
+fn memory_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Resident memory of this process now, in MiB, from /proc.
+/// Peak resident memory of this process in MiB.
+fn peak_rss_mib() -> f64 {
+    memory_mib("VmHWM")
+}
+
+/// Resident memory of this process now, in MiB.
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    memory_mib("VmRSS")
 }
 
 /// N Rollouts through a 4-step canary with analysis on the in-process sim, virtual clock.
