@@ -4,13 +4,44 @@
 use std::{future::Future, sync::Arc, time::Instant};
 
 use jiff::Timestamp;
-use kube::{Resource, ResourceExt, runtime::controller::Action};
+use kube::{
+    Api, Resource, ResourceExt,
+    runtime::{
+        WatchStreamExt,
+        controller::{Action, Controller},
+        reflector, watcher,
+    },
+};
+use serde::de::DeserializeOwned;
 
 use super::{Clock, Context, Error};
 
 /// Key identifying an object in backoff bookkeeping.
 pub fn object_key<K: Resource>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// The annotation `kubectl apply` keeps a full copy of the applied object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A controller for the objects of `api` whose cache holds them without managedFields or the
+/// last-applied copy: no reconcile reads either, and together they are a large share of
+/// every cached object.
+pub fn lean_controller<K>(api: Api<K>, config: watcher::Config) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
+    K: 'static,
+{
+    let writer = reflector::store::Writer::default();
+    let reader = writer.as_reader();
+    let objects = watcher(api, config)
+        .modify(|obj| {
+            obj.meta_mut().managed_fields = None;
+            obj.annotations_mut().remove(LAST_APPLIED);
+        })
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(objects, reader)
 }
 
 /// Wakes the object when `due` comes (the plan's next timer), or on its next change.
@@ -84,5 +115,71 @@ mod tests {
             Action::requeue(std::time::Duration::ZERO)
         );
         assert_eq!(requeue_at(&clock, None), Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn the_lean_cache_drops_managed_fields_and_the_last_applied_copy_only() {
+        use futures::StreamExt;
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::api::{Patch, PatchParams};
+
+        let sim = crate::sim::Sim::new(Clock::System);
+        let api: Api<ConfigMap> = Api::namespaced(sim.client(), "default");
+        let applied = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "web", "annotations": {
+                LAST_APPLIED: "{\"data\":{\"k\":\"v\"}}", "team": "payments"}},
+            "data": {"k": "v"}
+        });
+        let stored = api
+            .patch(
+                "web",
+                &PatchParams::apply("someone"),
+                &Patch::Apply(&applied),
+            )
+            .await
+            .unwrap();
+        // What the API server keeps, so the test would see it if the cache kept it too.
+        assert!(!stored.managed_fields().is_empty());
+        assert!(stored.annotations().contains_key(LAST_APPLIED));
+
+        let (seen, mut reconciled) = tokio::sync::mpsc::unbounded_channel();
+        let controller = lean_controller(api, watcher::Config::default());
+        let cache = controller.store();
+        tokio::spawn(
+            controller
+                .run(
+                    move |cm: Arc<ConfigMap>, _| {
+                        let seen = seen.clone();
+                        async move {
+                            let _ = seen.send(cm);
+                            Ok::<_, Error>(Action::await_change())
+                        }
+                    },
+                    |_, _, _| Action::await_change(),
+                    Arc::new(()),
+                )
+                .for_each(|_| async {}),
+        );
+        let cm = tokio::time::timeout(std::time::Duration::from_secs(10), reconciled.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        for cm in [cm, cache.state()[0].clone()] {
+            assert_eq!(cm.metadata.managed_fields, None);
+            assert!(!cm.annotations().contains_key(LAST_APPLIED));
+            assert_eq!(
+                cm.annotations().get("team").map(String::as_str),
+                Some("payments")
+            );
+            assert_eq!(
+                cm.data
+                    .as_ref()
+                    .and_then(|d| d.get("k"))
+                    .map(String::as_str),
+                Some("v")
+            );
+            assert!(cm.resource_version().is_some());
+        }
     }
 }

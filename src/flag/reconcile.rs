@@ -9,11 +9,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Resource, ResourceExt,
     api::{ListParams, Patch, PatchParams},
-    runtime::{
-        controller::{Action as Requeue, Controller},
-        reflector::ObjectRef,
-        watcher,
-    },
+    runtime::{controller::Action as Requeue, reflector::ObjectRef, watcher},
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +20,7 @@ use crate::{
     api::{FIELD_MANAGER, FeatureFlag, FeatureFlagStatus, validate},
     controller::{
         Context, Error,
-        reconcile::{error_policy, instrumented, requeue_at},
+        reconcile::{error_policy, instrumented, lean_controller, requeue_at},
         shell,
     },
 };
@@ -54,7 +50,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         };
         let ctx = ctx.clone();
         let token = shutdown.clone();
-        let controller = Controller::new(flags, watcher::Config::default().any_semantic());
+        let controller = lean_controller(flags, watcher::Config::default().any_semantic());
         let store = controller.store();
         controller
             // A ConfigMap changed by anyone is rendered again by the flags that name it.

@@ -9,11 +9,7 @@ use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, ListParams, LogParams, Patch, PatchParams},
-    runtime::{
-        controller::{Action as Requeue, Controller},
-        reflector::ObjectRef,
-        watcher,
-    },
+    runtime::{controller::Action as Requeue, reflector::ObjectRef, watcher},
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +22,7 @@ use crate::{
     },
     controller::{
         Context, Error,
-        reconcile::{error_policy, instrumented, requeue_at},
+        reconcile::{error_policy, instrumented, lean_controller, requeue_at},
         shell,
     },
 };
@@ -62,7 +58,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         };
         let ctx = ctx.clone();
         let token = shutdown.clone();
-        Controller::new(mjs, watcher::Config::default().any_semantic())
+        lean_controller(mjs, watcher::Config::default().any_semantic())
             .owns(jobs, watcher::Config::default().labels(LABEL_MIGRATION))
             // A Rollout that becomes fully promoted releases the contract migrations it names.
             .watches(rollouts, watcher::Config::default(), |rollout: Rollout| {

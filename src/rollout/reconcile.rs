@@ -9,11 +9,7 @@ use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
     core::{ApiResource, GroupVersionKind},
-    runtime::{
-        controller::{Action as Requeue, Controller},
-        reflector::ObjectRef,
-        watcher,
-    },
+    runtime::{controller::Action as Requeue, reflector::ObjectRef, watcher},
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +27,7 @@ use crate::{
     },
     controller::{
         Context, Error,
-        reconcile::{error_policy, instrumented, requeue_at},
+        reconcile::{error_policy, instrumented, lean_controller, requeue_at},
         shell,
     },
 };
@@ -73,7 +69,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let controllers = apis.into_iter().map(|(rollouts, deployments, migrations)| {
         let ctx = ctx.clone();
         let token = shutdown.clone();
-        let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
+        let controller = lean_controller(rollouts, watcher::Config::default().any_semantic());
         let store = controller.store();
         controller
             // A migration that ends opens (or fails) the gate of the Rollouts naming it.
