@@ -385,6 +385,56 @@ async fn watch_from_a_compacted_resource_version_is_gone() {
 }
 
 #[tokio::test]
+async fn a_flood_of_other_changes_does_not_expire_a_quiet_types_watch() {
+    let sim = Sim::with_history_limit(Clock::System, 3);
+    let client = sim.client();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let first = maps.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let second = maps.create(&PostParams::default(), &cm("b")).await.unwrap();
+    // Far more changes of another type than the history holds.
+    let namespaces: Api<Namespace> = Api::all(client);
+    for i in 0..10 {
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": format!("team-{i}")}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
+    // A watch that last saw the second ConfigMap missed no ConfigMap change: it resumes
+    // (only Namespaces left the history since) and sees the next one.
+    let mut stream = maps
+        .watch(
+            &WatchParams::default().timeout(5),
+            second.metadata.resource_version.as_deref().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let third = maps.create(&PostParams::default(), &cm("c")).await.unwrap();
+    match stream.try_next().await.unwrap() {
+        Some(WatchEvent::Added(c)) => {
+            assert_eq!(c.metadata.name.as_deref(), Some("c"));
+            assert_eq!(c.metadata.resource_version, third.metadata.resource_version);
+        }
+        other => panic!("expected the third ConfigMap, got {other:?}"),
+    }
+    // One that last saw the first missed the second, which has left the history: 410 Gone.
+    let mut stream = maps
+        .watch(
+            &WatchParams::default().timeout(5),
+            first.metadata.resource_version.as_deref().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    match stream.try_next().await.unwrap() {
+        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn finalizers_hold_deletion_until_removed() {
     let (_sim, client) = sim();
     let api: Api<ConfigMap> = Api::namespaced(client, "default");

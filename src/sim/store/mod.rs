@@ -188,7 +188,13 @@ struct Inner {
     objects: BTreeMap<Key, Packed>,
     history: VecDeque<Arc<WatchEvent>>,
     history_limit: usize,
+    /// Newest resourceVersion dropped from the history, of any type.
     compacted_rv: u64,
+    /// Per type (group, plural): newest resourceVersion of its own dropped from the history.
+    /// A watch is resumable while none of its type's events after it were dropped, as with
+    /// the API server's watch cache per resource: a flood of Events does not expire a quiet
+    /// type's watches.
+    compacted_by_type: HashMap<(String, String), u64>,
     /// Owner uid → keys of the objects naming it in ownerReferences (garbage collection).
     dependents: HashMap<String, BTreeSet<Key>>,
     /// Key → owner uids of its ownerReferences (the reverse of `dependents`).
@@ -311,6 +317,7 @@ impl Store {
                 history: VecDeque::new(),
                 history_limit: history_limit.max(1),
                 compacted_rv: 0,
+                compacted_by_type: HashMap::new(),
                 dependents: HashMap::new(),
                 owned_by: HashMap::new(),
                 terminating: BTreeSet::new(),
@@ -347,7 +354,13 @@ impl Store {
     pub fn expire_resource_versions(&self) {
         {
             let mut inner = self.lock();
-            inner.compacted_rv = inner.rv;
+            let rv = inner.rv;
+            inner.compacted_rv = rv;
+            for rt in inner.types.clone() {
+                inner
+                    .compacted_by_type
+                    .insert((rt.group.clone(), rt.plural.clone()), rv);
+            }
             inner.history.clear();
         }
         self.faults.drop_watches();
@@ -777,6 +790,10 @@ impl Store {
         while inner.history.len() > inner.history_limit {
             if let Some(old) = inner.history.pop_front() {
                 inner.compacted_rv = old.rv;
+                *inner
+                    .compacted_by_type
+                    .entry((old.group.clone(), old.plural.clone()))
+                    .or_default() = old.rv;
             }
         }
         // No receivers is fine: nobody watches yet.
@@ -997,10 +1014,14 @@ fn history_after(
     filter: &Filter,
     after: u64,
 ) -> Result<Vec<Arc<WatchEvent>>, ApiError> {
-    if after < inner.compacted_rv {
+    let compacted = inner
+        .compacted_by_type
+        .get(&(rt.group.clone(), rt.plural.clone()))
+        .copied()
+        .unwrap_or(0);
+    if after < compacted {
         return Err(ApiError::gone(format!(
-            "too old resource version: {after} ({})",
-            inner.compacted_rv
+            "too old resource version: {after} ({compacted})"
         )));
     }
     // The history is in resourceVersion order: skip the older part by bisection.
