@@ -565,6 +565,7 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     }
     let rss_end = rss_mib();
     let operator_end = heap::live(heap::OPERATOR);
+    let sim_end = heap::live(heap::SIM);
     let virtual_took = clock.now().duration_since(virtual_start);
     let canary_wall = started_canary.elapsed();
     let (req, wr) = (
@@ -671,6 +672,10 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
             mib(heap::peak(heap::OPERATOR)),
             mib(heap::peak(heap::SIM)),
             mib(heap::peak_total())
+        );
+        println!(
+            "  sim and bench heap at the end         {:.1} MiB",
+            mib(sim_end)
         );
         println!("  (RSS and CPU include 16 bytes of accounting per heap block)");
     } else {
