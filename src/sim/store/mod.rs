@@ -169,7 +169,7 @@ impl Filter {
         if !self.fields.is_empty() {
             return self.matches(namespace, &object.unpack());
         }
-        self.labels.is_empty() || self.labels.matches(object.labels())
+        self.labels.is_empty() || self.labels.matches_by(|k| object.label(k))
     }
 }
 

@@ -13,8 +13,51 @@ pub struct Packed(Arc<Inner>);
 #[derive(Debug, PartialEq)]
 struct Inner {
     text: Box<str>,
-    labels: Option<Value>,
+    labels: Labels,
     resource_version: u64,
+}
+
+/// An object's string-valued labels as two blocks: their keys and values run together, and
+/// where each ends. A parsed map took about 800 bytes in some ten blocks per labelled object.
+#[derive(Debug, Default, PartialEq)]
+struct Labels {
+    text: Box<str>,
+    ends: Box<[usize]>,
+}
+
+impl Labels {
+    fn new(labels: Option<&Value>) -> Self {
+        let Some(map) = labels.and_then(Value::as_object) else {
+            return Self::default();
+        };
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(map.len() * 2);
+        for (key, value) in map {
+            // A label that is not a string is no label to a selector.
+            if let Some(value) = value.as_str() {
+                text.push_str(key);
+                ends.push(text.len());
+                text.push_str(value);
+                ends.push(text.len());
+            }
+        }
+        Self {
+            text: text.into(),
+            ends: ends.into(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        let mut start = 0;
+        for pair in self.ends.chunks_exact(2) {
+            let (key_end, value_end) = (pair[0], pair[1]);
+            if self.text.get(start..key_end) == Some(key) {
+                return self.text.get(key_end..value_end);
+            }
+            start = value_end;
+        }
+        None
+    }
 }
 
 impl Packed {
@@ -24,7 +67,7 @@ impl Packed {
         Self(Arc::new(Inner {
             // A Value always serializes: its map keys are strings.
             text: serde_json::to_string(object).unwrap_or_default().into(),
-            labels: meta.and_then(|m| m.get("labels")).cloned(),
+            labels: Labels::new(meta.and_then(|m| m.get("labels"))),
             resource_version: meta
                 .and_then(|m| m.get("resourceVersion"))
                 .and_then(Value::as_str)
@@ -38,9 +81,9 @@ impl Packed {
         serde_json::from_str(&self.0.text).unwrap_or(Value::Null)
     }
 
-    /// The object's `metadata.labels`.
-    pub fn labels(&self) -> Option<&Value> {
-        self.0.labels.as_ref()
+    /// The value of one of the object's labels.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.0.labels.get(key)
     }
 
     /// The object's `metadata.resourceVersion` as a number (0 when absent).
@@ -70,7 +113,21 @@ mod tests {
         let object = json!({"metadata": {"name": "a", "labels": {"app": "web"}}, "spec": {"x": [1, 2.5, null]}});
         let packed = Packed::pack(&object);
         assert_eq!(packed.unpack(), object);
-        assert_eq!(packed.labels(), Some(&json!({"app": "web"})));
-        assert_eq!(Packed::pack(&json!({"spec": {}})).labels(), None);
+        assert_eq!(packed.label("app"), Some("web"));
+        assert_eq!(packed.label("ap"), None);
+        assert_eq!(Packed::pack(&json!({"spec": {}})).label("app"), None);
+    }
+
+    #[test]
+    fn finds_each_label_and_only_string_ones() {
+        let packed = Packed::pack(&json!({"metadata": {"labels": {
+            "app": "web", "tier": "", "n": 3, "cutover.dev/role": "canary", "webapp": "x"}}}));
+        assert_eq!(packed.label("app"), Some("web"));
+        assert_eq!(packed.label("tier"), Some(""));
+        assert_eq!(packed.label("cutover.dev/role"), Some("canary"));
+        assert_eq!(packed.label("webapp"), Some("x"));
+        assert_eq!(packed.label("n"), None);
+        assert_eq!(packed.label("web"), None);
+        assert_eq!(packed.label(""), None);
     }
 }
