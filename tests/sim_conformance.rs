@@ -360,6 +360,26 @@ async fn watch_resumes_from_a_resource_version() {
     assert_eq!(seen, ["ADDED b", "DELETED a"]);
 }
 
+type Events = futures::stream::BoxStream<'static, kube::Result<WatchEvent<ConfigMap>>>;
+
+/// A ConfigMap watch resuming after the change that made `seen`.
+async fn resume_after(api: &Api<ConfigMap>, seen: &ConfigMap) -> Events {
+    api.watch(
+        &WatchParams::default().timeout(5),
+        seen.metadata.resource_version.as_deref().unwrap(),
+    )
+    .await
+    .unwrap()
+    .boxed()
+}
+
+async fn assert_gone(mut stream: Events) {
+    match stream.try_next().await.unwrap() {
+        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn watch_from_a_compacted_resource_version_is_gone() {
     let sim = Sim::with_history_limit(Clock::System, 3);
@@ -370,18 +390,7 @@ async fn watch_from_a_compacted_resource_version_is_gone() {
             .await
             .unwrap();
     }
-    let mut stream = api
-        .watch(
-            &WatchParams::default().timeout(5),
-            first.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
-    match stream.try_next().await.unwrap() {
-        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
-        other => panic!("expected 410 Gone, got {other:?}"),
-    }
+    assert_gone(resume_after(&api, &first).await).await;
 }
 
 #[tokio::test]
@@ -403,14 +412,7 @@ async fn a_flood_of_other_changes_does_not_expire_a_quiet_types_watch() {
     }
     // A watch that last saw the second ConfigMap missed no ConfigMap change: it resumes
     // (only Namespaces left the history since) and sees the next one.
-    let mut stream = maps
-        .watch(
-            &WatchParams::default().timeout(5),
-            second.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = resume_after(&maps, &second).await;
     let third = maps.create(&PostParams::default(), &cm("c")).await.unwrap();
     match stream.try_next().await.unwrap() {
         Some(WatchEvent::Added(c)) => {
@@ -420,18 +422,7 @@ async fn a_flood_of_other_changes_does_not_expire_a_quiet_types_watch() {
         other => panic!("expected the third ConfigMap, got {other:?}"),
     }
     // One that last saw the first missed the second, which has left the history: 410 Gone.
-    let mut stream = maps
-        .watch(
-            &WatchParams::default().timeout(5),
-            first.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
-    match stream.try_next().await.unwrap() {
-        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
-        other => panic!("expected 410 Gone, got {other:?}"),
-    }
+    assert_gone(resume_after(&maps, &first).await).await;
 }
 
 #[tokio::test]
