@@ -4,7 +4,7 @@
 //!
 //! Shared by `cutover lint` and the sim so that both reject exactly what a cluster would.
 
-use std::fmt;
+use std::{collections::HashMap, fmt};
 
 use serde_json::{Map, Value};
 
@@ -66,13 +66,43 @@ pub const MAX_DEPTH: usize = 64;
 pub struct CompiledSchema {
     schema: Value,
     cel: kube::core::cel::CompiledSchema,
+    patterns: Patterns,
+}
+
+/// A schema's string `pattern`s, each compiled once (`None`: it does not compile): every
+/// write the sim validates would otherwise build the same automata again.
+type Patterns = HashMap<String, Option<regex::Regex>>;
+
+fn collect_patterns(schema: &Value, patterns: &mut Patterns) {
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Value::String(p) if key == "pattern" => {
+                        patterns
+                            .entry(p.clone())
+                            .or_insert_with(|| regex::Regex::new(p).ok());
+                    }
+                    _ => collect_patterns(value, patterns),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_patterns(v, patterns)),
+        _ => {}
+    }
 }
 
 impl CompiledSchema {
     /// Compiles the CEL rules of `schema`.
     pub fn new(schema: Value) -> Self {
         let cel = kube::core::cel::compile_schema(&schema);
-        Self { schema, cel }
+        let mut patterns = Patterns::new();
+        collect_patterns(&schema, &mut patterns);
+        Self {
+            schema,
+            cel,
+            patterns,
+        }
     }
 
     /// The schema as JSON.
@@ -83,7 +113,7 @@ impl CompiledSchema {
     /// Validates `object`: structure first, then, when the structure is sound, the CEL rules.
     pub fn validate(&self, object: &Value) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        check(&self.schema, object, "", 0, &mut errors);
+        check(&self.patterns, &self.schema, object, "", 0, &mut errors);
         if errors.is_empty() {
             errors.extend(cel_errors(kube::core::cel::validate_compiled(
                 &self.cel, object, None,
@@ -149,7 +179,14 @@ fn flag(schema: &Map<String, Value>, key: &str) -> bool {
     schema.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn check(schema: &Value, value: &Value, path: &str, depth: usize, errors: &mut Vec<FieldError>) {
+fn check(
+    patterns: &Patterns,
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    depth: usize,
+    errors: &mut Vec<FieldError>,
+) {
     let Some(schema) = schema.as_object() else {
         return;
     };
@@ -190,9 +227,9 @@ fn check(schema: &Value, value: &Value, path: &str, depth: usize, errors: &mut V
     }
     check_enum(schema, value, path, errors);
     match value {
-        Value::Object(map) => check_object(schema, map, path, depth, errors),
-        Value::Array(items) => check_array(schema, items, path, depth, errors),
-        Value::String(s) => check_string(schema, s, path, errors),
+        Value::Object(map) => check_object(patterns, schema, map, path, depth, errors),
+        Value::Array(items) => check_array(patterns, schema, items, path, depth, errors),
+        Value::String(s) => check_string(patterns, schema, s, path, errors),
         Value::Number(n) => check_number(schema, n.as_f64().unwrap_or(0.0), value, path, errors),
         _ => {}
     }
@@ -234,6 +271,7 @@ fn check_enum(
 }
 
 fn check_object(
+    patterns: &Patterns,
     schema: &Map<String, Value>,
     map: &Map<String, Value>,
     path: &str,
@@ -282,9 +320,16 @@ fn check_object(
         }
         let child_path = join(path, key);
         if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
-            check(child_schema, child, &child_path, depth + 1, errors);
+            check(
+                patterns,
+                child_schema,
+                child,
+                &child_path,
+                depth + 1,
+                errors,
+            );
         } else if let Some(additional) = additional.filter(|a| a.is_object()) {
-            check(additional, child, &child_path, depth + 1, errors);
+            check(patterns, additional, child, &child_path, depth + 1, errors);
         } else if !preserve && additional != Some(&Value::Bool(true)) && properties.is_some() {
             // An object schema that declares no properties at all (e.g. `metadata`) accepts
             // any fields: the API server checks those separately.
@@ -298,6 +343,7 @@ fn check_object(
 }
 
 fn check_array(
+    patterns: &Patterns,
     schema: &Map<String, Value>,
     items: &[Value],
     path: &str,
@@ -329,6 +375,7 @@ fn check_array(
     if let Some(item_schema) = schema.get("items") {
         for (i, item) in items.iter().enumerate() {
             check(
+                patterns,
                 item_schema,
                 item,
                 &format!("{path}[{i}]"),
@@ -386,7 +433,13 @@ fn check_list_type(
     }
 }
 
-fn check_string(schema: &Map<String, Value>, s: &str, path: &str, errors: &mut Vec<FieldError>) {
+fn check_string(
+    patterns: &Patterns,
+    schema: &Map<String, Value>,
+    s: &str,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
     let chars = s.chars().count() as u64;
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && chars > max
@@ -412,8 +465,16 @@ fn check_string(schema: &Map<String, Value>, s: &str, path: &str, errors: &mut V
         ));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        match regex::Regex::new(pattern) {
-            Ok(re) if !re.is_match(s) => errors.push(FieldError::new(
+        let fresh;
+        let compiled = match patterns.get(pattern) {
+            Some(re) => re.as_ref(),
+            None => {
+                fresh = regex::Regex::new(pattern).ok();
+                fresh.as_ref()
+            }
+        };
+        match compiled {
+            Some(re) if !re.is_match(s) => errors.push(FieldError::new(
                 path,
                 FieldErrorKind::Invalid,
                 format!(
@@ -421,8 +482,8 @@ fn check_string(schema: &Map<String, Value>, s: &str, path: &str, errors: &mut V
                     render(&Value::String(s.into()))
                 ),
             )),
-            Ok(_) => {}
-            Err(_) => errors.push(FieldError::new(
+            Some(_) => {}
+            None => errors.push(FieldError::new(
                 path,
                 FieldErrorKind::Invalid,
                 "schema pattern does not compile",
@@ -604,6 +665,43 @@ mod tests {
         assert_eq!(
             errors(json!({"size": 7})),
             vec!["spec: seven is not allowed"]
+        );
+    }
+
+    #[test]
+    fn patterns_hold_at_every_depth_and_across_objects() {
+        // Patterns under array items and additionalProperties, a property that happens to be
+        // named `pattern`, and a pattern that does not compile.
+        let compiled = CompiledSchema::new(json!({"type": "object", "properties": {
+            "ports": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]+$"}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^v"}},
+            "pattern": {"type": "string", "pattern": "^p"},
+            "broken": {"type": "string", "pattern": "(unclosed"}
+        }}));
+        let errs = |v: Value| -> Vec<String> {
+            compiled
+                .validate(&v)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                errs(json!({"ports": ["80", "443"], "labels": {"a": "v1"}, "pattern": "pp"})),
+                Vec::<String>::new()
+            );
+            assert_eq!(
+                errs(json!({"ports": ["80", "http"], "labels": {"a": "x"}, "pattern": "q"})),
+                vec![
+                    "labels.a: Invalid value: \"x\": should match '^v'",
+                    "pattern: Invalid value: \"q\": should match '^p'",
+                    "ports[1]: Invalid value: \"http\": should match '^[0-9]+$'",
+                ]
+            );
+        }
+        assert_eq!(
+            errs(json!({"broken": "x"})),
+            vec!["broken: schema pattern does not compile"]
         );
     }
 

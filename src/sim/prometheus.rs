@@ -52,6 +52,9 @@ pub struct MetricRule {
     /// Labels of the returned sample.
     #[serde(default)]
     pub labels: serde_json::Map<String, Value>,
+    /// The pattern compiled at parse time, when it names no revision.
+    #[serde(skip)]
+    compiled: Option<regex::Regex>,
 }
 
 /// A value at a time.
@@ -124,13 +127,19 @@ pub enum ScriptError {
     },
 }
 
+impl MetricRule {
+    fn names_revision(&self) -> bool {
+        self.pattern.contains("{{canary}}") || self.pattern.contains("{{stable}}")
+    }
+}
+
 impl MetricScript {
     /// Parses and checks a script.
     pub fn parse(text: &str) -> Result<Self, ScriptError> {
-        let script: Self =
+        let mut script: Self =
             crate::yaml::from_str(text).map_err(|e| ScriptError::Parse(e.to_string()))?;
-        for (index, rule) in script.metrics.iter().enumerate() {
-            regex::Regex::new(
+        for (index, rule) in script.metrics.iter_mut().enumerate() {
+            let compiled = regex::Regex::new(
                 &rule
                     .pattern
                     .replace("{{canary}}", "x")
@@ -140,6 +149,10 @@ impl MetricScript {
                 index,
                 reason: e.to_string(),
             })?;
+            // Every query is matched against every rule before it: compile each once.
+            if !rule.names_revision() {
+                rule.compiled = Some(compiled);
+            }
         }
         Ok(script)
     }
@@ -249,9 +262,10 @@ impl ScriptedPrometheus {
         // Reading every Rollout's revisions costs a list: only rules that name them pay it.
         let revisions = std::cell::OnceCell::new();
         script.metrics.iter().find(|rule| {
-            let needs_revision =
-                rule.pattern.contains("{{canary}}") || rule.pattern.contains("{{stable}}");
-            let candidates: Vec<String> = if needs_revision {
+            if let Some(re) = &rule.compiled {
+                return re.is_match(query);
+            }
+            let candidates: Vec<String> = if rule.names_revision() {
                 revisions
                     .get_or_init(|| self.revisions())
                     .iter()
