@@ -490,6 +490,45 @@ async fn deleting_an_owner_deletes_its_dependents_unless_orphaned() {
 }
 
 #[tokio::test]
+async fn an_object_released_by_its_owner_outlives_it() {
+    let (_sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let first = api
+        .create(&PostParams::default(), &cm("first"))
+        .await
+        .unwrap();
+    let second = api
+        .create(&PostParams::default(), &cm("second"))
+        .await
+        .unwrap();
+    let mut child = owned_cm("child", &first);
+    child.metadata.owner_references = Some(
+        [&first, &second]
+            .iter()
+            .flat_map(|o| owned_cm("x", o).metadata.owner_references.unwrap())
+            .collect(),
+    );
+    api.create(&PostParams::default(), &child).await.unwrap();
+    // The child now names only `second`: deleting `first` must leave it alone.
+    let only_second = owned_cm("child", &second).metadata.owner_references;
+    api.patch(
+        "child",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"ownerReferences": only_second}})),
+    )
+    .await
+    .unwrap();
+    api.delete("first", &DeleteParams::background())
+        .await
+        .unwrap();
+    assert!(api.get("child").await.is_ok(), "released by first");
+    api.delete("second", &DeleteParams::background())
+        .await
+        .unwrap();
+    assert_eq!(code(api.get("child").await.unwrap_err()), 404);
+}
+
+#[tokio::test]
 async fn foreground_deletion_removes_dependents_first() {
     let (_sim, client) = sim();
     let api: Api<ConfigMap> = Api::namespaced(client, "default");

@@ -1,6 +1,6 @@
 //! Deletion: finalizers, namespaces, foreground and background garbage collection.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -148,10 +148,7 @@ impl Store {
                     } else {
                         !finalizers.is_empty()
                             && only_foreground
-                            && inner
-                                .dependents
-                                .get(uid_of(&o))
-                                .is_none_or(BTreeSet::is_empty)
+                            && inner.dependents.get(uid_of(&o)).is_none_or(Vec::is_empty)
                     };
                     if !waiting_done {
                         return None;

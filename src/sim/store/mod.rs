@@ -196,9 +196,11 @@ struct Inner {
     /// type's watches.
     compacted_by_type: HashMap<(String, String), u64>,
     /// Owner uid → keys of the objects naming it in ownerReferences (garbage collection).
-    dependents: HashMap<String, BTreeSet<Key>>,
-    /// Key → owner uids of its ownerReferences (the reverse of `dependents`).
-    owned_by: HashMap<Key, BTreeSet<String>>,
+    /// Kept as sorted vectors: a B-tree set allocates room for eleven keys even for the one
+    /// or two dependents an owner usually has.
+    dependents: HashMap<Box<str>, Vec<Key>>,
+    /// Key → owner uids of its ownerReferences (the reverse of `dependents`), sorted.
+    owned_by: HashMap<Key, Box<[Box<str>]>>,
     /// Keys of objects with a deletionTimestamp, waiting on finalizers or dependents.
     terminating: BTreeSet<Key>,
     /// Namespace → how many objects live in it (a namespace is deleted once empty).
@@ -209,36 +211,36 @@ impl Inner {
     /// Keeps the garbage-collection indexes in step with one object's change, so deletion
     /// never scans the whole store.
     fn reindex(&mut self, key: &Key, existed: bool, new: Option<&Value>) {
-        let owners = |o: Option<&Value>| -> BTreeSet<String> {
-            o.and_then(|o| o.pointer("/metadata/ownerReferences"))
-                .and_then(Value::as_array)
-                .map(|refs| {
-                    refs.iter()
-                        .filter_map(|r| r.get("uid").and_then(Value::as_str))
-                        .filter(|uid| !uid.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let after: BTreeSet<&str> = new
+            .and_then(|o| o.pointer("/metadata/ownerReferences"))
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                    .filter(|uid| !uid.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
         let before = self.owned_by.remove(key).unwrap_or_default();
-        let after = owners(new);
-        for uid in before.difference(&after) {
-            if let Some(set) = self.dependents.get_mut(uid) {
-                set.remove(key);
-                if set.is_empty() {
+        for uid in before.iter().filter(|u| !after.contains(&***u)) {
+            if let Some(keys) = self.dependents.get_mut(uid) {
+                if let Ok(i) = keys.binary_search(key) {
+                    keys.remove(i);
+                }
+                if keys.is_empty() {
                     self.dependents.remove(uid);
                 }
             }
         }
-        for uid in after.difference(&before) {
-            self.dependents
-                .entry(uid.clone())
-                .or_default()
-                .insert(key.clone());
+        for uid in after.iter().filter(|u| !before.iter().any(|b| &**b == **u)) {
+            let keys = self.dependents.entry((*uid).into()).or_default();
+            if let Err(i) = keys.binary_search(key) {
+                keys.insert(i, key.clone());
+            }
         }
         if !after.is_empty() {
-            self.owned_by.insert(key.clone(), after);
+            self.owned_by
+                .insert(key.clone(), after.into_iter().map(Box::from).collect());
         }
         let terminating = new.is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some());
         if terminating {
