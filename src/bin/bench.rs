@@ -686,21 +686,27 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         println!("    {reason:<40} {:>8.2}", *count as f64 / n as f64);
     }
     println!("  sim store at the end:");
-    let mut total = 0;
-    for (kind, count, bytes) in &footprint.kinds {
+    let (mut total, mut total_stored) = (0, 0);
+    for (kind, count, bytes, stored) in &footprint.kinds {
         total += bytes;
+        total_stored += stored;
         println!(
-            "    {kind:<40} {count:>8} objects {:>8.1} MiB",
-            *bytes as f64 / 1048576.0
+            "    {kind:<40} {count:>8} objects {:>8.1} MiB JSON {:>8.1} MiB stored",
+            *bytes as f64 / 1048576.0,
+            *stored as f64 / 1048576.0
         );
     }
     println!(
-        "    {:<40} {:>8} events  {:>8.1} MiB (past versions only)",
+        "    {:<40} {:>8} events  {:>8.1} MiB stored (past versions only)",
         "watch history",
         footprint.history_events,
         footprint.history_only_bytes as f64 / 1048576.0
     );
-    println!("    objects in all {:.1} MiB", total as f64 / 1048576.0);
+    println!(
+        "    objects in all {:.1} MiB JSON, {:.1} MiB stored",
+        total as f64 / 1048576.0,
+        total_stored as f64 / 1048576.0
+    );
     Ok(())
 }
 

@@ -72,16 +72,16 @@ struct WatchState {
     generation: u64,
 }
 
-/// A watch line around the stored text, so an event is not parsed and re-serialized for
+/// A watch line around the stored JSON, so an event is not parsed and re-serialized for
 /// every watcher.
 fn event_line(event: &WatchEvent) -> Bytes {
-    let text = event.object.text();
+    let text = event.object.json();
     let kind = event.kind.as_str();
     let mut line = Vec::with_capacity(text.len() + kind.len() + 24);
     line.extend_from_slice(b"{\"type\":\"");
     line.extend_from_slice(kind.as_bytes());
     line.extend_from_slice(b"\",\"object\":");
-    line.extend_from_slice(text.as_bytes());
+    line.extend_from_slice(&text);
     line.extend_from_slice(b"}\n");
     Bytes::from(line)
 }

@@ -205,6 +205,9 @@ struct Inner {
     terminating: BTreeSet<Key>,
     /// Namespace → how many objects live in it (a namespace is deleted once empty).
     population: HashMap<String, usize>,
+    /// Per type (group, plural): the JSON its objects are compressed against, the first
+    /// object of the type stored.
+    dictionaries: Vec<(String, String, Arc<[u8]>)>,
 }
 
 impl Inner {
@@ -264,6 +267,14 @@ impl Inner {
         }
     }
 
+    /// The JSON objects of `rt` are compressed against, once one was stored.
+    fn dictionary(&self, rt: &ResourceType) -> Option<&Arc<[u8]>> {
+        self.dictionaries
+            .iter()
+            .find(|(g, p, _)| *g == rt.group && *p == rt.plural)
+            .map(|(_, _, d)| d)
+    }
+
     /// Whether any object lives in `namespace`.
     fn populated(&self, namespace: &str) -> bool {
         self.population.get(namespace).is_some_and(|n| *n > 0)
@@ -281,11 +292,11 @@ impl Inner {
 /// What a store holds, for sizing.
 #[derive(Clone, Debug, Default)]
 pub struct Footprint {
-    /// Per resource: name, object count, bytes of JSON.
-    pub kinds: Vec<(String, usize, usize)>,
+    /// Per resource: name, object count, bytes of JSON, bytes as stored (compressed).
+    pub kinds: Vec<(String, usize, usize, usize)>,
     /// Events kept for resuming watches.
     pub history_events: usize,
-    /// Bytes of the past versions only the history keeps.
+    /// Bytes, as stored, of the past versions only the history keeps.
     pub history_only_bytes: usize,
 }
 
@@ -324,6 +335,7 @@ impl Store {
                 owned_by: HashMap::new(),
                 terminating: BTreeSet::new(),
                 population: HashMap::new(),
+                dictionaries: Vec::new(),
             }),
             events,
             clock,
@@ -392,7 +404,7 @@ impl Store {
     /// versions only the history still keeps.
     pub fn footprint(&self) -> Footprint {
         let inner = self.lock();
-        let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        let mut kinds: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
         for (key, object) in &inner.objects {
             let name = if key.group.is_empty() {
                 key.plural.clone()
@@ -401,7 +413,8 @@ impl Store {
             };
             let entry = kinds.entry(name).or_default();
             entry.0 += 1;
-            entry.1 += object.text().len();
+            entry.1 += object.json_len();
+            entry.2 += object.stored_len();
         }
         let current: std::collections::HashSet<usize> =
             inner.objects.values().map(Packed::addr).collect();
@@ -409,10 +422,13 @@ impl Store {
             .history
             .iter()
             .filter(|e| !current.contains(&e.object.addr()))
-            .map(|e| e.object.text().len())
+            .map(|e| e.object.stored_len())
             .sum();
         Footprint {
-            kinds: kinds.into_iter().map(|(k, (n, b))| (k, n, b)).collect(),
+            kinds: kinds
+                .into_iter()
+                .map(|(k, (n, json, stored))| (k, n, json, stored))
+                .collect(),
             history_events: inner.history.len(),
             history_only_bytes: history_only,
         }
@@ -520,6 +536,23 @@ impl Store {
             rv: inner.rv,
             continue_token: next,
         })
+    }
+
+    /// Namespace and name of every object of a type, without reading the objects.
+    pub fn names(&self, rt: &ResourceType) -> Vec<(String, String)> {
+        let inner = self.lock();
+        let start = Key {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: String::new(),
+            name: String::new(),
+        };
+        inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.group == rt.group && k.plural == rt.plural)
+            .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
+            .collect()
     }
 
     /// Events after `since` for a watch, and a receiver for the ones to come. `since` of
@@ -772,7 +805,16 @@ impl Store {
         if let Some(meta) = object.get_mut("metadata") {
             set(meta, "resourceVersion", json!(rv.to_string()));
         }
-        let packed = Packed::pack(&object);
+        let packed = Packed::pack(&object, inner.dictionary(rt));
+        if !inner
+            .dictionaries
+            .iter()
+            .any(|(g, p, _)| *g == rt.group && *p == rt.plural)
+        {
+            inner
+                .dictionaries
+                .push((rt.group.clone(), rt.plural.clone(), packed.json().into()));
+        }
         let old = if kind == EventType::Deleted {
             inner.objects.remove(&key)
         } else {
