@@ -23,9 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::resources::ResourceType;
 use super::selector::LabelSelector;
-use super::store::{
-    Filter, Propagation, Store, Subresource, WatchEvent, WriteOptions, name_of, namespace_of,
-};
+use super::store::{Filter, Propagation, Store, Subresource, WatchEvent, WriteOptions, name_of};
 
 /// Annotation: time until a pod is ready.
 pub const READY_AFTER: &str = "sim.cutover.dev/ready-after";
@@ -151,16 +149,23 @@ impl Simulator {
             .unwrap_or_default()
     }
 
+    /// Every object it simulates, by name only: after falling behind the history it looks at
+    /// each again, and reading them all at once would hold the whole store parsed.
     fn everything(&self) -> BTreeSet<Work> {
+        let names = |group, plural| {
+            self.rt(group, plural)
+                .map(|rt| self.store.names(&rt))
+                .unwrap_or_default()
+        };
         let mut all = BTreeSet::new();
-        for d in self.list("apps", "deployments", None) {
-            all.insert(Work::Deployment(namespace_of(&d), name_of(&d)));
+        for (ns, name) in names("apps", "deployments") {
+            all.insert(Work::Deployment(ns, name));
         }
-        for j in self.list("batch", "jobs", None) {
-            all.insert(Work::Job(namespace_of(&j), name_of(&j)));
+        for (ns, name) in names("batch", "jobs") {
+            all.insert(Work::Job(ns, name));
         }
-        for s in self.list("", "services", None) {
-            all.insert(Work::Endpoints(namespace_of(&s)));
+        for (ns, _) in names("", "services") {
+            all.insert(Work::Endpoints(ns));
         }
         all
     }
