@@ -465,15 +465,8 @@ fn check_string(
         ));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        let fresh;
-        let compiled = match patterns.get(pattern) {
-            Some(re) => re.as_ref(),
-            None => {
-                fresh = regex::Regex::new(pattern).ok();
-                fresh.as_ref()
-            }
-        };
-        match compiled {
+        // Every `pattern` of the schema was collected when it was compiled.
+        match patterns.get(pattern).and_then(Option::as_ref) {
             Some(re) if !re.is_match(s) => errors.push(FieldError::new(
                 path,
                 FieldErrorKind::Invalid,

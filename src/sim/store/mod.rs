@@ -805,16 +805,16 @@ impl Store {
         if let Some(meta) = object.get_mut("metadata") {
             set(meta, "resourceVersion", json!(rv.to_string()));
         }
-        let packed = Packed::pack(&object, inner.dictionary(rt));
-        if !inner
-            .dictionaries
-            .iter()
-            .any(|(g, p, _)| *g == rt.group && *p == rt.plural)
-        {
-            inner
-                .dictionaries
-                .push((rt.group.clone(), rt.plural.clone(), packed.json().into()));
-        }
+        let packed = match inner.dictionary(rt) {
+            Some(dictionary) => Packed::pack(&object, Some(dictionary)),
+            None => {
+                let first = Packed::pack(&object, None);
+                inner
+                    .dictionaries
+                    .push((rt.group.clone(), rt.plural.clone(), first.json().into()));
+                first
+            }
+        };
         let old = if kind == EventType::Deleted {
             inner.objects.remove(&key)
         } else {
