@@ -442,17 +442,26 @@ async fn finalizers_hold_deletion_until_removed() {
     assert_eq!(code(api.get("held").await.unwrap_err()), 404);
 }
 
-fn owned_cm(name: &str, owner: &ConfigMap) -> ConfigMap {
+fn owner_refs(
+    owners: &[&ConfigMap],
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    owners
+        .iter()
+        .map(
+            |owner| k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                name: owner.metadata.name.clone().unwrap(),
+                uid: owner.metadata.uid.clone().unwrap(),
+                ..Default::default()
+            },
+        )
+        .collect()
+}
+
+fn owned_cm(name: &str, owners: &[&ConfigMap]) -> ConfigMap {
     let mut c = cm(name);
-    c.metadata.owner_references = Some(vec![
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            name: owner.metadata.name.clone().unwrap(),
-            uid: owner.metadata.uid.clone().unwrap(),
-            ..Default::default()
-        },
-    ]);
+    c.metadata.owner_references = Some(owner_refs(owners));
     c
 }
 
@@ -464,7 +473,7 @@ async fn deleting_an_owner_deletes_its_dependents_unless_orphaned() {
         .create(&PostParams::default(), &cm("owner"))
         .await
         .unwrap();
-    api.create(&PostParams::default(), &owned_cm("child", &owner))
+    api.create(&PostParams::default(), &owned_cm("child", &[&owner]))
         .await
         .unwrap();
     api.delete("owner", &DeleteParams::background())
@@ -476,7 +485,7 @@ async fn deleting_an_owner_deletes_its_dependents_unless_orphaned() {
         .create(&PostParams::default(), &cm("owner2"))
         .await
         .unwrap();
-    api.create(&PostParams::default(), &owned_cm("kept", &owner))
+    api.create(&PostParams::default(), &owned_cm("kept", &[&owner]))
         .await
         .unwrap();
     api.delete("owner2", &DeleteParams::orphan()).await.unwrap();
@@ -501,16 +510,14 @@ async fn an_object_released_by_its_owner_outlives_it() {
         .create(&PostParams::default(), &cm("second"))
         .await
         .unwrap();
-    let mut child = owned_cm("child", &first);
-    child.metadata.owner_references = Some(
-        [&first, &second]
-            .iter()
-            .flat_map(|o| owned_cm("x", o).metadata.owner_references.unwrap())
-            .collect(),
-    );
-    api.create(&PostParams::default(), &child).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &owned_cm("child", &[&first, &second]),
+    )
+    .await
+    .unwrap();
     // The child now names only `second`: deleting `first` must leave it alone.
-    let only_second = owned_cm("child", &second).metadata.owner_references;
+    let only_second = owner_refs(&[&second]);
     api.patch(
         "child",
         &PatchParams::default(),
@@ -536,7 +543,7 @@ async fn foreground_deletion_removes_dependents_first() {
         .create(&PostParams::default(), &cm("owner"))
         .await
         .unwrap();
-    let mut child = owned_cm("child", &owner);
+    let mut child = owned_cm("child", &[&owner]);
     child.metadata.finalizers = Some(vec!["x/hold".into()]);
     api.create(&PostParams::default(), &child).await.unwrap();
     api.delete("owner", &DeleteParams::foreground())
