@@ -334,6 +334,76 @@ async fn list_filters_by_label_and_pages_with_continue() {
 }
 
 #[tokio::test]
+async fn a_namespaced_list_reads_that_namespace_alone() {
+    let (_sim, client) = sim();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    // Names that share a prefix sort next to each other.
+    for ns in ["team-1", "team-10", "team-1a"] {
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        for name in ["a", "b", "c"] {
+            api.create(&PostParams::default(), &cm(name)).await.unwrap();
+        }
+    }
+    let names = |list: kube::core::ObjectList<ConfigMap>| {
+        list.items
+            .into_iter()
+            .map(|c| {
+                format!(
+                    "{}/{}",
+                    c.metadata.namespace.unwrap(),
+                    c.metadata.name.unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let team1: Api<ConfigMap> = Api::namespaced(client.clone(), "team-1");
+    assert_eq!(
+        names(team1.list(&ListParams::default()).await.unwrap()),
+        ["team-1/a", "team-1/b", "team-1/c"]
+    );
+    let page = team1.list(&ListParams::default().limit(2)).await.unwrap();
+    let token = page.metadata.continue_.clone().unwrap();
+    assert_eq!(names(page), ["team-1/a", "team-1/b"]);
+    let rest = team1
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    assert!(
+        rest.metadata
+            .continue_
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert_eq!(names(rest), ["team-1/c"]);
+    let all = Api::<ConfigMap>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 9);
+    // A continue token from another namespace's list reads nothing past this one's end.
+    let page = Api::<ConfigMap>::namespaced(client.clone(), "team-1a")
+        .list(&ListParams::default().limit(1))
+        .await
+        .unwrap();
+    let token = page.metadata.continue_.unwrap();
+    assert!(
+        team1
+            .list(&ListParams::default().continue_token(&token))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn watch_resumes_from_a_resource_version() {
     let (_sim, client) = sim();
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
@@ -533,6 +603,73 @@ async fn an_object_released_by_its_owner_outlives_it() {
         .await
         .unwrap();
     assert_eq!(code(api.get("child").await.unwrap_err()), 404);
+}
+
+#[tokio::test]
+async fn the_owner_index_finds_exactly_an_owners_objects() {
+    let (sim, client) = sim();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let owner = api
+        .create(&PostParams::default(), &cm("owner"))
+        .await
+        .unwrap();
+    let other = api
+        .create(&PostParams::default(), &cm("other"))
+        .await
+        .unwrap();
+    for (name, owners) in [
+        ("b-child", vec![&owner]),
+        ("a-child", vec![&other, &owner]),
+        ("not-mine", vec![&other]),
+    ] {
+        api.create(&PostParams::default(), &owned_cm(name, &owners))
+            .await
+            .unwrap();
+    }
+    let mut relabelled = owned_cm("c-relabelled", &[&owner]);
+    relabelled.metadata.labels = Some([("app".to_string(), "api".to_string())].into());
+    api.create(&PostParams::default(), &relabelled)
+        .await
+        .unwrap();
+    let store = sim.store();
+    let rt = store.resolve("", "v1", "configmaps").unwrap();
+    let owned = |labels: &str| {
+        let filter = cutover::sim::store::Filter {
+            namespace: Some("default".into()),
+            labels: cutover::sim::selector::LabelSelector::parse(labels).unwrap(),
+            ..Default::default()
+        };
+        store
+            .owned(&rt, owner.metadata.uid.as_deref().unwrap(), &filter)
+            .iter()
+            .map(cutover::sim::store::name_of)
+            .collect::<Vec<_>>()
+    };
+    // Sorted by name, whatever order they were created in; another owner's are not read.
+    assert_eq!(owned(""), ["a-child", "b-child", "c-relabelled"]);
+    assert_eq!(owned("app=web"), ["a-child", "b-child"]);
+    // Released by its owner, an object leaves the index.
+    api.patch(
+        "b-child",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"ownerReferences": owner_refs(&[&other])}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(owned("app=web"), ["a-child"]);
+    api.delete("a-child", &DeleteParams::background())
+        .await
+        .unwrap();
+    assert!(owned("app=web").is_empty());
+    let elsewhere = cutover::sim::store::Filter {
+        namespace: Some("kube-system".into()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .owned(&rt, owner.metadata.uid.as_deref().unwrap(), &elsewhere)
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -255,8 +255,6 @@ impl Simulator {
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        // Narrow by the labels an owner's pods carry before looking at owner references:
-        // a namespace's other pods are not read (or copied) at all.
         let selector = match owner.get("kind").and_then(Value::as_str) {
             Some("Job") => format!("batch.kubernetes.io/job-name={}", name_of(owner)),
             _ => owner
@@ -270,30 +268,18 @@ impl Simulator {
                 })
                 .unwrap_or_default(),
         };
-        let pods = match (self.rt("", "pods"), LabelSelector::parse(&selector)) {
-            (Some(rt), Ok(labels)) => {
-                let filter = Filter {
-                    namespace: Some(ns.to_string()),
-                    labels,
-                    ..Default::default()
-                };
-                self.store
-                    .list(&rt, &filter, None, None)
-                    .map(|p| p.items)
-                    .unwrap_or_default()
-            }
-            _ => self.list("", "pods", Some(ns)),
+        // The owner index names exactly the pods with this owner; like the ReplicaSet
+        // controller, count only those its selector still matches (all of them when the
+        // selector does not parse).
+        let Some(rt) = self.rt("", "pods") else {
+            return Vec::new();
         };
-        pods.into_iter()
-            .filter(|p| {
-                p.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| {
-                        refs.iter()
-                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-                    })
-            })
-            .collect()
+        let filter = Filter {
+            namespace: Some(ns.to_string()),
+            labels: LabelSelector::parse(&selector).unwrap_or_default(),
+            ..Default::default()
+        };
+        self.store.owned(&rt, uid, &filter)
     }
 
     fn create_pod(&self, ns: &str, owner: &Value, pod: NewPod<'_>) {

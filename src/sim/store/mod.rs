@@ -163,9 +163,12 @@ impl Filter {
 
     /// Whether a packed object matches, parsing only as much of it as the selectors read.
     pub fn matches_packed(&self, namespace: &str, object: &Packed) -> bool {
-        if self.namespace.as_deref().is_some_and(|ns| ns != namespace) {
-            return false;
-        }
+        self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+            && self.selects_packed(namespace, object)
+    }
+
+    /// Whether a packed object's labels and fields match, its namespace aside.
+    fn selects_packed(&self, namespace: &str, object: &Packed) -> bool {
         if !self.fields.is_empty() {
             return self.matches(namespace, &object.unpack());
         }
@@ -457,6 +460,28 @@ impl Store {
         }
     }
 
+    /// The first key of a type's objects (in `namespace`, when given) and the first key
+    /// after them: a trailing NUL sorts after the name itself and before any longer one.
+    fn run_of(rt: &ResourceType, namespace: Option<&str>) -> (Key, Key) {
+        let start = Key {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: String::new(),
+        };
+        let end = match namespace {
+            Some(ns) => Key {
+                namespace: format!("{ns}\0"),
+                ..start.clone()
+            },
+            None => Key {
+                plural: format!("{}\0", rt.plural),
+                ..start.clone()
+            },
+        };
+        (start, end)
+    }
+
     fn now(&self) -> String {
         self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
@@ -486,18 +511,13 @@ impl Store {
         };
         let mut items = Vec::new();
         let mut next = None;
-        // Keys sort by type, namespace and name: read only this type's (and namespace's) run.
+        // Keys sort by type, namespace and name: read only this type's (and namespace's) run,
+        // bounded at both ends so no key inside it is compared.
         let namespace = filter
             .namespace
-            .clone()
-            .filter(|_| rt.namespaced)
-            .unwrap_or_default();
-        let start = Key {
-            group: rt.group.clone(),
-            plural: rt.plural.clone(),
-            namespace: namespace.clone(),
-            name: String::new(),
-        };
+            .as_deref()
+            .filter(|ns| rt.namespaced && !ns.is_empty());
+        let (start, end) = Self::run_of(rt, namespace);
         // A continued list starts where the last page ended rather than at the type's start.
         let start = match &after {
             Some((ns, name)) => start.max(Key {
@@ -508,19 +528,21 @@ impl Store {
             }),
             None => start,
         };
-        for (key, object) in inner.objects.range(start..) {
-            if key.group != rt.group || key.plural != rt.plural {
-                break;
-            }
-            if !namespace.is_empty() && key.namespace != namespace {
-                break;
-            }
+        // A token from past the run leaves nothing to read (and no inverted range).
+        let end = end.max(start.clone());
+        for (key, object) in inner.objects.range(start..end) {
             if let Some((ns, name)) = &after
                 && (&key.namespace, &key.name) <= (ns, name)
             {
                 continue;
             }
-            if !filter.matches_packed(&key.namespace, object) {
+            // The range holds only the filter's namespace, when it names one.
+            let selected = if namespace.is_some() {
+                filter.selects_packed(&key.namespace, object)
+            } else {
+                filter.matches_packed(&key.namespace, object)
+            };
+            if !selected {
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
@@ -538,19 +560,34 @@ impl Store {
         })
     }
 
+    /// Objects of a type naming `owner_uid` in their ownerReferences and matching `filter`,
+    /// sorted by namespace and name: read from the owner index, as controllers find their
+    /// pods through an informer index rather than by scanning a namespace.
+    pub fn owned(&self, rt: &ResourceType, owner_uid: &str, filter: &Filter) -> Vec<Value> {
+        let inner = self.lock();
+        let Some(keys) = inner.dependents.get(owner_uid) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter(|k| k.group == rt.group && k.plural == rt.plural)
+            .filter_map(|k| {
+                let object = inner.objects.get(k)?;
+                filter
+                    .matches_packed(&k.namespace, object)
+                    .then(|| object.unpack())
+            })
+            .collect()
+    }
+
     /// Namespace and name of every object of a type, without reading the objects.
     pub fn names(&self, rt: &ResourceType) -> Vec<(String, String)> {
         let inner = self.lock();
-        let start = Key {
-            group: rt.group.clone(),
-            plural: rt.plural.clone(),
-            namespace: String::new(),
-            name: String::new(),
-        };
         inner
             .objects
-            .range(start..)
-            .take_while(|(k, _)| k.group == rt.group && k.plural == rt.plural)
+            .range({
+                let (start, end) = Self::run_of(rt, None);
+                start..end
+            })
             .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
             .collect()
     }
@@ -566,17 +603,11 @@ impl Store {
         let inner = self.lock();
         // Subscribing under the lock: no change can fall between the replay and the stream.
         let receiver = self.events.subscribe();
-        let start = Key {
-            group: rt.group.clone(),
-            plural: rt.plural.clone(),
-            namespace: String::new(),
-            name: String::new(),
-        };
+        let (start, end) = Self::run_of(rt, None);
         let initial = match since {
             None => inner
                 .objects
-                .range(start..)
-                .take_while(|(k, _)| k.group == rt.group && k.plural == rt.plural)
+                .range(start..end)
                 .filter(|(k, o)| filter.matches_packed(&k.namespace, o))
                 .map(|(k, o)| {
                     Arc::new(WatchEvent {
