@@ -5,7 +5,7 @@
 //! server-side-apply PATCHes per second, and watch-event delivery latency after a write.
 //! `scale`: N Rollouts through a 4-step canary with analysis on the in-process sim with the
 //! virtual clock — wall time, CPU, peak RSS, requests and writes per rollout, lag; with
-//! `CUTOVER_BENCH_HEAP_BY_SIDE=1`, the operator's heap apart from the sim's.
+//! `CUTOVER_BENCH_HEAP_BY_SIDE=1`, the operator's heap and CPU apart from the sim's.
 
 use std::time::{Duration, Instant};
 
