@@ -582,12 +582,10 @@ impl Store {
     /// Namespace and name of every object of a type, without reading the objects.
     pub fn names(&self, rt: &ResourceType) -> Vec<(String, String)> {
         let inner = self.lock();
+        let (start, end) = Self::run_of(rt, None);
         inner
             .objects
-            .range({
-                let (start, end) = Self::run_of(rt, None);
-                start..end
-            })
+            .range(start..end)
             .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
             .collect()
     }
