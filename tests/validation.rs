@@ -417,7 +417,7 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
                 "/spec/variants",
                 json!({"off": false, "x".repeat(64): true}),
             ),
-            "variant names must be at most 63 characters",
+            "variant names must be 1 to 63 characters",
         ),
         (
             "flag no variants",

@@ -305,6 +305,12 @@ pub fn flag(spec: &FeatureFlagSpec) -> Vec<FieldError> {
             "defaultVariant must name one of the variants",
         ));
     }
+    if let Some(name) = spec.variants.keys().find(|k| k.is_empty() || k.len() > 63) {
+        errors.push(invalid(
+            format!("spec.variants.{name}"),
+            "variant names must be 1 to 63 characters",
+        ));
+    }
     let kinds: Vec<&str> = spec.variants.values().map(json_kind).collect();
     if kinds.windows(2).any(|w| w[0] != w[1]) {
         errors.push(invalid(
