@@ -75,15 +75,30 @@ impl tower::Service<http::Request<kube::client::Body>> for Recording {
     }
 
     fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-        if let Some(k) = classify(
+        let key = classify(
             req.method().as_str(),
             req.uri().path(),
             req.uri().query().unwrap_or_default(),
-        ) {
-            self.seen.lock().unwrap().insert(k);
+        );
+        if let Some(k) = &key {
+            self.seen.lock().unwrap().insert(k.clone());
         }
+        let seen = self.seen.clone();
         let fut = self.inner.call(req);
-        Box::pin(fut)
+        Box::pin(async move {
+            let response = fut.await?;
+            // kube-apiserver authorizes a server-side apply that makes a new object as a
+            // create as well.
+            if let Some((group, resource, verb)) = key
+                && verb == "patch"
+                && response.status() == http::StatusCode::CREATED
+            {
+                seen.lock()
+                    .unwrap()
+                    .insert((group, resource, "create".into()));
+            }
+            Ok(response)
+        })
     }
 }
 

@@ -43,20 +43,26 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
             ],
             &["patch"],
         ),
+        // Server-side apply of an object that does not exist yet creates it, and the
+        // apiserver authorizes that as `create`.
         rule(
             "apps",
             &["deployments"],
-            &["get", "list", "watch", "patch", "delete"],
+            &["get", "list", "watch", "create", "patch", "delete"],
         ),
         rule("apps", &["deployments/scale"], &["patch"]),
         rule("", &["services"], &["get", "patch"]),
-        rule("", &["configmaps"], &["get", "list", "watch", "patch"]),
+        rule(
+            "",
+            &["configmaps"],
+            &["get", "list", "watch", "create", "patch"],
+        ),
         rule("", &["pods"], &["list"]),
         rule("", &["pods/log"], &["get"]),
         rule(
             "batch",
             &["jobs"],
-            &["get", "list", "watch", "patch", "delete"],
+            &["get", "list", "watch", "create", "patch", "delete"],
         ),
         rule(
             "gateway.networking.k8s.io",
