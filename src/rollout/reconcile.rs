@@ -353,12 +353,22 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                     .await?;
             }
             Action::PinService { service, revision } => {
+                // A Service's selector is an atomic map: server-side apply owns it whole or
+                // not at all. So the pin sends the selector as it stands plus the revision,
+                // and forces: the user's own keys stay, and only the revision key changes.
+                let mut selector = services
+                    .get(service)
+                    .await?
+                    .spec
+                    .and_then(|s| s.selector)
+                    .unwrap_or_default();
+                selector.insert(LABEL_REVISION.to_string(), revision.clone());
                 let pin = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": service},
-                    "spec": {"selector": {LABEL_REVISION: revision}}});
+                    "spec": {"selector": selector}});
                 services
                     .patch(
                         service,
-                        &PatchParams::apply(FIELD_MANAGER),
+                        &PatchParams::apply(FIELD_MANAGER).force(),
                         &Patch::Apply(&pin),
                     )
                     .await?;
