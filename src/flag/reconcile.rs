@@ -2,7 +2,7 @@
 //! ConfigMap key and its analysis; call the pure plan; record status; render the ConfigMap
 //! key (server-side apply, only when its content changes).
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -101,19 +101,36 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
     let ns = flag.namespace().unwrap_or_default();
     let api: Api<FeatureFlag> = Api::namespaced(ctx.client.clone(), &ns);
     let (cm, key) = render::output_of(&flag);
-    // The other flags rendered into the same ConfigMap key.
+    // The other flags rendered into the same ConfigMap (under any key): the ConfigMap is
+    // written whole in one apply, so flags sharing it never remove each other's keys.
     let all = api.list(&ListParams::default()).await?.items;
-    let mut group: Vec<FeatureFlag> = all
+    let mut same_map: Vec<FeatureFlag> = all
         .into_iter()
-        .filter(|f| render::output_of(f) == (cm.clone(), key.clone()))
+        .filter(|f| render::output_of(f).0 == cm)
         .filter(|f| f.metadata.name != flag.metadata.name)
         .collect();
     if flag.meta().deletion_timestamp.is_some() {
-        write_config_map(&ctx, &ns, &cm, &key, &group).await?;
+        match write_config_map(&ctx, &ns, &cm, &same_map).await {
+            Ok(()) => {}
+            // In a namespace being deleted the ConfigMap is gone and cannot be made again
+            // (403), and nothing reads it any more: the finalizer must not hold the
+            // namespace's deletion.
+            Err(Error::Kube(kube::Error::Api(status))) if matches!(status.code, 403 | 404) => {
+                tracing::info!(flag = %flag.name_any(), namespace = %ns, code = status.code,
+                    "flag's ConfigMap cannot be written while it is deleted; releasing it");
+            }
+            Err(e) => return Err(e),
+        }
         shell::remove_finalizer(&api, flag.as_ref(), FINALIZER).await?;
         return Ok(Requeue::await_change());
     }
-    let problems: Vec<String> = validate::flag(&flag.spec)
+    // The flags rendered into this flag's key compete for flag keys.
+    let group: Vec<FeatureFlag> = same_map
+        .iter()
+        .filter(|f| render::output_of(f).1 == key)
+        .cloned()
+        .collect();
+    let problems: Vec<String> = shell::off_runtime(|| validate::flag(&flag.spec))
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -139,47 +156,73 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
         ..Default::default()
     })
     .await;
-    let decision = plan::plan(&plan::Observed {
-        flag: &flag,
-        conflict_with,
-        measurements,
-        now: ctx.clock.now(),
+    let decision = shell::off_runtime(|| {
+        plan::plan(&plan::Observed {
+            flag: &flag,
+            conflict_with,
+            measurements,
+            now: ctx.clock.now(),
+        })
     });
     write_status(&api, &flag, &decision.status).await?;
     let mut planned = flag.as_ref().clone();
     planned.status = Some(decision.status.clone());
-    group.push(planned);
-    write_config_map(&ctx, &ns, &cm, &key, &group).await?;
+    same_map.push(planned);
+    write_config_map(&ctx, &ns, &cm, &same_map).await?;
     for note in &decision.notes {
         publish(&ctx, &flag, note.reason, &note.message, note.warning).await;
     }
     Ok(requeue_at(&ctx.clock, decision.requeue_at))
 }
 
-/// Renders the ConfigMap key from `flags`; writes only when the text changes.
+/// Renders every key of the ConfigMap from the flags that output to it, and writes them in
+/// one server-side apply, only when some text changes. One apply holding all keys: applying
+/// one key at a time under the one field manager would remove the keys left out.
 async fn write_config_map(
     ctx: &Context,
     ns: &str,
     name: &str,
-    key: &str,
     flags: &[FeatureFlag],
 ) -> Result<(), Error> {
-    let refs: Vec<&FeatureFlag> = flags.iter().collect();
-    let text = render::document(&refs);
+    let mut by_key: BTreeMap<String, Vec<&FeatureFlag>> = BTreeMap::new();
+    for f in flags {
+        by_key.entry(render::output_of(f).1).or_default().push(f);
+    }
+    let data: BTreeMap<String, String> = by_key
+        .into_iter()
+        .map(|(key, flags)| (key, render::document(&flags)))
+        .collect();
     let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-    let current = maps
-        .get_opt(name)
-        .await?
-        .and_then(|m| m.data)
-        .and_then(|d| d.get(key).cloned());
-    if current.as_deref() == Some(text.as_str()) {
+    let current = maps.get_opt(name).await?;
+    let ours_unchanged = current.as_ref().is_some_and(|m| {
+        let have = m.data.clone().unwrap_or_default();
+        data.iter().all(|(k, v)| have.get(k) == Some(v))
+    });
+    let stale_key = current.as_ref().is_some_and(|m| {
+        m.metadata.managed_fields.iter().flatten().any(|f| {
+            f.manager.as_deref() == Some(FIELD_MANAGER)
+                && f.fields_v1.as_ref().is_some_and(|fields| {
+                    fields
+                        .0
+                        .pointer("/f:data")
+                        .and_then(|d| d.as_object())
+                        .is_some_and(|d| {
+                            d.keys()
+                                .filter_map(|k| k.strip_prefix("f:"))
+                                .any(|k| !data.contains_key(k))
+                        })
+                })
+        })
+    });
+    if ours_unchanged && !stale_key {
         return Ok(());
     }
-    // Server-side apply of one key: other keys of the ConfigMap, and other managers'
-    // fields, stay as they are.
+    if current.is_none() && data.is_empty() {
+        return Ok(());
+    }
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "labels": {"cutover.dev/flags": "true"}},
-        "data": {key: text}});
+        "data": data});
     maps.patch(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),
