@@ -1,5 +1,16 @@
 //! `successCondition` / `failureCondition`: CEL expressions over `result`.
 
+use super::cost::{COST_BUDGET, MAX_RESULT_SAMPLES, estimate};
+
+/// A cost for a message: exact below a million, else as a power of ten.
+fn human(cost: f64) -> String {
+    if cost < 1e6 {
+        format!("{cost:.0}")
+    } else {
+        format!("10^{:.0}", cost.log10().floor())
+    }
+}
+
 /// A condition that does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid CEL expression: {0}")]
@@ -8,35 +19,51 @@ pub struct ConditionError(pub String);
 /// Longest expression accepted; the schema enforces the same bound.
 pub const MAX_EXPRESSION_LEN: usize = 1024;
 
-/// Checks that a condition compiles and uses only `result`.
+/// Checks that a condition compiles, uses only `result` and stays within the cost budget.
 pub fn check(expression: &str) -> Result<(), ConditionError> {
     worker::run(|reply| worker::Job::Check(expression.to_string(), reply))
 }
 
-/// Evaluates a condition with `result` bound; errors if it does not compile or is not a
-/// boolean.
+/// Evaluates a condition with `result` bound; errors if it does not compile, is not a
+/// boolean, reads more than [`MAX_RESULT_SAMPLES`] samples or runs past
+/// [`EVALUATION_TIMEOUT`].
 pub fn test(expression: &str, result: &QueryResult) -> Result<bool, ConditionError> {
+    if let QueryResult::Numbers(ns) = result
+        && ns.len() > MAX_RESULT_SAMPLES
+    {
+        return Err(ConditionError(format!(
+            "the query returned {} samples, more than the {MAX_RESULT_SAMPLES} a condition reads: aggregate it",
+            ns.len()
+        )));
+    }
     worker::run(|reply| worker::Job::Test(expression.to_string(), result.clone(), reply))
 }
 
-/// CEL runs on one thread of its own with a large stack. The CEL parser and evaluator
+/// Longest a check or an evaluation may take before it counts as an error. The cost budget
+/// keeps real conditions far below it; this bounds what the estimate could not foresee.
+pub const EVALUATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// CEL runs on a few threads of its own with a large stack. The CEL parser and evaluator
 /// recurse deeply per nesting level, enough to overflow a runtime worker's 2 MiB stack and
 /// abort the whole operator (in a debug build sixteen nested parentheses or sixty chained
-/// additions do); compiled programs are cached there, never leaving the thread that parsed
-/// them.
+/// additions do); compiled programs are cached per thread, never leaving the thread that
+/// parsed them. Several threads, so one slow evaluation holds up no other; a requester
+/// waits at most [`EVALUATION_TIMEOUT`].
 mod worker {
     use std::{
         collections::HashMap,
         panic::{AssertUnwindSafe, catch_unwind},
-        sync::{Mutex, OnceLock, mpsc},
+        sync::{Arc, Mutex, OnceLock, mpsc},
     };
 
-    use super::{ConditionError, QueryResult, compile, evaluate};
+    use super::{ConditionError, EVALUATION_TIMEOUT, QueryResult, compile, evaluate};
 
-    /// Stack of the CEL thread: room for the deepest expression the length limit allows.
+    /// Stack of each CEL thread: room for the deepest expression the length limit allows.
     const STACK_BYTES: usize = 256 << 20;
-    /// Compiled programs kept; the cache starts over when full.
+    /// Compiled programs kept per thread; the cache starts over when full.
     const CACHE_ENTRIES: usize = 4096;
+    /// CEL threads.
+    const THREADS: usize = 4;
 
     pub(super) enum Job {
         Check(String, mpsc::Sender<Result<(), ConditionError>>),
@@ -52,18 +79,24 @@ mod worker {
         SENDER
             .get_or_init(|| {
                 let (tx, rx) = mpsc::channel::<Job>();
-                std::thread::Builder::new()
-                    .name("cutover-cel".into())
-                    .stack_size(STACK_BYTES)
-                    .spawn(move || serve(rx))
-                    .ok()
-                    .map(|_| Mutex::new(tx))
+                let jobs = Arc::new(Mutex::new(rx));
+                let started = (0..THREADS)
+                    .filter(|i| {
+                        let jobs = jobs.clone();
+                        std::thread::Builder::new()
+                            .name(format!("cutover-cel-{i}"))
+                            .stack_size(STACK_BYTES)
+                            .spawn(move || serve(&jobs))
+                            .is_ok()
+                    })
+                    .count();
+                (started > 0).then(|| Mutex::new(tx))
             })
             .as_ref()
             .and_then(|m| m.lock().ok().map(|tx| tx.clone()))
     }
 
-    /// Sends a job and waits for its answer.
+    /// Sends a job and waits for its answer, at most [`EVALUATION_TIMEOUT`].
     pub(super) fn run<T>(
         job: impl FnOnce(mpsc::Sender<Result<T, ConditionError>>) -> Job,
     ) -> Result<T, ConditionError> {
@@ -73,12 +106,23 @@ mod worker {
             .ok_or_else(unavailable)?
             .send(job(reply))
             .map_err(|_| unavailable())?;
-        answer.recv().map_err(|_| unavailable())?
+        match answer.recv_timeout(EVALUATION_TIMEOUT) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ConditionError(format!(
+                "the condition did not finish within {}s",
+                EVALUATION_TIMEOUT.as_secs()
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(unavailable()),
+        }
     }
 
-    fn serve(jobs: mpsc::Receiver<Job>) {
+    fn next(jobs: &Mutex<mpsc::Receiver<Job>>) -> Option<Job> {
+        jobs.lock().ok()?.recv().ok()
+    }
+
+    fn serve(jobs: &Mutex<mpsc::Receiver<Job>>) {
         let mut cache: HashMap<String, Result<cel::Program, ConditionError>> = HashMap::new();
-        for job in jobs {
+        while let Some(job) = next(jobs) {
             let expression = match &job {
                 Job::Check(e, _) | Job::Test(e, _, _) => e.clone(),
             };
@@ -163,6 +207,18 @@ fn compile(expression: &str) -> Result<cel::Program, ConditionError> {
     if let Some(name) = unknown {
         return Err(ConditionError(format!(
             "unknown variable {name:?}: conditions may only use `result`"
+        )));
+    }
+    // The cost is estimated before the program ever runs (the trial evaluation included).
+    let ast = cel::parser::Parser::default()
+        .parse(expression)
+        .map_err(|e| ConditionError(one_line(&e.to_string())))?;
+    let cost = estimate(&ast, expression.len());
+    if cost > COST_BUDGET {
+        return Err(ConditionError(format!(
+            "too costly: about {} evaluation steps at worst, over the budget of {}; each comprehension (all, exists, map, filter) costs the size of what it iterates times its body, `result` counting as {MAX_RESULT_SAMPLES} samples",
+            human(cost),
+            human(COST_BUDGET)
         )));
     }
     Ok(program)

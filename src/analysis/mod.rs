@@ -2,6 +2,7 @@
 //! decide promote, pause or abort.
 
 pub mod condition;
+pub mod cost;
 pub mod fetch;
 pub mod judge;
 pub mod measure;

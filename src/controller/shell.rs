@@ -280,3 +280,15 @@ pub async fn take_measurements(
     });
     futures::future::join_all(fetches).await
 }
+
+/// Runs CPU work that may wait on the condition evaluator (validating a spec, planning with
+/// measurements to classify) without holding up the runtime: on the multi-threaded runtime
+/// the worker hands its other tasks over first. A single-threaded runtime (tests, the
+/// virtual clock of `simulate`) runs it in place.
+pub fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}

@@ -114,7 +114,7 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
     if mj.meta().deletion_timestamp.is_some() {
         return finalize(&api, &jobs, &mj).await;
     }
-    let problems: Vec<String> = validate::migration(&mj.spec)
+    let problems: Vec<String> = shell::off_runtime(|| validate::migration(&mj.spec))
         .iter()
         .map(ToString::to_string)
         .collect();

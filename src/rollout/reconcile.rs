@@ -152,7 +152,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         return Ok(Requeue::await_change());
     }
     let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut problems: Vec<String> = validate::rollout(&rollout.spec)
+    let mut problems: Vec<String> = shell::off_runtime(|| validate::rollout(&rollout.spec))
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -297,7 +297,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         referenced_replicas,
         now: ctx.clock.now(),
     };
-    let decision = plan::plan(&observed);
+    let decision = shell::off_runtime(|| plan::plan(&observed));
     // Status first: progress is recorded before it is acted on, so a crash in between
     // replays the writes of the recorded step instead of completing a step twice.
     write_status(&rollouts, &rollout, decision.status.clone()).await?;
