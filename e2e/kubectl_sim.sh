@@ -4,46 +4,47 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 examples="$here/../examples"
 
+NS=e2e
 start_dev --api-only
-echo "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"e2e\"}}" | kubectl apply -f - >/dev/null
-export NS="-n e2e"
+[ "$TARGET" = testbed ] || echo "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$NS\"}}" | kubectl apply -f - >/dev/null
+n() { kubectl -n "$NS" "$@"; }
 
 # server-side apply, then client-side apply of another manifest, twice (the second is a no-op)
-kubectl $NS apply --server-side -f "$examples/canary.yaml" >/dev/null
-kubectl $NS apply -f "$examples/bluegreen.yaml" >/dev/null
-out=$(kubectl $NS apply -f "$examples/bluegreen.yaml")
+n apply --server-side -f "$examples/canary.yaml" >/dev/null
+n apply -f "$examples/bluegreen.yaml" >/dev/null
+out=$(n apply -f "$examples/bluegreen.yaml")
 echo "$out" | grep -q "rollout.cutover.dev/api unchanged" || fail "re-apply should be unchanged: $out"
 
 # get with printer columns, short name and category
-kubectl $NS get cro -o name | sort | tr '\n' ' ' | grep -q "rollout.cutover.dev/api rollout.cutover.dev/web" || fail "get cro"
-kubectl $NS get cutover | grep -q "^rollout.cutover.dev/web" || kubectl $NS get cutover | grep -q "web" || fail "get cutover"
-kubectl $NS get cro web | head -1 | grep -q "STRATEGY *PHASE *STEP *WEIGHT *STABLE *CURRENT *AGE" || fail "printer columns"
-expect_eq "$(kubectl $NS get cro web -o jsonpath='{.spec.strategy.canary.steps[0].setWeight}')" "20" "get -o jsonpath"
-kubectl $NS get cro web -o yaml | grep -q "stableService: web" || fail "get -o yaml"
+n get cro -o name | sort | tr '\n' ' ' | grep -q "rollout.cutover.dev/api rollout.cutover.dev/web" || fail "get cro"
+n get cutover | grep -q "^rollout.cutover.dev/web" || n get cutover | grep -q "web" || fail "get cutover"
+n get cro web | head -1 | grep -q "STRATEGY *PHASE *STEP *WEIGHT *STABLE *CURRENT *AGE" || fail "printer columns"
+expect_eq "$(n get cro web -o jsonpath='{.spec.strategy.canary.steps[0].setWeight}')" "20" "get -o jsonpath"
+n get cro web -o yaml | grep -q "stableService: web" || fail "get -o yaml"
 
 # a watch sees a status change
-kubectl $NS get cro web -w --request-timeout=4s >"$WORK/watch.out" 2>&1 &
+n get cro web -w --request-timeout=4s >"$WORK/watch.out" 2>&1 &
 watch_pid=$!
 sleep 1
-kubectl $NS patch cro web --subresource=status --type merge \
+n patch cro web --subresource=status --type merge \
   -p '{"status":{"phase":"Healthy","strategy":"Canary","conditions":[{"type":"Available","status":"True","reason":"Serving","message":"ok","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}' >/dev/null
 wait "$watch_pid" 2>/dev/null || true
 grep -q "Healthy" "$WORK/watch.out" || { cat "$WORK/watch.out"; fail "get -w did not show the status change"; }
 
 # wait for a condition
-kubectl $NS wait --for=condition=Available cro/web --timeout=10s >/dev/null || fail "kubectl wait"
+n wait --for=condition=Available cro/web --timeout=10s >/dev/null || fail "kubectl wait"
 
 # scale through the scale subresource
-kubectl $NS scale cro web --replicas=4 >/dev/null
-expect_eq "$(kubectl $NS get cro web -o jsonpath='{.spec.replicas}')" "4" "scale"
+n scale cro web --replicas=4 >/dev/null
+expect_eq "$(n get cro web -o jsonpath='{.spec.replicas}')" "4" "scale"
 
 # the API server rejects invalid manifests with the schema's message
-out=$(kubectl $NS apply --server-side -f "$examples/invalid/weight-over-100.yaml" 2>&1 || true)
+out=$(n apply --server-side -f "$examples/invalid/weight-over-100.yaml" 2>&1 || true)
 echo "$out" | grep -q "should be less than or equal to 100" || fail "invalid manifest accepted: $out"
 
 # delete
-kubectl $NS delete cro web >/dev/null
-out=$(kubectl $NS get cro web 2>&1 || true)
+n delete cro web >/dev/null
+out=$(n get cro web 2>&1 || true)
 echo "$out" | grep -q "NotFound" || fail "delete: $out"
 
 stop_dev

@@ -1,25 +1,57 @@
-# Shared helpers of the e2e scripts: start `cutover dev` (unless KUBECONFIG points at a real
-# cluster), assert with kubectl, clean up on exit.
+# Shared helpers of the e2e scripts. Each script runs against one of three targets:
+# - E2E_TESTBED=DIR: the real control plane of `e2e/testbed up DIR`; the script's
+#   namespace is made unique and the operator runs as the chart's ServiceAccount, watching
+#   only that namespace (so scripts can run side by side);
+# - E2E_KUBECONFIG=FILE: a user's cluster with cutover already installed;
+# - neither: `cutover dev` (the sim, with the operator embedded).
+# Scripts set NS before `start_dev` and address objects through "$NS".
 set -euo pipefail
 
 CUTOVER=${CUTOVER:-cutover}
 WORK=$(mktemp -d)
 DEV_PID=""
+OPERATOR_PID=""
+TARGET=sim
 
 cleanup() {
-  if [ -n "$DEV_PID" ]; then
-    kill -TERM "$DEV_PID" 2>/dev/null || true
-    wait "$DEV_PID" 2>/dev/null || true
+  if [ "$TARGET" = testbed ] && [ -n "${NS:-}" ]; then
+    kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   fi
+  for pid in "$OPERATOR_PID" "$DEV_PID"; do
+    if [ -n "$pid" ]; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
+fail() {
+  echo "FAIL: $*" >&2
+  if [ -s "$WORK/operator.log" ]; then
+    echo "--- operator log (last 40 lines) ---" >&2
+    tail -n 40 "$WORK/operator.log" >&2
+  fi
+  exit 1
+}
 
-# Starts `cutover dev` on a free port and points kubectl at it.
+# Starts the target: `cutover dev` on a free port (`--api-only` for no operator), or on the
+# test bed, the operator for "$NS" (none with `--api-only`), and points kubectl at it.
 start_dev() {
+  if [ -n "${E2E_TESTBED:-}" ]; then
+    TARGET=testbed
+    export KUBECONFIG="$E2E_TESTBED/admin.kubeconfig"
+    NS="$NS-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+    echo "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$NS\"}}" | kubectl apply -f - >/dev/null
+    [ "${1:-}" = "--api-only" ] && return
+    "$CUTOVER" run --namespace "$NS" --kubeconfig "$E2E_TESTBED/operator.kubeconfig" \
+      --metrics-addr 127.0.0.1:0 --log-format json >"$WORK/operator.log" 2>&1 &
+    OPERATOR_PID=$!
+    return
+  fi
   if [ -n "${E2E_KUBECONFIG:-}" ]; then
+    TARGET=cluster
     export KUBECONFIG="$E2E_KUBECONFIG"
     return
   fi
@@ -34,14 +66,21 @@ start_dev() {
   export KUBECONFIG="$WORK/kubeconfig"
 }
 
-# Stops `cutover dev` with SIGTERM and checks that it exits cleanly.
+# Stops `cutover dev` (or the test bed's operator) with SIGTERM and checks that it exits
+# cleanly.
 stop_dev() {
-  [ -n "$DEV_PID" ] || return 0
-  kill -TERM "$DEV_PID"
+  local pid=${DEV_PID:-$OPERATOR_PID}
+  [ -n "$pid" ] || return 0
+  if [ "$TARGET" = testbed ]; then
+    # Namespaces go before the operator that removes their finalizers.
+    kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  fi
+  kill -TERM "$pid"
   local status=0
-  wait "$DEV_PID" || status=$?
+  wait "$pid" || status=$?
   DEV_PID=""
-  [ "$status" = 0 ] || { cat "$WORK/dev.log" >&2; fail "cutover dev exited with $status on SIGTERM"; }
+  OPERATOR_PID=""
+  [ "$status" = 0 ] || { cat "$WORK/dev.log" "$WORK/operator.log" >&2 2>/dev/null; fail "the operator exited with $status on SIGTERM"; }
 }
 
 # expect_eq ACTUAL EXPECTED WHAT

@@ -5,9 +5,10 @@
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
+NS=e2e-migrations
 start_dev
-echo '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"e2e-migrations"}}' | kubectl apply -f - >/dev/null
-k() { kubectl -n e2e-migrations "$@"; }
+[ "$TARGET" = testbed ] || echo "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$NS\"}}" | kubectl apply -f - >/dev/null
+k() { kubectl -n "$NS" "$@"; }
 wait_for() { k wait "$@" --timeout=90s >/dev/null || { k get mj,cro -o yaml >&2; fail "wait $*"; }; }
 migration() {  # name image pod-annotations-json
   cat <<YAML | k apply --server-side -f - >/dev/null

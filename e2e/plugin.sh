@@ -5,6 +5,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
+NS=e2e-plugin
 start_dev
 # kubectl finds plugins named kubectl-* on PATH: link the binary under that name.
 mkdir -p "$WORK/bin"
@@ -14,9 +15,9 @@ kubectl plugin list 2>/dev/null | grep -q kubectl-cutover || fail "kubectl does 
 
 # Installing the CRDs again is harmless (cutover dev has them already; a cluster may not).
 "$CUTOVER" crd | kubectl apply --server-side --force-conflicts -f - >/dev/null
-echo '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"e2e-plugin"}}' | kubectl apply -f - >/dev/null
-k() { kubectl -n e2e-plugin "$@"; }
-kc() { kubectl cutover -n e2e-plugin "$@"; }
+[ "$TARGET" = testbed ] || echo "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$NS\"}}" | kubectl apply -f - >/dev/null
+k() { kubectl -n "$NS" "$@"; }
+kc() { kubectl cutover -n "$NS" "$@"; }
 wait_for() { k wait "$@" --timeout=60s >/dev/null || { kc status web >&2; fail "wait $*"; }; }
 
 k apply --server-side -f "$here/../examples/canary.yaml" >/dev/null
@@ -53,7 +54,7 @@ wait_for cro/web --for=jsonpath='{.status.phase}'=Healthy
 expect_eq "$(k get cro web -o jsonpath='{.status.stableRevision}')" "$first" "undone to the first revision"
 
 kc get nosuch 2>"$WORK/err" && fail "a missing rollout is an error"
-grep -q 'rollout "nosuch" not found in namespace "e2e-plugin"' "$WORK/err" || fail "the error names it"
+grep -q "rollout \"nosuch\" not found in namespace \"$NS\"" "$WORK/err" || fail "the error names it"
 
 stop_dev
 echo "plugin e2e: ok"

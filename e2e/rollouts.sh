@@ -5,9 +5,10 @@
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
+NS=e2e-rollouts
 start_dev
-echo '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"e2e-rollouts"}}' | kubectl apply -f - >/dev/null
-k() { kubectl -n e2e-rollouts "$@"; }
+[ "$TARGET" = testbed ] || echo "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$NS\"}}" | kubectl apply -f - >/dev/null
+k() { kubectl -n "$NS" "$@"; }
 wait_for() { k wait "$@" --timeout=60s >/dev/null || { k get cro -o yaml >&2; fail "wait $*"; }; }
 set_image() { k patch cro "$1" --type merge -p "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"$2\"}]}}}}" >/dev/null; }
 rollout() {  # name replicas strategy-json

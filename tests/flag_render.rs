@@ -167,27 +167,30 @@ async fn twenty_percent_of_many_users_get_the_variant() {
     assert!((0.19..=0.21).contains(&share), "share {share}");
 }
 
-/// The flagd schema files shipped in the open-feature-flagd crate.
+/// The flagd schema files shipped in the open-feature-flagd crate: its source is in Cargo's
+/// registry (this test depends on it), at the version Cargo.lock names. No `cargo
+/// metadata`: offline it fails where the registry lacks other platforms' crates.
 fn flagd_schemas() -> (Value, Value) {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo metadata runs");
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata output");
-    let manifest = meta["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "open-feature-flagd")
-        .expect("open-feature-flagd is a dependency")["manifest_path"]
-        .as_str()
-        .unwrap()
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("Cargo.lock");
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"open-feature-flagd\""))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+        .expect("open-feature-flagd is locked")
+        .trim_matches('"')
         .to_string();
-    let dir = std::path::Path::new(&manifest)
-        .parent()
-        .unwrap()
-        .join("schemas/json");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let crate_dir = format!("open-feature-flagd-{version}");
+    let dir = std::fs::read_dir(cargo_home.join("registry/src"))
+        .expect("Cargo's registry sources")
+        .flatten()
+        .map(|index| index.path().join(&crate_dir).join("schemas/json"))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| panic!("{crate_dir} not found under {}", cargo_home.display()));
     let read = |f: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
     };

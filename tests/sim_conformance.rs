@@ -1,4 +1,12 @@
-//! The sim against the Kubernetes API conventions, through a real `kube::Client`.
+//! The sim against the Kubernetes API conventions, through a real `kube::Client`, and the
+//! same cases against the real control plane (the test bed): the differential suite. Every
+//! case runs on the sim as a test of its own; `differential_report` runs each on both
+//! targets, writes `target/differential-report.md` and fails when a difference is not
+//! listed in `src/sim/README.md` (or a case fails on the real control plane too, which
+//! means the case itself is wrong). Cases that read the sim's insides run on the sim only.
+
+#[path = "support/testbed.rs"]
+mod testbed;
 
 use cutover::{api::Rollout, controller::Clock, sim::Sim};
 use futures::{StreamExt, TryStreamExt};
@@ -22,11 +30,156 @@ fn sim() -> (Sim, Client) {
     (sim, client)
 }
 
+/// Where a case runs: a client and a namespace of its own (the sim's `default`, or a fresh
+/// namespace on the real control plane).
+struct Target {
+    client: Client,
+    ns: String,
+    _sim: Option<Sim>,
+    _namespace: Option<testbed::TestNamespace>,
+}
+
+impl Target {
+    fn sim() -> Self {
+        let (sim, client) = sim();
+        Self {
+            client,
+            ns: "default".into(),
+            _sim: Some(sim),
+            _namespace: None,
+        }
+    }
+
+    async fn real() -> Self {
+        let bed = testbed::shared();
+        let namespace = bed.namespace("conformance").await;
+        Self {
+            client: bed.admin().await,
+            ns: namespace.name.clone(),
+            _sim: None,
+            _namespace: Some(namespace),
+        }
+    }
+}
+
+type Case = fn(Target) -> futures::future::BoxFuture<'static, ()>;
+
+/// Declares each case as a test on the sim and lists them for the differential report.
+macro_rules! differential {
+    ($($case:ident),* $(,)?) => {
+        $(
+            #[allow(non_snake_case)]
+            mod $case {
+                #[tokio::test]
+                async fn on_the_sim() {
+                    super::$case(super::Target::sim()).await
+                }
+            }
+        )*
+        const CASES: &[(&str, Case)] = &[$((stringify!($case), |t| Box::pin($case(t)))),*];
+    };
+}
+
+differential!(
+    create_sets_server_fields_and_get_returns_them,
+    objects_need_an_existing_namespace,
+    update_with_a_stale_resource_version_conflicts,
+    an_update_that_changes_nothing_keeps_the_resource_version,
+    generation_moves_on_spec_changes_only_and_status_is_a_subresource,
+    custom_resources_are_validated_against_the_crd_schema,
+    list_filters_by_label_and_pages_with_continue,
+    a_namespaced_list_reads_that_namespace_alone,
+    watch_resumes_from_a_resource_version,
+    finalizers_hold_deletion_until_removed,
+    deleting_an_owner_deletes_its_dependents_unless_orphaned,
+    an_object_released_by_its_owner_outlives_it,
+    foreground_deletion_removes_dependents_first,
+    server_side_apply_tracks_owners_and_conflicts,
+    strategic_merge_and_json_patches_on_deployments,
+    crds_become_served_with_scale_subresources,
+    deleting_a_namespace_deletes_what_is_in_it,
+    applying_less_removes_what_the_manager_stopped_applying,
+    server_side_apply_to_status_removes_fields_no_longer_applied,
+);
+
+/// Runs a case on its own task and says how it ended.
+async fn outcome(case: Case, target: Target) -> Result<(), String> {
+    match tokio::spawn(case(target)).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_panic() => {
+            let panic = e.into_panic();
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panicked".into());
+            Err(message.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_report() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/sim/README.md"))
+        .expect("src/sim/README.md");
+    let mut report = String::from(
+        "# Differential conformance: the sim against the real control plane\n\n| case | sim | real | listed |\n| --- | --- | --- | --- |\n",
+    );
+    let mut unexplained = Vec::new();
+    for (name, case) in CASES {
+        let on_sim = outcome(*case, Target::sim()).await;
+        let on_real = outcome(*case, Target::real().await).await;
+        let listed = readme.contains(&format!("`{name}`"));
+        let show = |r: &Result<(), String>| match r {
+            Ok(()) => "pass".to_string(),
+            Err(m) => format!("FAIL: {}", m.chars().take(160).collect::<String>()),
+        };
+        report.push_str(&format!(
+            "| {name} | {} | {} | {} |\n",
+            show(&on_sim),
+            show(&on_real),
+            if listed { "yes" } else { "" }
+        ));
+        match (&on_sim, &on_real) {
+            (Ok(()), Ok(())) => {}
+            (_, Err(real)) if on_sim.is_err() => {
+                unexplained.push(format!("{name} fails on both targets: {real}"))
+            }
+            _ if listed => {}
+            (_, Err(real)) => unexplained.push(format!("{name}: real control plane: {real}")),
+            (Err(sim), _) => unexplained.push(format!("{name}: sim: {sim}")),
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/differential-report.md");
+    let _ = std::fs::write(path, &report);
+    println!("{report}");
+    assert!(
+        unexplained.is_empty(),
+        "differences not listed in src/sim/README.md:\n{}",
+        unexplained.join("\n")
+    );
+}
+
 fn code(e: kube::Error) -> u16 {
     match e {
         kube::Error::Api(s) => s.code,
         other => panic!("expected an API error, got {other}"),
     }
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+}
+
+/// Whether a ConfigMap is one the case made: a real control plane publishes
+/// `kube-root-ca.crt` into every namespace (a difference listed in src/sim/README.md).
+fn ours(c: &ConfigMap) -> bool {
+    c.metadata.name.as_deref() != Some("kube-root-ca.crt")
 }
 
 fn cm(name: &str) -> ConfigMap {
@@ -36,10 +189,15 @@ fn cm(name: &str) -> ConfigMap {
     .unwrap()
 }
 
+/// Installs the CRDs where they are missing (the test bed has them already).
 async fn install_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in cutover::api::crds() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
+        match crds.create(&PostParams::default(), &crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("CRD not installed: {e}"),
+        }
     }
 }
 
@@ -53,16 +211,15 @@ fn rollout(name: &str) -> Rollout {
     .unwrap()
 }
 
-#[tokio::test]
-async fn create_sets_server_fields_and_get_returns_them() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn create_sets_server_fields_and_get_returns_them(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let created = api.create(&PostParams::default(), &cm("a")).await.unwrap();
     let meta = &created.metadata;
     assert!(
         meta.uid.is_some() && meta.creation_timestamp.is_some() && meta.resource_version.is_some()
     );
-    assert_eq!(meta.namespace.as_deref(), Some("default"));
+    assert_eq!(meta.namespace.as_deref(), Some(ns.as_str()));
     assert_eq!(api.get("a").await.unwrap().metadata.uid, meta.uid);
     assert_eq!(
         code(
@@ -90,10 +247,10 @@ async fn create_sets_server_fields_and_get_returns_them() {
     assert!(n1.starts_with("web-") && n1.len() == 9 && n1 != n2);
 }
 
-#[tokio::test]
-async fn objects_need_an_existing_namespace() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "nowhere");
+async fn objects_need_an_existing_namespace(t: Target) {
+    let Target { client, ns, .. } = t;
+    let nowhere = format!("{ns}-nowhere");
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &nowhere);
     assert_eq!(
         code(
             api.create(&PostParams::default(), &cm("a"))
@@ -103,18 +260,18 @@ async fn objects_need_an_existing_namespace() {
         404
     );
     let namespaces: Api<Namespace> = Api::all(client);
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "nowhere"}})).unwrap();
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": nowhere}})).unwrap();
     namespaces
-        .create(&PostParams::default(), &ns)
+        .create(&PostParams::default(), &namespace)
         .await
         .unwrap();
     api.create(&PostParams::default(), &cm("a")).await.unwrap();
 }
 
-#[tokio::test]
-async fn update_with_a_stale_resource_version_conflicts() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn update_with_a_stale_resource_version_conflicts(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let first = api.create(&PostParams::default(), &cm("a")).await.unwrap();
     let mut fresh = first.clone();
     fresh.data = Some([("k".to_string(), "v2".to_string())].into());
@@ -143,10 +300,9 @@ async fn update_with_a_stale_resource_version_conflicts() {
     );
 }
 
-#[tokio::test]
-async fn an_update_that_changes_nothing_keeps_the_resource_version() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn an_update_that_changes_nothing_keeps_the_resource_version(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let first = api.create(&PostParams::default(), &cm("a")).await.unwrap();
     let again = api
         .replace("a", &PostParams::default(), &first)
@@ -158,11 +314,10 @@ async fn an_update_that_changes_nothing_keeps_the_resource_version() {
     );
 }
 
-#[tokio::test]
-async fn generation_moves_on_spec_changes_only_and_status_is_a_subresource() {
-    let (_sim, client) = sim();
+async fn generation_moves_on_spec_changes_only_and_status_is_a_subresource(t: Target) {
+    let Target { client, ns, .. } = t;
     install_crds(&client).await;
-    let api: Api<Rollout> = Api::namespaced(client, "default");
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
     let created = api
         .create(&PostParams::default(), &rollout("web"))
         .await
@@ -225,11 +380,10 @@ async fn generation_moves_on_spec_changes_only_and_status_is_a_subresource() {
     assert_eq!(status_only.metadata.generation, Some(2));
 }
 
-#[tokio::test]
-async fn custom_resources_are_validated_against_the_crd_schema() {
-    let (_sim, client) = sim();
+async fn custom_resources_are_validated_against_the_crd_schema(t: Target) {
+    let Target { client, ns, .. } = t;
     install_crds(&client).await;
-    let api: Api<Rollout> = Api::namespaced(client, "default");
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
     let mut bad = rollout("web");
     bad.spec.strategy.canary.as_mut().unwrap().steps[0].set_weight = Some(150);
     let err = api.create(&PostParams::default(), &bad).await.unwrap_err();
@@ -261,10 +415,9 @@ async fn custom_resources_are_validated_against_the_crd_schema() {
     );
 }
 
-#[tokio::test]
-async fn list_filters_by_label_and_pages_with_continue() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+async fn list_filters_by_label_and_pages_with_continue(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     for i in 0..5 {
         let mut c = cm(&format!("cm-{i}"));
         if i % 2 == 1 {
@@ -292,7 +445,9 @@ async fn list_filters_by_label_and_pages_with_continue() {
     }
     assert_eq!(names, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
     // Across namespaces, a page ends in one namespace and the next starts where it ended.
-    Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
+    let next = format!("{ns}-z");
+    create_namespace(&client, &next).await;
+    Api::<ConfigMap>::namespaced(client.clone(), &next)
         .create(&PostParams::default(), &cm("cm-9"))
         .await
         .unwrap();
@@ -301,13 +456,19 @@ async fn list_filters_by_label_and_pages_with_continue() {
     let mut params = ListParams::default().limit(2);
     loop {
         let page = all.list(&params).await.unwrap();
-        seen.extend(page.items.into_iter().map(|c| {
-            format!(
-                "{}/{}",
-                c.metadata.namespace.unwrap(),
-                c.metadata.name.unwrap()
-            )
-        }));
+        seen.extend(
+            page.items
+                .into_iter()
+                .filter(ours)
+                .filter(|c| [&ns, &next].contains(&c.metadata.namespace.as_ref().unwrap()))
+                .map(|c| {
+                    format!(
+                        "{}/{}",
+                        c.metadata.namespace.unwrap(),
+                        c.metadata.name.unwrap()
+                    )
+                }),
+        );
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => {
                 params = ListParams::default().limit(2).continue_token(&token)
@@ -315,17 +476,11 @@ async fn list_filters_by_label_and_pages_with_continue() {
             _ => break,
         }
     }
-    assert_eq!(
-        seen,
-        [
-            "default/cm-0",
-            "default/cm-1",
-            "default/cm-2",
-            "default/cm-3",
-            "default/cm-4",
-            "kube-system/cm-9"
-        ]
-    );
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("{ns}/cm-{i}"))
+        .chain([format!("{next}/cm-9")])
+        .collect();
+    assert_eq!(seen, expected);
     let by_field = api
         .list(&ListParams::default().fields("metadata.name=cm-3"))
         .await
@@ -333,12 +488,16 @@ async fn list_filters_by_label_and_pages_with_continue() {
     assert_eq!(by_field.items.len(), 1);
 }
 
-#[tokio::test]
-async fn a_namespaced_list_reads_that_namespace_alone() {
-    let (_sim, client) = sim();
+async fn a_namespaced_list_reads_that_namespace_alone(t: Target) {
+    let Target { client, ns, .. } = t;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     // Names that share a prefix sort next to each other.
-    for ns in ["team-1", "team-10", "team-1a"] {
+    let (team1, team10, team1a) = (
+        format!("{ns}-team-1"),
+        format!("{ns}-team-10"),
+        format!("{ns}-team-1a"),
+    );
+    for ns in [&team1, &team10, &team1a] {
         let namespace: Namespace =
             serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
         namespaces
@@ -362,15 +521,24 @@ async fn a_namespaced_list_reads_that_namespace_alone() {
             })
             .collect::<Vec<_>>()
     };
-    let team1: Api<ConfigMap> = Api::namespaced(client.clone(), "team-1");
+    let in_team1 = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("{team1}/{n}"))
+            .collect::<Vec<_>>()
+    };
+    let team1_api: Api<ConfigMap> = Api::namespaced(client.clone(), &team1);
     assert_eq!(
-        names(team1.list(&ListParams::default()).await.unwrap()),
-        ["team-1/a", "team-1/b", "team-1/c"]
+        names(team1_api.list(&ListParams::default()).await.unwrap()),
+        in_team1(&["a", "b", "c"])
     );
-    let page = team1.list(&ListParams::default().limit(2)).await.unwrap();
+    let page = team1_api
+        .list(&ListParams::default().limit(2))
+        .await
+        .unwrap();
     let token = page.metadata.continue_.clone().unwrap();
-    assert_eq!(names(page), ["team-1/a", "team-1/b"]);
-    let rest = team1
+    assert_eq!(names(page), in_team1(&["a", "b"]));
+    let rest = team1_api
         .list(&ListParams::default().limit(2).continue_token(&token))
         .await
         .unwrap();
@@ -381,20 +549,26 @@ async fn a_namespaced_list_reads_that_namespace_alone() {
             .unwrap_or_default()
             .is_empty()
     );
-    assert_eq!(names(rest), ["team-1/c"]);
+    assert_eq!(names(rest), in_team1(&["c"]));
     let all = Api::<ConfigMap>::all(client.clone())
         .list(&ListParams::default())
         .await
         .unwrap();
-    assert_eq!(all.items.len(), 9);
+    let teams = [&team1, &team10, &team1a];
+    let in_teams = all
+        .items
+        .iter()
+        .filter(|c| teams.contains(&c.metadata.namespace.as_ref().unwrap()))
+        .count();
+    assert_eq!(in_teams, 9);
     // A continue token from another namespace's list reads nothing past this one's end.
-    let page = Api::<ConfigMap>::namespaced(client.clone(), "team-1a")
+    let page = Api::<ConfigMap>::namespaced(client.clone(), &team1a)
         .list(&ListParams::default().limit(1))
         .await
         .unwrap();
     let token = page.metadata.continue_.unwrap();
     assert!(
-        team1
+        team1_api
             .list(&ListParams::default().continue_token(&token))
             .await
             .unwrap()
@@ -403,10 +577,9 @@ async fn a_namespaced_list_reads_that_namespace_alone() {
     );
 }
 
-#[tokio::test]
-async fn watch_resumes_from_a_resource_version() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn watch_resumes_from_a_resource_version(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let a = api.create(&PostParams::default(), &cm("a")).await.unwrap();
     let since = a.metadata.resource_version.clone().unwrap();
     api.create(&PostParams::default(), &cm("b")).await.unwrap();
@@ -495,10 +668,9 @@ async fn a_flood_of_other_changes_does_not_expire_a_quiet_types_watch() {
     assert_gone(resume_after(&maps, &first).await).await;
 }
 
-#[tokio::test]
-async fn finalizers_hold_deletion_until_removed() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn finalizers_hold_deletion_until_removed(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let mut c = cm("held");
     c.metadata.finalizers = Some(vec!["cutover.dev/cleanup".into()]);
     api.create(&PostParams::default(), &c).await.unwrap();
@@ -535,10 +707,9 @@ fn owned_cm(name: &str, owners: &[&ConfigMap]) -> ConfigMap {
     c
 }
 
-#[tokio::test]
-async fn deleting_an_owner_deletes_its_dependents_unless_orphaned() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn deleting_an_owner_deletes_its_dependents_unless_orphaned(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let owner = api
         .create(&PostParams::default(), &cm("owner"))
         .await
@@ -568,10 +739,9 @@ async fn deleting_an_owner_deletes_its_dependents_unless_orphaned() {
     );
 }
 
-#[tokio::test]
-async fn an_object_released_by_its_owner_outlives_it() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn an_object_released_by_its_owner_outlives_it(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let first = api
         .create(&PostParams::default(), &cm("first"))
         .await
@@ -672,10 +842,9 @@ async fn the_owner_index_finds_exactly_an_owners_objects() {
     );
 }
 
-#[tokio::test]
-async fn foreground_deletion_removes_dependents_first() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn foreground_deletion_removes_dependents_first(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let owner = api
         .create(&PostParams::default(), &cm("owner"))
         .await
@@ -702,10 +871,9 @@ async fn foreground_deletion_removes_dependents_first() {
     assert_eq!(code(api.get("owner").await.unwrap_err()), 404);
 }
 
-#[tokio::test]
-async fn server_side_apply_tracks_owners_and_conflicts() {
-    let (_sim, client) = sim();
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+async fn server_side_apply_tracks_owners_and_conflicts(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1", "y": "1"}});
     let created = api
         .patch("a", &PatchParams::apply("alice"), &Patch::Apply(&applied))
@@ -791,10 +959,9 @@ fn deployment() -> Deployment {
     .unwrap()
 }
 
-#[tokio::test]
-async fn strategic_merge_and_json_patches_on_deployments() {
-    let (_sim, client) = sim();
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+async fn strategic_merge_and_json_patches_on_deployments(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<Deployment> = Api::namespaced(client, &ns);
     api.create(&PostParams::default(), &deployment())
         .await
         .unwrap();
@@ -818,9 +985,8 @@ async fn strategic_merge_and_json_patches_on_deployments() {
     assert_eq!(patched.spec.unwrap().replicas, Some(5));
 }
 
-#[tokio::test]
-async fn crds_become_served_with_scale_subresources() {
-    let (_sim, client) = sim();
+async fn crds_become_served_with_scale_subresources(t: Target) {
+    let Target { client, ns, .. } = t;
     install_crds(&client).await;
     let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
     let group = discovery
@@ -834,7 +1000,7 @@ async fn crds_become_served_with_scale_subresources() {
         .collect();
     assert!(kinds.contains(&"Rollout".into()) && kinds.contains(&"FeatureFlag".into()));
 
-    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns);
     api.create(&PostParams::default(), &rollout("web"))
         .await
         .unwrap();
@@ -845,7 +1011,17 @@ async fn crds_become_served_with_scale_subresources() {
         .await
         .unwrap();
     assert_eq!(api.get("web").await.unwrap().spec.replicas, Some(6));
+}
 
+/// Sim only: on the shared test bed, deleting a CRD would take every other test's kind.
+#[tokio::test]
+async fn deleting_a_crd_stops_serving_its_kind() {
+    let (_sim, client) = sim();
+    install_crds(&client).await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &rollout("web"))
+        .await
+        .unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(client);
     crds.delete(Rollout::crd_name(), &DeleteParams::default())
         .await
@@ -857,29 +1033,28 @@ async fn crds_become_served_with_scale_subresources() {
     );
 }
 
-#[tokio::test]
-async fn deleting_a_namespace_deletes_what_is_in_it() {
-    let (_sim, client) = sim();
+async fn deleting_a_namespace_deletes_what_is_in_it(t: Target) {
+    let Target { client, ns, .. } = t;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    let team = format!("{ns}-team");
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": team}})).unwrap();
     namespaces
-        .create(&PostParams::default(), &ns)
+        .create(&PostParams::default(), &namespace)
         .await
         .unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(client, "team");
+    let api: Api<ConfigMap> = Api::namespaced(client, &team);
     api.create(&PostParams::default(), &cm("a")).await.unwrap();
     namespaces
-        .delete("team", &DeleteParams::default())
+        .delete(&team, &DeleteParams::default())
         .await
         .unwrap();
     assert_eq!(code(api.get("a").await.unwrap_err()), 404);
-    assert_eq!(code(namespaces.get("team").await.unwrap_err()), 404);
+    assert_eq!(code(namespaces.get(&team).await.unwrap_err()), 404);
 }
 
-#[tokio::test]
-async fn applying_less_removes_what_the_manager_stopped_applying() {
-    let (_sim, client) = sim();
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+async fn applying_less_removes_what_the_manager_stopped_applying(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<Deployment> = Api::namespaced(client, &ns);
     let full = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
         "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
             {"name": "web", "image": "web:1", "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}},
@@ -938,11 +1113,10 @@ async fn watches_send_bookmarks_and_end_at_their_timeout() {
     );
 }
 
-#[tokio::test]
-async fn server_side_apply_to_status_removes_fields_no_longer_applied() {
-    let (_sim, client) = sim();
+async fn server_side_apply_to_status_removes_fields_no_longer_applied(t: Target) {
+    let Target { client, ns, .. } = t;
     install_crds(&client).await;
-    let api: Api<Rollout> = Api::namespaced(client, "default");
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
     api.create(&PostParams::default(), &rollout("web"))
         .await
         .unwrap();
