@@ -40,6 +40,10 @@ pub const LABEL_ROLLOUT: &str = "cutover.dev/rollout";
 pub const LABEL_REVISION: &str = "cutover.dev/revision";
 /// Label carrying the role of a revision (`stable`, `canary`, `active`, `preview`).
 pub const LABEL_ROLE: &str = "cutover.dev/role";
+/// Annotation on a revision's Deployment: the Rollout's pod template as written, which
+/// `undo` restores. The Deployment's own template carries the apiserver's defaults, and
+/// hashes to another revision.
+pub const ANNOTATION_TEMPLATE: &str = "cutover.dev/template";
 
 /// Every CustomResourceDefinition of the API, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

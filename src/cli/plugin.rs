@@ -15,8 +15,8 @@ use serde_json::json;
 
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
-    AnalysisVerdict, LABEL_REVISION, LABEL_ROLLOUT, MigrationJob, Rollout, RolloutPhase,
-    StepAction, StrategyKind,
+    ANNOTATION_TEMPLATE, AnalysisVerdict, LABEL_REVISION, LABEL_ROLLOUT, MigrationJob, Rollout,
+    RolloutPhase, StepAction, StrategyKind,
 };
 
 /// kubectl cutover: drive cutover Rollouts.
@@ -393,7 +393,16 @@ async fn undo(
             "rollout {name} already runs revision {revision}"
         )));
     }
-    let mut template = target.spec.map(|s| s.template).unwrap_or_default();
+    // The template as the Rollout wrote it: the Deployment's own carries the apiserver's
+    // defaults and would hash to a new revision.
+    let written = target
+        .annotations()
+        .get(ANNOTATION_TEMPLATE)
+        .and_then(|t| serde_json::from_str::<k8s_openapi::api::core::v1::PodTemplateSpec>(t).ok());
+    let mut template = match written {
+        Some(t) => t,
+        None => target.spec.map(|s| s.template).unwrap_or_default(),
+    };
     if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(LABEL_REVISION);
         labels.remove(LABEL_ROLLOUT);

@@ -22,8 +22,8 @@ use super::{
 use crate::{
     analysis::fetch::Subject,
     api::{
-        ANNOTATION_ROLLBACK, FIELD_MANAGER, FeatureFlag, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT,
-        MigrationJob, MigrationPhase, Rollout, RolloutStatus, validate,
+        ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER, FeatureFlag, LABEL_REVISION,
+        LABEL_ROLE, LABEL_ROLLOUT, MigrationJob, MigrationPhase, Rollout, RolloutStatus, validate,
     },
     controller::{
         Context, Error,
@@ -308,10 +308,14 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                 replicas,
                 role,
             } => {
-                let source = by_revision
-                    .get(revision)
+                let existing = by_revision.get(revision);
+                let source = existing
                     .and_then(|d| d.spec.as_ref())
                     .map(|s| s.template.clone());
+                // The template as the Rollout wrote it stays with its revision for `undo`;
+                // an existing Deployment's own template carries the apiserver's defaults.
+                let written =
+                    existing.and_then(|d| d.annotations().get(ANNOTATION_TEMPLATE).cloned());
                 let template = source.unwrap_or_else(|| template.clone());
                 let desired = revision_deployment(
                     &rollout,
@@ -319,7 +323,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                     revision,
                     *replicas,
                     role.as_str(),
-                    &template,
+                    (&template, written),
                 )?;
                 let params = PatchParams::apply(FIELD_MANAGER).force();
                 deployments
@@ -536,12 +540,16 @@ fn revision_deployment(
     revision: &str,
     replicas: i32,
     role: &str,
-    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    (template, written): (&k8s_openapi::api::core::v1::PodTemplateSpec, Option<String>),
 ) -> Result<Value, Error> {
     let name = rollout.name_any();
     let owner = rollout
         .controller_owner_ref(&())
         .ok_or_else(|| Error::Internal("the Rollout has no uid yet".into()))?;
+    let written = match written {
+        Some(w) => w,
+        None => serde_json::to_string(template)?,
+    };
     let mut template = serde_json::to_value(template)?;
     template["metadata"]["labels"][LABEL_REVISION] = json!(revision);
     template["metadata"]["labels"][LABEL_ROLLOUT] = json!(name);
@@ -555,6 +563,7 @@ fn revision_deployment(
         "metadata": {
             "name": deployment_name(&name, revision),
             "labels": {LABEL_ROLLOUT: name, LABEL_REVISION: revision, LABEL_ROLE: role},
+            "annotations": {ANNOTATION_TEMPLATE: written},
             "ownerReferences": [owner],
         },
         "spec": {
