@@ -157,6 +157,28 @@ fn walk<'a>(expr: &'a IdedExpr, scope: &mut Scope<'a>, max_string: f64) -> (f64,
                     let shape = shapes.first().map(Shape::elem).unwrap_or_default();
                     (cost, shape)
                 }
+                // Ordering compares two scalars (a list there is an error), whatever the
+                // operands' sizes; logic reads booleans.
+                operators::LESS
+                | operators::LESS_EQUALS
+                | operators::GREATER
+                | operators::GREATER_EQUALS
+                | operators::LOGICAL_AND
+                | operators::LOGICAL_OR
+                | operators::LOGICAL_NOT
+                | operators::NOT_STRICTLY_FALSE
+                | operators::NEGATE
+                | operators::SUBSTRACT
+                | operators::MULTIPLY
+                | operators::DIVIDE
+                | operators::MODULO => (cost, Shape::scalar()),
+                operators::CONDITIONAL => {
+                    let branches = shapes
+                        .iter()
+                        .skip(1)
+                        .fold(Shape::scalar(), |acc, s| acc.merge(s));
+                    (cost, branches)
+                }
                 // Regular expressions are compiled from their pattern: charge its length
                 // several times over.
                 "matches" => (cost + 10.0 * lens, Shape::scalar()),
@@ -189,9 +211,9 @@ fn walk<'a>(expr: &'a IdedExpr, scope: &mut Scope<'a>, max_string: f64) -> (f64,
             scope.push((comp.accu_var.as_str(), grown.clone()));
             let (cond_cost, _) = walk(&comp.loop_cond, scope, max_string);
             let (step_cost, _) = walk(&comp.loop_step, scope, max_string);
-            for _ in 0..pushed {
-                scope.pop();
-            }
+            // The result sees the accumulator, not the loop variables.
+            scope.truncate(scope.len() - pushed - 1);
+            scope.push((comp.accu_var.as_str(), grown));
             let (result_cost, shape) = walk(&comp.result, scope, max_string);
             scope.pop();
             let cost = range_cost + init_cost + n * (1.0 + cond_cost + step_cost) + result_cost;
