@@ -994,6 +994,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         // `compose` already kept the server's metadata (deletionTimestamp included).
         self.validate(rt, &mut new, opts)?;
+        rules::check_immutable(rt, &old, &new)?;
         if strip_for_generation(&old) != strip_for_generation(&new) {
             let generation = old
                 .pointer("/metadata/generation")

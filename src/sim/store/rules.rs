@@ -222,3 +222,35 @@ pub(super) fn strip_volatile(object: &Value) -> Value {
     }
     v
 }
+
+/// Fields kube-apiserver refuses to change after create, by (group, plural): a change is
+/// `422 Invalid` with the field named, as the apiserver answers it.
+const IMMUTABLE: &[(&str, &str, &str)] = &[
+    ("apps", "deployments", "/spec/selector"),
+    ("apps", "replicasets", "/spec/selector"),
+    ("apps", "statefulsets", "/spec/selector"),
+    ("apps", "daemonsets", "/spec/selector"),
+    ("batch", "jobs", "/spec/selector"),
+    ("batch", "jobs", "/spec/template"),
+    ("", "services", "/spec/clusterIP"),
+];
+
+/// Refuses an update that changes a field the apiserver keeps immutable.
+pub(super) fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
+    for (group, plural, pointer) in IMMUTABLE {
+        if rt.group != *group || rt.plural != *plural {
+            continue;
+        }
+        let (before, after) = (old.pointer(pointer), new.pointer(pointer));
+        // Unset before (not yet defaulted) may be set once.
+        if before.is_some() && before != after {
+            let field = pointer.trim_start_matches('/').replace('/', ".");
+            return Err(ApiError::invalid(
+                &rt.kind,
+                &name_of(new),
+                vec![(field, "field is immutable".into())],
+            ));
+        }
+    }
+    Ok(())
+}
