@@ -368,12 +368,15 @@ pub enum QueryResult {
 }
 
 impl QueryResult {
-    /// Whether the result counts as no data: nothing, or only NaN.
+    /// Whether the result counts as no data: nothing, or any sample that is not a finite
+    /// number (NaN, +Inf, -Inf). A division by a zero rate gives such samples; compared,
+    /// `-Inf < 0.05` would pass, so they follow the metric's `noData` policy instead and
+    /// never reach a condition.
     pub fn is_no_data(&self) -> bool {
         match self {
             Self::Empty => true,
-            Self::Number(n) => n.is_nan(),
-            Self::Numbers(ns) => ns.is_empty() || ns.iter().all(|n| n.is_nan()),
+            Self::Number(n) => !n.is_finite(),
+            Self::Numbers(ns) => ns.is_empty() || ns.iter().any(|n| !n.is_finite()),
         }
     }
 
@@ -436,10 +439,14 @@ mod evaluation_tests {
     }
 
     #[test]
-    fn nan_and_empty_are_no_data() {
+    fn nan_infinities_and_empty_are_no_data() {
         assert!(QueryResult::Empty.is_no_data());
         assert!(QueryResult::Number(f64::NAN).is_no_data());
+        assert!(QueryResult::Number(f64::INFINITY).is_no_data());
+        assert!(QueryResult::Number(f64::NEG_INFINITY).is_no_data());
         assert!(QueryResult::Numbers(vec![f64::NAN]).is_no_data());
+        assert!(QueryResult::Numbers(vec![0.01, f64::NEG_INFINITY]).is_no_data());
         assert!(!QueryResult::Number(0.0).is_no_data());
+        assert!(!QueryResult::Numbers(vec![0.0, 1.0]).is_no_data());
     }
 }

@@ -196,6 +196,22 @@ mod tests {
     }
 
     #[test]
+    fn infinities_never_pass_a_condition() {
+        let m = metric(Some("result < 0.05"), None);
+        for value in [f64::NEG_INFINITY, f64::INFINITY, f64::NAN] {
+            assert_eq!(
+                outcome(&m, Ok(QueryResult::Number(value))),
+                MeasurementOutcome::Inconclusive,
+                "{value} follows noData (inconclusive by default)"
+            );
+            assert_eq!(
+                outcome(&m, Ok(QueryResult::Numbers(vec![0.01, value]))),
+                MeasurementOutcome::Inconclusive
+            );
+        }
+    }
+
+    #[test]
     fn failure_wins_and_neither_is_inconclusive() {
         let both = metric(Some("result < 0.05"), Some("result > 0.10"));
         assert_eq!(

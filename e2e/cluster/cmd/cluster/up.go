@@ -202,7 +202,16 @@ func startEtcd(o upOptions) (string, error) {
 	return "", lastErr
 }
 
+// operatorUser is the identity the test bed's operator runs as (the chart's ServiceAccount).
+const operatorUser = "system:serviceaccount:cutover-system:cutover"
+
 func startAPIServer(o upOptions, certs *pki, etcdURL string) (string, error) {
+	auditPolicy := filepath.Join(o.dir, "audit-policy.yaml")
+	policy := "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n" +
+		"- level: Metadata\n  users: [\"" + operatorUser + "\"]\n- level: None\n"
+	if err := os.WriteFile(auditPolicy, []byte(policy), 0o644); err != nil {
+		return "", err
+	}
 	var lastErr error
 	for range 3 {
 		port := freePort()
@@ -227,6 +236,10 @@ func startAPIServer(o upOptions, certs *pki, etcdURL string) (string, error) {
 			"--service-cluster-ip-range=10.0.0.0/16",
 			"--allow-privileged=true",
 			"--profiling=false",
+			// The operator's own requests, as the apiserver counts them (bench scale).
+			"--audit-policy-file="+auditPolicy,
+			"--audit-log-path="+filepath.Join(o.dir, "logs", "audit.log"),
+			"--audit-log-format=json",
 			"--v=1",
 		); err != nil {
 			return "", err

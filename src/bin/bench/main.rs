@@ -6,6 +6,9 @@
 //! `scale`: N Rollouts through a 4-step canary with analysis on the in-process sim with the
 //! virtual clock — wall time, CPU, peak RSS, requests and writes per rollout, lag; with
 //! `CUTOVER_BENCH_HEAP_BY_SIDE=1`, the operator's heap and CPU apart from the sim's.
+//! `scale --kubeconfig FILE --rollouts N`: the same on a real control plane (see `real`).
+
+mod real;
 
 use std::time::{Duration, Instant};
 
@@ -776,6 +779,26 @@ fn main() -> std::process::ExitCode {
                 .and_then(|i| args.get(i + 1))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(100usize);
+            let flag = |name: &str| {
+                args.iter()
+                    .position(|a| a == name)
+                    .and_then(|i| args.get(i + 1))
+                    .map(std::path::PathBuf::from)
+            };
+            if let Some(kubeconfig) = flag("--kubeconfig") {
+                let options = real::Options {
+                    kubeconfig,
+                    operator_kubeconfig: flag("--operator-kubeconfig"),
+                    rollouts: n,
+                };
+                return match runtime.block_on(real::bench(options)) {
+                    Ok(()) => std::process::ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        std::process::ExitCode::FAILURE
+                    }
+                };
+            }
             // The virtual clock needs a single-threaded runtime with paused time.
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
