@@ -194,14 +194,14 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             .collect(),
         _ => Vec::new(),
     };
+    // Each pinned Service's whole selector, kept for the pin (an atomic map is written whole).
+    let mut service_selectors: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for svc in pinned_services {
         match services.get_opt(svc).await? {
             Some(s) => {
-                let pinned = s
-                    .spec
-                    .and_then(|sp| sp.selector)
-                    .and_then(|sel| sel.get(LABEL_REVISION).cloned());
-                service_revisions.insert(svc.clone(), pinned);
+                let selector = s.spec.and_then(|sp| sp.selector).unwrap_or_default();
+                service_revisions.insert(svc.clone(), selector.get(LABEL_REVISION).cloned());
+                service_selectors.insert(svc.clone(), selector);
             }
             None => problems.push(format!(
                 "Service {svc:?} (from spec.strategy) does not exist in namespace {ns:?}"
@@ -358,14 +358,9 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             }
             Action::PinService { service, revision } => {
                 // A Service's selector is an atomic map: server-side apply owns it whole or
-                // not at all. So the pin sends the selector as it stands plus the revision,
+                // not at all. So the pin sends the selector as observed plus the revision,
                 // and forces: the user's own keys stay, and only the revision key changes.
-                let mut selector = services
-                    .get(service)
-                    .await?
-                    .spec
-                    .and_then(|s| s.selector)
-                    .unwrap_or_default();
+                let mut selector = service_selectors.get(service).cloned().unwrap_or_default();
                 selector.insert(LABEL_REVISION.to_string(), revision.clone());
                 let pin = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": service},
                     "spec": {"selector": selector}});
@@ -534,6 +529,9 @@ fn available(d: &Deployment) -> i32 {
     status.available_replicas.unwrap_or(0)
 }
 
+/// Largest pod template kept in a revision's `cutover.dev/template` annotation.
+const MAX_TEMPLATE_ANNOTATION: usize = 64 * 1024;
+
 fn revision_deployment(
     rollout: &Rollout,
     selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
@@ -547,9 +545,12 @@ fn revision_deployment(
         .controller_owner_ref(&())
         .ok_or_else(|| Error::Internal("the Rollout has no uid yet".into()))?;
     let written = match written {
-        Some(w) => w,
-        None => serde_json::to_string(template)?,
-    };
+        Some(w) => Some(w),
+        None => Some(serde_json::to_string(template)?),
+    }
+    // A template is the author's to size: past this it is not kept (annotations share
+    // 256 KiB), and undo falls back to the Deployment's own template.
+    .filter(|w| w.len() <= MAX_TEMPLATE_ANNOTATION);
     let mut template = serde_json::to_value(template)?;
     template["metadata"]["labels"][LABEL_REVISION] = json!(revision);
     template["metadata"]["labels"][LABEL_ROLLOUT] = json!(name);
@@ -563,7 +564,7 @@ fn revision_deployment(
         "metadata": {
             "name": deployment_name(&name, revision),
             "labels": {LABEL_ROLLOUT: name, LABEL_REVISION: revision, LABEL_ROLE: role},
-            "annotations": {ANNOTATION_TEMPLATE: written},
+            "annotations": written.map(|w| json!({ANNOTATION_TEMPLATE: w})).unwrap_or(json!({})),
             "ownerReferences": [owner],
         },
         "spec": {
