@@ -791,24 +791,19 @@ fn main() -> std::process::ExitCode {
                     operator_kubeconfig: flag("--operator-kubeconfig"),
                     rollouts: n,
                 };
-                return match runtime.block_on(real::bench(options)) {
-                    Ok(()) => std::process::ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        std::process::ExitCode::FAILURE
-                    }
-                };
-            }
-            // The virtual clock needs a single-threaded runtime with paused time.
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-            {
-                // The benchmark's own reads and writes of the store count with the sim; the
-                // controllers it spawns run as tasks of their own, on the operator's side.
-                Ok(rt) => rt.block_on(heap::Sim(Box::pin(bench_scale(n)))),
-                Err(e) => Err(e.into()),
+                runtime.block_on(real::bench(options))
+            } else {
+                // The virtual clock needs a single-threaded runtime with paused time.
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .start_paused(true)
+                    .build()
+                {
+                    // The benchmark's own reads and writes of the store count with the sim; the
+                    // controllers it spawns run as tasks of their own, on the operator's side.
+                    Ok(rt) => rt.block_on(heap::Sim(Box::pin(bench_scale(n)))),
+                    Err(e) => Err(e.into()),
+                }
             }
         }
         Some(other) => {
