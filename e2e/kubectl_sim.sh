@@ -13,14 +13,15 @@ n() { kubectl -n "$NS" "$@"; }
 n apply --server-side -f "$examples/canary.yaml" >/dev/null
 n apply -f "$examples/bluegreen.yaml" >/dev/null
 out=$(n apply -f "$examples/bluegreen.yaml")
-echo "$out" | grep -q "rollout.cutover.dev/api unchanged" || fail "re-apply should be unchanged: $out"
+grep -q "rollout.cutover.dev/api unchanged" <<<"$out" || fail "re-apply should be unchanged: $out"
 
 # get with printer columns, short name and category
-n get cro -o name | sort | tr '\n' ' ' | grep -q "rollout.cutover.dev/api rollout.cutover.dev/web" || fail "get cro"
-n get cutover | grep -q "^rollout.cutover.dev/web" || n get cutover | grep -q "web" || fail "get cutover"
-n get cro web | head -1 | grep -q "STRATEGY *PHASE *STEP *WEIGHT *STABLE *CURRENT *AGE" || fail "printer columns"
+names=$(n get cro -o name | sort | tr '\n' ' ')
+expect_eq "$names" "rollout.cutover.dev/api rollout.cutover.dev/web " "get cro"
+expect_out "^rollout.cutover.dev/web" "get cutover (the category)" n get cutover
+expect_out "^NAME *STRATEGY *PHASE *STEP *WEIGHT *STABLE *CURRENT *AGE" "printer columns" n get cro web
 expect_eq "$(n get cro web -o jsonpath='{.spec.strategy.canary.steps[0].setWeight}')" "20" "get -o jsonpath"
-n get cro web -o yaml | grep -q "stableService: web" || fail "get -o yaml"
+expect_out "stableService: web" "get -o yaml" n get cro web -o yaml
 
 # a watch sees a status change
 n get cro web -w --request-timeout=4s >"$WORK/watch.out" 2>&1 &
@@ -40,12 +41,12 @@ expect_eq "$(n get cro web -o jsonpath='{.spec.replicas}')" "4" "scale"
 
 # the API server rejects invalid manifests with the schema's message
 out=$(n apply --server-side -f "$examples/invalid/weight-over-100.yaml" 2>&1 || true)
-echo "$out" | grep -q "should be less than or equal to 100" || fail "invalid manifest accepted: $out"
+grep -q "should be less than or equal to 100" <<<"$out" || fail "invalid manifest accepted: $out"
 
 # delete
 n delete cro web >/dev/null
 out=$(n get cro web 2>&1 || true)
-echo "$out" | grep -q "NotFound" || fail "delete: $out"
+grep -q "NotFound" <<<"$out" || fail "delete: $out"
 
 stop_dev
 echo "kubectl e2e against cutover dev: ok"

@@ -87,3 +87,15 @@ stop_dev() {
 expect_eq() {
   [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
 }
+
+# expect_out PATTERN WHAT CMD...: runs CMD once and fails, showing its output, unless the
+# output (stdout and stderr) matches the basic regular expression PATTERN. The output is
+# captured first: piping into `grep -q` under pipefail fails when grep exits early and the
+# writer is killed by SIGPIPE.
+expect_out() {
+  local pattern=$1 what=$2 out status=0
+  shift 2
+  out=$("$@" 2>&1) || status=$?
+  [ "$status" = 0 ] || fail "$what: '$*' exited with $status:"$'\n'"$out"
+  grep -q -- "$pattern" <<<"$out" || fail "$what: expected /$pattern/ in:"$'\n'"$out"
+}

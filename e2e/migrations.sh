@@ -34,7 +34,7 @@ YAML
 migration add-column migrate:1 '{}'
 wait_for mj/add-column --for=condition=Ready
 expect_eq "$(k get mj add-column -o jsonpath='{.status.phase}')" "Succeeded" "migration succeeded"
-k get mj add-column | grep -q "Succeeded" || { k get mj; fail "printer columns"; }
+expect_out "Succeeded" "printer columns" k get mj add-column
 job=$(k get mj add-column -o jsonpath='{.status.jobName}')
 expect_eq "$(k get jobs -l cutover.dev/migration=add-column -o name | wc -l | tr -d ' ')" "1" "one Job"
 migration add-column migrate:1 '{}'   # re-applied unchanged: nothing reruns
@@ -45,7 +45,7 @@ expect_eq "$(k get mj add-column -o jsonpath='{.status.jobName}')" "$job" "same 
 # --- a migration that fails, readable with kubectl describe ---------------------------
 migration broken migrate:2 '{"sim.cutover.dev/fail-attempts": "always", "sim.cutover.dev/log": "ERROR: relation orders is locked"}'
 wait_for mj/broken --for=jsonpath='{.status.phase}'=Failed
-k describe mj broken | grep -q "relation orders is locked" || { k describe mj broken; fail "the log tail in describe"; }
+expect_out "relation orders is locked" "the log tail in describe" k describe mj broken
 expect_eq "$(k get mj broken -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')" "BackoffLimitExceeded" "failure reason"
 
 # --- a Rollout gated by a migration ----------------------------------------------------

@@ -11,7 +11,8 @@ start_dev
 mkdir -p "$WORK/bin"
 ln -sf "$(command -v "$CUTOVER")" "$WORK/bin/kubectl-cutover"
 export PATH="$WORK/bin:$PATH"
-kubectl plugin list 2>/dev/null | grep -q kubectl-cutover || fail "kubectl does not see the plugin"
+plugins=$(kubectl plugin list 2>/dev/null || true)
+grep -q kubectl-cutover <<<"$plugins" || fail "kubectl does not see the plugin: $plugins"
 
 # Installing the CRDs again is harmless (cutover dev has them already; a cluster may not).
 "$CUTOVER" crd | kubectl apply --server-side --force-conflicts -f - >/dev/null
@@ -23,14 +24,14 @@ wait_for() { k wait "$@" --timeout=60s >/dev/null || { kc status web >&2; fail "
 k apply --server-side -f "$here/../examples/canary.yaml" >/dev/null
 wait_for cro/web --for=jsonpath='{.status.phase}'=Healthy
 first=$(k get cro web -o jsonpath='{.status.stableRevision}')
-kc get | grep -q "^web .*Healthy" || { kc get; fail "kubectl cutover get"; }
+expect_out "^web .*Healthy" "kubectl cutover get" kc get
 
 kc set image web web=registry.example.com/web:1.1.0 >/dev/null
 # Past the one-minute pause by hand, up to the manual gate.
 wait_for cro/web --for=jsonpath='{.status.currentStepIndex}'=1
 kc promote web >/dev/null
 wait_for cro/web --for=jsonpath='{.status.currentStepIndex}'=3
-kc status web | grep -q "\[>\] 3: pause (until promoted)" || { kc status web; fail "status shows the gate"; }
+expect_out "\[>\] 3: pause (until promoted)" "status shows the gate" kc status web
 expect_eq "$(k get cro web -o jsonpath='{.status.canaryWeight}')" "50" "weight at the gate"
 kc retry web 2>"$WORK/err" && fail "retry of a running rollout must be refused"
 grep -q "only an aborted rollout can be retried" "$WORK/err" || fail "the refusal says why"

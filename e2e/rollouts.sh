@@ -33,7 +33,7 @@ set_image web web:2
 wait_for cro/web --for=jsonpath='{.status.currentStepIndex}'=3
 expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Paused" "canary waits at the gate"
 expect_eq "$(k get cro web -o jsonpath='{.status.canaryWeight}')" "50" "canary weight at the gate"
-k get cro web | grep -q "Canary *Paused *3 *50" || { k get cro web; fail "printer columns during the canary"; }
+expect_out "Canary *Paused *3 *50" "printer columns during the canary" k get cro web
 k annotate cro web cutover.dev/promote=1 >/dev/null
 wait_for cro/web --for=jsonpath='{.status.phase}'=Healthy
 expect_eq "$(k get cro web -o jsonpath='{.status.stableRevision}')" "$(k get cro web -o jsonpath='{.status.currentRevision}')" "promoted"
