@@ -105,7 +105,8 @@ differential!(
     deleting_a_namespace_deletes_what_is_in_it,
     applying_less_removes_what_the_manager_stopped_applying,
     server_side_apply_to_status_removes_fields_no_longer_applied,
-    a_deployment_selector_cannot_change;
+    a_deployment_selector_cannot_change,
+    a_status_applied_with_a_stale_resource_version_conflicts;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1158,6 +1159,39 @@ async fn server_side_apply_to_status_removes_fields_no_longer_applied(t: Target)
     assert_eq!(
         again.metadata.resource_version, result.metadata.resource_version,
         "re-applying the same status writes nothing"
+    );
+}
+
+async fn a_status_applied_with_a_stale_resource_version_conflicts(t: Target) {
+    let Target { client, ns, .. } = t;
+    install_crds(&client).await;
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
+    let read = api
+        .create(&PostParams::default(), &rollout("web"))
+        .await
+        .unwrap();
+    let rv = read.metadata.resource_version.clone().unwrap();
+    let status = |phase: &str, rv: &str| {
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"resourceVersion": rv}, "status": {"phase": phase}})
+    };
+    let params = PatchParams::apply("cutover").force();
+    let written = api
+        .patch_status("web", &params, &Patch::Apply(&status("Progressing", &rv)))
+        .await
+        .expect("a write conditional on the version read succeeds while it is current");
+    assert_ne!(written.metadata.resource_version.as_deref(), Some(rv.as_str()));
+    // A second writer that read the same version loses, even with the same status.
+    for phase in ["Progressing", "Healthy"] {
+        let lost = api
+            .patch_status("web", &params, &Patch::Apply(&status(phase, &rv)))
+            .await
+            .unwrap_err();
+        assert_eq!(code(lost), 409, "{phase} from a stale read");
+    }
+    assert_eq!(
+        api.get_status("web").await.unwrap().status.unwrap().phase,
+        cutover::api::RolloutPhase::Progressing
     );
 }
 

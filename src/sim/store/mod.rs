@@ -944,6 +944,16 @@ impl Store {
             }
             return Err(ApiError::not_found(&resource_name(rt), name));
         };
+        // A resourceVersion in any patch, server-side apply included, is a precondition;
+        // it holds even when the patch would change nothing.
+        rules::check_fresh(
+            rt,
+            name,
+            &old,
+            patch
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str),
+        )?;
         let (new, operation) = match kind {
             PatchKind::Merge => {
                 let mut new = old.clone();
@@ -966,16 +976,6 @@ impl Store {
             }
             PatchKind::Apply => (self.apply(rt, &old, patch, sub, opts)?, "Apply"),
         };
-        if kind != PatchKind::Apply {
-            rules::check_fresh(
-                rt,
-                name,
-                &old,
-                patch
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str),
-            )?;
-        }
         let new = compose(rt, &old, new, sub);
         self.commit_update(&mut inner, rt, key, old, new, sub, opts, operation)
     }
