@@ -28,31 +28,64 @@ use crate::{
     api::{FIELD_MANAGER, GROUP, VERSION, conditions as cond},
 };
 
-/// Writes `status` of the object `name` with server-side apply; nothing when it equals
-/// `current` (a reconcile that changes nothing writes nothing).
+/// How a status write ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// The status was already what the plan decided and nothing is to be announced: nothing
+    /// was sent.
+    Unchanged,
+    /// The API server took the write; carries the object's resourceVersion after it.
+    Written(String),
+    /// The object changed since it was read (a cache behind the API server, or another
+    /// writer): nothing was written, so nothing the plan decided may be acted on or announced.
+    Stale,
+}
+
+/// Writes `status` of `obj` with server-side apply, conditional on the resourceVersion `obj`
+/// was read at, so a decision made from a stale read is refused instead of recorded twice.
+/// Nothing is sent when `status` equals `current`, unless the caller is `announcing` a
+/// decision: then the (no-op) write still confirms the read was current.
 pub async fn apply_status<K, S>(
     api: &Api<K>,
-    kind: &str,
-    name: &str,
+    obj: &K,
     current: Option<&S>,
     status: &S,
-) -> Result<(), Error>
+    announcing: bool,
+) -> Result<Recorded, Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize + PartialEq,
 {
-    if current == Some(status) {
-        return Ok(());
+    if current == Some(status) && !announcing {
+        return Ok(Recorded::Unchanged);
     }
-    let body = json!({"apiVersion": format!("{GROUP}/{VERSION}"), "kind": kind, "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(())
+    let mut body = json!({"apiVersion": format!("{GROUP}/{VERSION}"), "kind": K::kind(&()),
+        "status": status});
+    if let Some(rv) = obj.resource_version() {
+        body["metadata"] = json!({"resourceVersion": rv});
+    }
+    match api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(written) => Ok(Recorded::Written(
+            written.resource_version().unwrap_or_default(),
+        )),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            tracing::debug!(kind = %K::kind(&()), object = %obj.name_any(), "status read was stale; waiting for the newer version");
+            Ok(Recorded::Stale)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
+
+/// When to look again at an object whose status write found its read stale: soon, though
+/// the watch event bringing the newer version usually wakes it first.
+pub const STALE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The parts of a kind's status that record a spec the operator refuses to act on.
 pub trait InvalidSpecStatus {
@@ -120,17 +153,13 @@ where
     );
     *observed = generation;
     *status_message = Some(message.to_string());
-    if changed {
-        publish(ctx, &obj.object_ref(&()), "InvalidSpec", message, true).await;
+    match apply_status(api, obj, current, &status, changed).await? {
+        Recorded::Stale => return Ok(Action::requeue(STALE_RETRY)),
+        Recorded::Written(_) if changed => {
+            publish(ctx, &obj.object_ref(&()), "InvalidSpec", message, true).await;
+        }
+        _ => {}
     }
-    apply_status(
-        api,
-        K::kind(&()).as_ref(),
-        &obj.name_any(),
-        current,
-        &status,
-    )
-    .await?;
     Ok(Action::await_change())
 }
 
@@ -185,7 +214,7 @@ fn event_for(
         type_: Some(if warning { "Warning" } else { "Normal" }.into()),
         reason: Some(reason.chars().take(128).collect()),
         // The API server's limits: 1 kB of note, 128 characters of action.
-        note: Some(message.chars().take(1000).collect()),
+        note: Some(cut_bytes(message, NOTE_BYTES).to_string()),
         action: Some(reason.chars().take(128).collect()),
         regarding: Some(reference.clone()),
         reporting_controller: Some(super::context::REPORTER.into()),
@@ -194,21 +223,43 @@ fn event_for(
     }
 }
 
+/// The most bytes of an Event's note the API server accepts.
+pub const NOTE_BYTES: usize = 1024;
+
+/// The longest prefix of `text` within `max` bytes that ends on a character boundary.
+pub fn cut_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Adds `finalizer` unless present, with a JSON patch that appends without replacing other
-/// controllers' finalizers.
-pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), Error>
+/// controllers' finalizers; says whether it wrote (the object then has a newer version).
+pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<bool, Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     if obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(());
+        return Ok(false);
     }
-    let ops = if obj.meta().finalizers.is_none() {
-        json!([{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}])
+    let add = if obj.meta().finalizers.is_none() {
+        json!({"op": "add", "path": "/metadata/finalizers", "value": [finalizer]})
     } else {
-        json!([{"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}])
+        json!({"op": "add", "path": "/metadata/finalizers/-", "value": finalizer})
     };
-    json_patch_of(api, obj, ops).await
+    // Adding the whole list would replace one another controller added since this read:
+    // the `test` of the version read makes that a refused patch instead.
+    let ops = match obj.resource_version() {
+        Some(rv) => json!([{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, add]),
+        None => json!([add]),
+    };
+    json_patch_of(api, obj, ops).await?;
+    Ok(true)
 }
 
 /// Removes `finalizer` if present; the `test` operation makes a concurrent change of the
@@ -290,5 +341,25 @@ pub fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_cut_to_the_byte_limit_on_a_character_boundary() {
+        assert_eq!(cut_bytes("short", NOTE_BYTES), "short");
+        let ascii = "a".repeat(2000);
+        assert_eq!(cut_bytes(&ascii, NOTE_BYTES).len(), NOTE_BYTES);
+        // 3-byte characters: 1024 is not a boundary, so the cut falls back to 1023.
+        let wide = "€".repeat(400);
+        let cut = cut_bytes(&wide, NOTE_BYTES);
+        assert_eq!(cut.len(), 1023);
+        assert!(cut.chars().all(|c| c == '€'));
+        // 4-byte characters: 1024 is a boundary.
+        let emoji = "🚀".repeat(300);
+        assert_eq!(cut_bytes(&emoji, NOTE_BYTES).len(), 1024);
     }
 }

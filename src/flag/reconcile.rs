@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 use super::{plan, render};
 use crate::{
     analysis::fetch::Subject,
-    api::{FIELD_MANAGER, FeatureFlag, FeatureFlagStatus, validate},
+    api::{FIELD_MANAGER, FeatureFlag, validate},
     controller::{
         Context, Error,
         reconcile::{error_policy, instrumented, lean_controller, requeue_at},
-        shell,
+        shell::{self, Recorded},
     },
 };
 
@@ -144,7 +144,10 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
         )
         .await;
     }
-    shell::add_finalizer(&api, flag.as_ref(), FINALIZER).await?;
+    if shell::add_finalizer(&api, flag.as_ref(), FINALIZER).await? {
+        // The write's own watch event brings the newer version to plan from.
+        return Ok(Requeue::await_change());
+    }
     let everyone: Vec<&FeatureFlag> = group.iter().chain(std::iter::once(flag.as_ref())).collect();
     let claims = render::claims(&everyone);
     let name = flag.name_any();
@@ -164,7 +167,17 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
             now: ctx.clock.now(),
         })
     });
-    write_status(&api, &flag, &decision.status).await?;
+    let recorded = shell::apply_status(
+        &api,
+        flag.as_ref(),
+        flag.status.as_ref(),
+        &decision.status,
+        !decision.notes.is_empty(),
+    )
+    .await?;
+    if recorded == Recorded::Stale {
+        return Ok(Requeue::requeue(shell::STALE_RETRY));
+    }
     let mut planned = flag.as_ref().clone();
     planned.status = Some(decision.status.clone());
     same_map.push(planned);
@@ -230,15 +243,6 @@ async fn write_config_map(
     )
     .await?;
     Ok(())
-}
-
-async fn write_status(
-    api: &Api<FeatureFlag>,
-    flag: &FeatureFlag,
-    status: &FeatureFlagStatus,
-) -> Result<(), Error> {
-    let name = flag.name_any();
-    shell::apply_status(api, "FeatureFlag", &name, flag.status.as_ref(), status).await
 }
 
 async fn publish(ctx: &Context, flag: &FeatureFlag, reason: &str, message: &str, warning: bool) {

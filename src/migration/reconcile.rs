@@ -17,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use super::plan::{self, Action, JobObserved, Lock, Observed};
 use crate::{
     api::{
-        FIELD_MANAGER, LABEL_MIGRATION, LOG_TAIL_BYTES, MigrationJob, MigrationJobStatus,
-        MigrationPhase, Rollout, validate,
+        FIELD_MANAGER, LABEL_MIGRATION, LOG_TAIL_BYTES, MigrationJob, MigrationPhase, Rollout,
+        validate,
     },
     controller::{
         Context, Error,
         reconcile::{error_policy, instrumented, lean_controller, requeue_at},
-        shell,
+        shell::{self, Recorded},
     },
 };
 
@@ -121,7 +121,10 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
     if !problems.is_empty() {
         return shell::invalid(&api, &mj, mj.status.as_ref(), &ctx, &problems.join("; ")).await;
     }
-    shell::add_finalizer(&api, mj.as_ref(), FINALIZER).await?;
+    if shell::add_finalizer(&api, mj.as_ref(), FINALIZER).await? {
+        // The write's own watch event brings the newer version to plan from.
+        return Ok(Requeue::await_change());
+    }
     let revision = plan::spec_revision(&mj.spec);
     let status = mj.status.clone().unwrap_or_default();
     let job_name = plan::job_name(&name, &revision, status.retries.unwrap_or(0));
@@ -159,7 +162,18 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
     };
     let decision = plan::plan(&observed);
     // Status first: the Job's name is recorded before it is created.
-    write_status(&api, &mj, &decision.status).await?;
+    // Conditional on the version read, so a stale read never creates a second Job.
+    let recorded = shell::apply_status(
+        &api,
+        mj.as_ref(),
+        mj.status.as_ref(),
+        &decision.status,
+        !decision.notes.is_empty(),
+    )
+    .await?;
+    if recorded == Recorded::Stale {
+        return Ok(Requeue::requeue(shell::STALE_RETRY));
+    }
     for action in &decision.actions {
         let (job, rollback) = match action {
             Action::CreateJob { name } => (name, false),
@@ -324,15 +338,6 @@ async fn finalize(
     }
     shell::remove_finalizer(api, mj, FINALIZER).await?;
     Ok(Requeue::await_change())
-}
-
-async fn write_status(
-    api: &Api<MigrationJob>,
-    mj: &MigrationJob,
-    status: &MigrationJobStatus,
-) -> Result<(), Error> {
-    let name = mj.name_any();
-    shell::apply_status(api, "MigrationJob", &name, mj.status.as_ref(), status).await
 }
 
 async fn publish(ctx: &Context, mj: &MigrationJob, reason: &str, message: &str, warning: bool) {

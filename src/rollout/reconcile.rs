@@ -23,12 +23,12 @@ use crate::{
     analysis::fetch::Subject,
     api::{
         ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER, FeatureFlag, LABEL_REVISION,
-        LABEL_ROLE, LABEL_ROLLOUT, MigrationJob, MigrationPhase, Rollout, RolloutStatus, validate,
+        LABEL_ROLE, LABEL_ROLLOUT, MigrationJob, MigrationPhase, Rollout, validate,
     },
     controller::{
         Context, Error,
         reconcile::{error_policy, instrumented, lean_controller, requeue_at},
-        shell,
+        shell::{self, Recorded},
     },
 };
 
@@ -300,7 +300,21 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
     let decision = shell::off_runtime(|| plan::plan(&observed));
     // Status first: progress is recorded before it is acted on, so a crash in between
     // replays the writes of the recorded step instead of completing a step twice.
-    write_status(&rollouts, &rollout, decision.status.clone()).await?;
+    // Conditional on the version read: a decision made from a stale read is neither
+    // recorded, acted on nor announced, so no decision is announced twice.
+    let recorded_at = match shell::apply_status(
+        &rollouts,
+        rollout.as_ref(),
+        rollout.status.as_ref(),
+        &decision.status,
+        !decision.notes.is_empty(),
+    )
+    .await?
+    {
+        Recorded::Stale => return Ok(Requeue::requeue(shell::STALE_RETRY)),
+        Recorded::Written(rv) => rv,
+        Recorded::Unchanged => rollout.resource_version().unwrap_or_default(),
+    };
     for action in &decision.actions {
         match action {
             Action::ApplyRevision {
@@ -421,16 +435,19 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         )
         .await;
     }
-    notify(&ctx, &rollout, &ns, &decision.notes).await;
+    notify(&ctx, &rollout, &decision, &recorded_at).await;
     Ok(requeue_at(&ctx.clock, decision.requeue_at))
 }
 
 /// Sends the decisions a Rollout's webhooks asked for. The URL is read from its Secret per
 /// notification (so a rotated Secret takes effect at once) and never logged.
-async fn notify(ctx: &Context, rollout: &Rollout, ns: &str, notes: &[plan::Note]) {
+async fn notify(ctx: &Context, rollout: &Rollout, decision: &plan::Plan, recorded_at: &str) {
     let Some(webhooks) = rollout.spec.notifications.as_ref().map(|n| &n.webhooks) else {
         return;
     };
+    let ns = rollout.namespace().unwrap_or_default();
+    let ns = ns.as_str();
+    let notes = &decision.notes;
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), ns);
     for note in notes {
         let Some(event) = crate::notify::event_of(note.reason) else {
@@ -445,6 +462,13 @@ async fn notify(ctx: &Context, rollout: &Rollout, ns: &str, notes: &[plan::Note]
                 .as_ref()
                 .and_then(|s| s.current_revision.clone()),
             text: note.message.clone(),
+            key: crate::notify::idempotency_key(
+                rollout.uid().as_deref().unwrap_or_default(),
+                rollout.metadata.generation.unwrap_or_default(),
+                decision.status.current_step_index,
+                event,
+                recorded_at,
+            ),
         };
         for hook in webhooks
             .iter()
@@ -474,6 +498,7 @@ async fn notify(ctx: &Context, rollout: &Rollout, ns: &str, notes: &[plan::Note]
                 url,
                 body: crate::notify::payload(hook.format.unwrap_or_default(), &message),
                 rollout: format!("{ns}/{}", rollout.name_any()),
+                key: message.key.clone(),
             });
         }
     }
@@ -650,15 +675,6 @@ async fn set_route_weight(
         )
         .await?;
     Ok(())
-}
-
-async fn write_status(
-    rollouts: &Api<Rollout>,
-    rollout: &Rollout,
-    status: RolloutStatus,
-) -> Result<(), Error> {
-    let name = rollout.name_any();
-    shell::apply_status(rollouts, "Rollout", &name, rollout.status.as_ref(), &status).await
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, reason: &str, message: &str, warning: bool) {
