@@ -47,6 +47,23 @@ pub struct Message {
     pub revision: Option<String>,
     /// What the controller said.
     pub text: String,
+    /// Names this decision alone: the same for every retry of its delivery, different for
+    /// any other decision, so a receiver can drop a repeat.
+    pub key: String,
+}
+
+/// The idempotency key of a decision: the Rollout's uid and generation, the step it was
+/// at, the decision, and the resourceVersion of the status write that recorded it (which
+/// tells apart the same decision made again later, e.g. after a retry).
+pub fn idempotency_key(
+    uid: &str,
+    generation: i64,
+    step: Option<i32>,
+    event: NotificationEvent,
+    recorded_at: &str,
+) -> String {
+    let step = step.map_or_else(|| "-".to_string(), |s| s.to_string());
+    format!("{uid}/{generation}/{step}/{event:?}/{recorded_at}")
 }
 
 /// The payload of a message in a format.
@@ -58,6 +75,7 @@ pub fn payload(format: WebhookFormat, m: &Message) -> Value {
             "rollout": m.rollout,
             "revision": m.revision,
             "message": m.text,
+            "idempotencyKey": m.key,
         }),
         WebhookFormat::Slack => json!({
             "text": format!(
@@ -79,6 +97,8 @@ pub struct Delivery {
     pub body: Value,
     /// Rollout, as `namespace/name`, for logs.
     pub rollout: String,
+    /// Sent as the `Idempotency-Key` header of every attempt.
+    pub key: String,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -87,6 +107,7 @@ impl std::fmt::Debug for Delivery {
             .field("webhook", &self.webhook)
             .field("url", &"<redacted>")
             .field("rollout", &self.rollout)
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -160,7 +181,7 @@ async fn deliver(client: &Client, d: Delivery) {
     let body = d.body.to_string();
     let mut wait = FIRST_RETRY;
     for attempt in 1..=ATTEMPTS {
-        let outcome = attempt_once(client, &d.url, &body).await;
+        let outcome = attempt_once(client, &d.url, &d.key, &body).await;
         match outcome {
             Ok(()) => {
                 tracing::debug!(webhook = %d.webhook, rollout = %d.rollout, attempt, "notification delivered");
@@ -179,12 +200,13 @@ async fn deliver(client: &Client, d: Delivery) {
 }
 
 /// One POST; the error says what went wrong without the URL.
-async fn attempt_once(client: &Client, url: &str, body: &str) -> Result<(), String> {
+async fn attempt_once(client: &Client, url: &str, key: &str, body: &str) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|_| "the webhook URL is not a valid URL".to_string())?;
     let request = http::Request::post(uri)
         .header(http::header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", key)
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|_| "the request could not be built".to_string())?;
     let response = tokio::time::timeout(TIMEOUT, client.request(request))
@@ -219,6 +241,7 @@ mod tests {
             rollout: "web".into(),
             revision: Some("abc".into()),
             text: "analysis failed".into(),
+            key: "u1/2/3/Aborted/41".into(),
         }
     }
 
@@ -226,7 +249,7 @@ mod tests {
     fn payloads_in_both_formats() {
         assert_eq!(
             payload(WebhookFormat::Generic, &message()),
-            json!({"event": "Aborted", "namespace": "shop", "rollout": "web", "revision": "abc", "message": "analysis failed"})
+            json!({"event": "Aborted", "namespace": "shop", "rollout": "web", "revision": "abc", "message": "analysis failed", "idempotencyKey": "u1/2/3/Aborted/41"})
         );
         assert_eq!(
             payload(WebhookFormat::Slack, &message())["text"],
@@ -245,12 +268,30 @@ mod tests {
     }
 
     #[test]
+    fn keys_name_one_decision() {
+        let key = |generation, step, event, rv| idempotency_key("u1", generation, step, event, rv);
+        let aborted = key(2, Some(3), NotificationEvent::Aborted, "41");
+        assert_eq!(aborted, "u1/2/3/Aborted/41");
+        assert_eq!(aborted, key(2, Some(3), NotificationEvent::Aborted, "41"));
+        for other in [
+            key(3, Some(3), NotificationEvent::Aborted, "41"),
+            key(2, Some(4), NotificationEvent::Aborted, "41"),
+            key(2, None, NotificationEvent::Aborted, "41"),
+            key(2, Some(3), NotificationEvent::Paused, "41"),
+            key(2, Some(3), NotificationEvent::Aborted, "57"),
+        ] {
+            assert_ne!(aborted, other);
+        }
+    }
+
+    #[test]
     fn a_delivery_never_shows_its_url() {
         let d = Delivery {
             webhook: "slack".into(),
             url: "https://hooks.example/T000/SECRET".into(),
             body: json!({}),
             rollout: "shop/web".into(),
+            key: "u1/2/3/Aborted/41".into(),
         };
         assert!(!format!("{d:?}").contains("SECRET"));
     }

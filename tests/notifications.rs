@@ -41,6 +41,8 @@ impl Write for Logs {
 struct Receiver {
     calls: AtomicUsize,
     bodies: Mutex<Vec<(String, Value)>>,
+    /// The Idempotency-Key header of every attempt, failed ones included.
+    keys: Mutex<Vec<String>>,
 }
 
 async fn receiver() -> (Arc<Receiver>, std::net::SocketAddr) {
@@ -49,14 +51,23 @@ async fn receiver() -> (Arc<Receiver>, std::net::SocketAddr) {
     let app = axum::Router::new().route(
         "/hooks/{name}",
         axum::routing::post(
-            move |axum::extract::Path(name): axum::extract::Path<String>, body: String| {
+            move |axum::extract::Path(name): axum::extract::Path<String>,
+                  headers: axum::http::HeaderMap,
+                  body: String| {
                 let s = s.clone();
                 async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|k| k.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    s.keys.lock().unwrap().push(key.clone());
                     // The endpoint is down for its first two calls.
                     if s.calls.fetch_add(1, Ordering::SeqCst) < 2 {
                         return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                     }
-                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    let mut v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    v["header"] = json!(key);
                     s.bodies.lock().unwrap().push((name, v));
                     axum::http::StatusCode::OK
                 }
@@ -168,7 +179,13 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
         let all_there = ["Started", "StepCompleted", "Paused", "Aborted"]
             .iter()
             .all(|e| generic.iter().any(|g| g == e));
-        if all_there && !slack.is_empty() {
+        // The first two attempts failed: their retries must have arrived, under the same key.
+        let attempts = received.keys.lock().unwrap().clone();
+        let retried = attempts.len() >= 2
+            && attempts[..2]
+                .iter()
+                .all(|failed| bodies.iter().any(|(_, b)| b["header"] == json!(failed)));
+        if all_there && retried && !slack.is_empty() {
             assert_eq!(
                 slack.len(),
                 1,
@@ -182,6 +199,29 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
                 .unwrap();
             assert_eq!(aborted.1["rollout"], "web");
             assert_eq!(aborted.1["namespace"], "default");
+            // Each decision is delivered once, with a key of its own, sent as a header too.
+            let generic: Vec<&Value> = bodies
+                .iter()
+                .filter(|(n, _)| n == "generic-planted-path")
+                .map(|(_, b)| b)
+                .collect();
+            let mut keys: Vec<&str> = generic
+                .iter()
+                .map(|b| b["idempotencyKey"].as_str().unwrap_or_default())
+                .collect();
+            for b in &generic {
+                assert_eq!(b["header"], b["idempotencyKey"], "{b}");
+            }
+            let uid = rollouts.get("web").await.unwrap().metadata.uid.unwrap();
+            assert!(keys.iter().all(|k| k.starts_with(&uid)), "{keys:?}");
+            keys.sort_unstable();
+            let delivered = keys.len();
+            keys.dedup();
+            assert_eq!(
+                keys.len(),
+                delivered,
+                "a decision was delivered twice: {generic:?}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "not all delivered: {bodies:?}");

@@ -1180,7 +1180,10 @@ async fn a_status_applied_with_a_stale_resource_version_conflicts(t: Target) {
         .patch_status("web", &params, &Patch::Apply(&status("Progressing", &rv)))
         .await
         .expect("a write conditional on the version read succeeds while it is current");
-    assert_ne!(written.metadata.resource_version.as_deref(), Some(rv.as_str()));
+    assert_ne!(
+        written.metadata.resource_version.as_deref(),
+        Some(rv.as_str())
+    );
     // A second writer that read the same version loses, even with the same status.
     for phase in ["Progressing", "Healthy"] {
         let lost = api

@@ -648,6 +648,8 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let footprint = sim.store().footprint();
     // Which Events the operator published, by reason, a namespace at a time.
     let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    // A decision announced twice shows as one (object, reason, message) seen more than once.
+    let mut groups: std::collections::HashMap<(String, String, String), usize> = Default::default();
     if let Some(events_rt) = sim.store().resolve("events.k8s.io", "v1", "events") {
         for t in 0..n.div_ceil(100) {
             let filter = cutover::sim::store::Filter {
@@ -656,6 +658,18 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
             };
             for e in sim.store().list(&events_rt, &filter, None, None)?.items {
                 let reason = e["reason"].as_str().unwrap_or_default().to_string();
+                let text = |p: &str| e.pointer(p).and_then(|v| v.as_str()).unwrap_or_default();
+                *groups
+                    .entry((
+                        format!(
+                            "{}/{}",
+                            text("/regarding/namespace"),
+                            text("/regarding/name")
+                        ),
+                        reason.clone(),
+                        text("/note").to_string(),
+                    ))
+                    .or_default() += 1;
                 *reasons.entry(reason).or_default() += 1;
             }
         }
@@ -727,6 +741,11 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     for (reason, count) in &reasons {
         println!("    {reason:<40} {:>8.2}", *count as f64 / n as f64);
     }
+    println!(
+        "  repeated (object, reason, message) groups {:>4} of {}   (goal 0)",
+        groups.values().filter(|n| **n > 1).count(),
+        groups.len()
+    );
     println!("  sim store at the end:");
     let (mut total, mut total_stored) = (0, 0);
     for (kind, count, bytes, stored) in &footprint.kinds {
