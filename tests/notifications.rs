@@ -106,7 +106,10 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
     let client = sim.client();
     let ctx = Arc::new(Context::new(
         client.clone(),
-        Config::default(),
+        Config {
+            allowed_hosts: vec!["127.0.0.1".into()],
+            ..Config::default()
+        },
         Clock::System,
         Arc::new(Metrics::new()),
     ));
@@ -116,8 +119,13 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     let generic_url = format!("http://{addr}/hooks/generic-planted-path");
     let slack_url = format!("http://{addr}/hooks/slack-planted-path");
+    // The same receiver under a name the operator was not allowed to reach.
+    let refused_url = format!(
+        "http://localhost:{}/hooks/refused-planted-path",
+        addr.port()
+    );
     let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "hooks"},
-        "stringData": {"generic": generic_url, "slack": slack_url}}))
+        "stringData": {"generic": generic_url, "slack": slack_url, "refused": refused_url}}))
     .unwrap();
     secrets
         .create(&PostParams::default(), &secret)
@@ -130,7 +138,8 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
             "notifications": {"webhooks": [
                 {"name": "all", "urlFrom": {"name": "hooks", "key": "generic"}},
-                {"name": "chat", "urlFrom": {"name": "hooks", "key": "slack"}, "format": "Slack", "events": ["Aborted"]}]},
+                {"name": "chat", "urlFrom": {"name": "hooks", "key": "slack"}, "format": "Slack", "events": ["Aborted"]},
+                {"name": "elsewhere", "urlFrom": {"name": "hooks", "key": "refused"}, "events": ["Aborted"]}]},
             "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}
     }))
     .unwrap();
@@ -197,6 +206,30 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
                 .iter()
                 .find(|(n, b)| n == "generic-planted-path" && b["event"] == "Aborted")
                 .unwrap();
+            assert!(
+                bodies.iter().all(|(n, _)| n != "refused-planted-path"),
+                "a host off the allowlist got a request"
+            );
+            let events: Api<k8s_openapi::api::events::v1::Event> =
+                Api::namespaced(client.clone(), "default");
+            let refused: Vec<String> = events
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("WebhookRefused"))
+                .filter_map(|e| e.note)
+                .collect();
+            assert_eq!(refused.len(), 1, "{refused:?}");
+            assert!(
+                refused[0].contains("webhook \"elsewhere\"")
+                    && refused[0].contains("\"localhost\"")
+                    && refused[0].contains("--allowed-hosts")
+                    && !refused[0].contains("planted"),
+                "{}",
+                refused[0]
+            );
             assert_eq!(aborted.1["rollout"], "web");
             assert_eq!(aborted.1["namespace"], "default");
             // Each decision is delivered once, with a key of its own, sent as a header too.

@@ -12,6 +12,7 @@ use cutover::{
     },
     api::Metric,
     controller::Clock,
+    controller::egress::Allowlist,
     sim::Sim,
 };
 use http_body_util::Full;
@@ -109,13 +110,19 @@ fn metric(addr: std::net::SocketAddr, tls: serde_json::Value) -> Metric {
 }
 
 async fn fetch(sim: &Sim, metric: &Metric) -> Input {
+    fetch_allowing(sim, metric, &["127.0.0.1"]).await
+}
+
+async fn fetch_allowing(sim: &Sim, metric: &Metric, allowed: &[&str]) -> Input {
     let client = sim.client();
     let transport = HttpTransport::new();
+    let egress = Allowlist::new(allowed.iter().copied(), None);
     let fetcher = Fetcher {
         client: &client,
         transport: &transport,
         default_url: None,
         namespace: "default",
+        egress: &egress,
     };
     fetcher
         .fetch(metric, &[], &Subject::default(), jiff::Timestamp::now())
@@ -174,5 +181,52 @@ async fn an_untrusted_certificate_or_a_wrong_token_is_an_error() {
     assert!(
         !denied.contains("wrong"),
         "the token is never in a message: {denied}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_off_the_allowlist_gets_no_request_and_no_credentials() {
+    let pki = pki();
+    let addr = serve(&pki).await;
+    let sim = Sim::new(Clock::System);
+    // No Secret: a refused host must fail before credentials are looked up.
+    let tls =
+        json!({"caSecret": {"name": "prom", "key": "ca.crt"}, "serverName": "prometheus.test"});
+    let Input::Query(Err(refused)) =
+        fetch_allowing(&sim, &metric(addr, tls), &["prometheus.monitoring.svc"]).await
+    else {
+        panic!("a host off the allowlist must be refused");
+    };
+    assert!(
+        refused.contains("\"127.0.0.1\"") && refused.contains("--allowed-hosts"),
+        "{refused}"
+    );
+    assert!(!refused.contains("Secret"), "no Secret was read: {refused}");
+}
+
+#[tokio::test]
+async fn an_address_from_a_secret_off_the_allowlist_is_refused_without_repeating_it() {
+    let sim = Sim::new(Clock::System);
+    secret(
+        &sim,
+        json!({"address": "http://internal-billing.corp:9090", "token": TOKEN}),
+    )
+    .await;
+    let metric: Metric =
+        serde_json::from_value(json!({"name": "m", "successCondition": "result < 0.05",
+        "prometheus": {"query": "up", "addressFrom": {"name": "prom", "key": "address"}}}))
+        .unwrap();
+    let Input::Query(Err(refused)) =
+        fetch_allowing(&sim, &metric, &["prometheus.monitoring.svc"]).await
+    else {
+        panic!("a host off the allowlist must be refused");
+    };
+    assert!(
+        refused.contains("Secret \"prom\" key \"address\"") && refused.contains("--allowed-hosts"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("billing"),
+        "the address stays in its Secret: {refused}"
     );
 }

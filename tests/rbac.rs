@@ -194,7 +194,10 @@ async fn the_controllers_use_exactly_the_permissions_the_rbac_grants() {
     let ctx = Arc::new(
         Context::new(
             client.clone(),
-            Config::default(),
+            Config {
+                allowed_hosts: vec!["prom".into()],
+                ..Config::default()
+            },
             clock.clone(),
             Arc::new(Metrics::new()),
         )

@@ -33,7 +33,10 @@ fn start(script: &str) -> Env {
     let client = sim.client();
     let ctx = Context::new(
         client.clone(),
-        Config::default(),
+        Config {
+            allowed_hosts: vec!["prometheus.test".into()],
+            ..Config::default()
+        },
         clock,
         Arc::new(Metrics::new()),
     )

@@ -78,8 +78,17 @@ async fn planted_secret_values_appear_in_no_log_event_status_or_metric() {
     sim.start_workloads(WorkloadConfig::default(), stop.clone());
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(
-        Context::new(sim.client(), Config::default(), clock, metrics.clone())
-            .with_prometheus(sim.prometheus_transport()),
+        // Every host allowed: the planted values must not leak from the requests either.
+        Context::new(
+            sim.client(),
+            Config {
+                allowed_hosts: vec!["*".into()],
+                ..Config::default()
+            },
+            clock,
+            metrics.clone(),
+        )
+        .with_prometheus(sim.prometheus_transport()),
     );
     for c in cutover::controller::runner::controllers(ctx, stop.clone()) {
         tokio::spawn(c);

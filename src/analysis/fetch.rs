@@ -39,6 +39,8 @@ pub struct Fetcher<'a> {
     pub default_url: Option<&'a str>,
     /// Namespace of the object whose analysis this is (Secrets are read there only).
     pub namespace: &'a str,
+    /// The hosts requests may go to.
+    pub egress: &'a crate::controller::egress::Allowlist,
 }
 
 /// Values of the `rollout.*` placeholders.
@@ -116,12 +118,28 @@ impl Fetcher<'_> {
     pub async fn endpoint(&self, c: &PrometheusConnection) -> Result<Endpoint, String> {
         let base = match (&c.address, &c.address_from) {
             (Some(a), _) => a.clone(),
-            (None, Some(r)) => self.secret_key(r).await?.trim().to_string(),
+            (None, Some(r)) => {
+                let address = self.secret_key(r).await?.trim().to_string();
+                // An address kept in a Secret is not repeated into status, host included.
+                if self.egress.check("", &address).is_err() {
+                    return Err(format!(
+                        "the Prometheus address in Secret {:?} key {:?} is not an http(s) URL whose host the operator may send requests to; add its host to {}",
+                        r.name,
+                        r.key,
+                        crate::controller::egress::SETTING
+                    ));
+                }
+                address
+            }
             (None, None) => self.default_url.map(str::to_string).ok_or_else(|| {
                 "no Prometheus address: set address on the metric or --prometheus-url on the operator"
                     .to_string()
             })?,
         };
+        // Checked before any Secret with credentials is read for it.
+        self.egress
+            .check("the Prometheus address", &base)
+            .map_err(|e| e.to_string())?;
         let mut endpoint = Endpoint::new(base);
         endpoint.timeout = c.timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT).as_std();
         if let Some(auth) = &c.auth {

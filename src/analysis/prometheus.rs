@@ -206,23 +206,60 @@ async fn send(
     }
 }
 
+/// Most characters of a reply copied into a message (and so into status).
+pub const EXCERPT_CHARS: usize = 160;
+
+/// A short, single-line excerpt of what a server answered: control characters become
+/// spaces, runs of whitespace one space, and it is cut to [`EXCERPT_CHARS`]. Replies end up
+/// in status, where the Rollout's author reads them: whatever the server sent, it stays
+/// short and printable.
+pub fn excerpt(reply: &str) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut space = false;
+    for c in reply.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if space || out.is_empty() {
+                continue;
+            }
+            space = true;
+        } else {
+            space = false;
+        }
+        if count == EXCERPT_CHARS {
+            return format!("{}…", out.trim_end());
+        }
+        out.push(c);
+        count += 1;
+    }
+    out.trim_end().to_string()
+}
+
 fn envelope(status: u16, body: &[u8]) -> Result<Value, ProviderError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         if (200..300).contains(&status) {
-            ProviderError::Malformed(e.to_string())
+            ProviderError::Malformed(excerpt(&e.to_string()))
         } else {
+            // At most a few KiB are decoded: the excerpt keeps less than that.
+            let head = &body[..body.len().min(4 * EXCERPT_CHARS)];
             ProviderError::Api {
                 status,
-                message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                message: excerpt(&String::from_utf8_lossy(head)),
             }
         }
     })?;
     if value.get("status").and_then(Value::as_str) != Some("success") {
-        let message = value
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no error message")
-            .to_string();
+        let message = excerpt(
+            value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no error message"),
+        );
         return Err(ProviderError::Api { status, message });
     }
     value
@@ -461,6 +498,31 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replies_are_cut_to_a_short_printable_excerpt() {
+        assert_eq!(excerpt("bad query"), "bad query");
+        assert_eq!(
+            excerpt("  line one\n\tline\u{7}two\r\n "),
+            "line one line two"
+        );
+        let long = excerpt(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), EXCERPT_CHARS + 1);
+        assert!(long.ends_with('…'));
+        // An HTML error page from a proxy becomes one short line.
+        let page = format!(
+            "<html>\n<body>\n{}</body></html>",
+            "<p>secret internals</p>\n".repeat(100)
+        );
+        let cut = envelope(502, page.as_bytes()).unwrap_err().to_string();
+        assert!(!cut.contains('\n'), "{cut}");
+        assert!(cut.chars().count() < EXCERPT_CHARS + 40, "{cut}");
+        let huge_error = format!(r#"{{"status":"error","error":"{}"}}"#, "e".repeat(5000));
+        let cut = envelope(400, huge_error.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(cut.chars().count() < EXCERPT_CHARS + 40, "{cut}");
+    }
 
     #[test]
     fn vectors_scalars_and_empty_results() {

@@ -260,6 +260,51 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Metric addresses written into a spec (`prometheus.address`, `compare.address`) whose
+/// host the operator may not send requests to.
+pub fn egress(
+    spec: &impl serde::Serialize,
+    allowed: &crate::controller::egress::Allowlist,
+) -> Vec<FieldError> {
+    let mut found = Vec::new();
+    if let Ok(value) = serde_json::to_value(spec) {
+        addresses(&value, "spec", &mut found);
+    }
+    found
+        .into_iter()
+        .filter_map(|(path, url)| {
+            let what = format!("{url:?}");
+            allowed
+                .check(&what, &url)
+                .err()
+                .map(|e| invalid(path, e.to_string()))
+        })
+        .collect()
+}
+
+/// Collects `(path, address)` of every provider block in `value`.
+fn addresses(value: &serde_json::Value, path: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                let child_path = format!("{path}.{key}");
+                if matches!(key.as_str(), "prometheus" | "compare")
+                    && let Some(url) = child.get("address").and_then(|a| a.as_str())
+                {
+                    found.push((format!("{child_path}.address"), url.to_string()));
+                }
+                addresses(child, &child_path, found);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                addresses(item, &format!("{path}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Problems in a MigrationJob spec.
 pub fn migration(spec: &MigrationJobSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -374,5 +419,49 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "object",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Null => "null",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::egress::Allowlist;
+
+    fn spec(address: &str) -> RolloutSpec {
+        serde_json::from_value(serde_json::json!({
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"analysis": {"metrics": [
+                {"name": "errors", "successCondition": "result < 1", "prometheus": {"query": "q"}},
+                {"name": "latency", "successCondition": "result < 1", "prometheus": {"query": "q", "address": address}}]}}],
+                "analysis": {"metrics": [{"name": "judge", "compare": {"canaryQuery": "a", "stableQuery": "b", "address": address}}]}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn addresses_off_the_allowlist_are_named_with_their_path_and_the_setting() {
+        let allowed = Allowlist::new(["prom.example"], Some("http://default-prom:9090"));
+        assert!(egress(&spec("http://prom.example:9090"), &allowed).is_empty());
+        assert!(egress(&spec("http://default-prom"), &allowed).is_empty());
+        let problems = egress(&spec("http://169.254.169.254/latest"), &allowed);
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].starts_with("spec.strategy.canary.analysis.metrics[0].compare.address: "),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[1].starts_with(
+                "spec.strategy.canary.steps[1].analysis.metrics[1].prometheus.address: "
+            ),
+            "{}",
+            text[1]
+        );
+        for t in &text {
+            assert!(t.contains("\"169.254.169.254\""), "{t}");
+            assert!(t.contains("--allowed-hosts"), "{t}");
+        }
     }
 }

@@ -26,6 +26,16 @@ pub struct Config {
     /// Prometheus used by metrics that name no address.
     #[arg(long, env = "CUTOVER_PROMETHEUS_URL", value_parser = parse_http_url)]
     pub prometheus_url: Option<String>,
+    /// Hosts Rollouts may name for metric providers and webhooks, besides the
+    /// --prometheus-url host (always allowed): host names, `*.domain` or `*`
+    /// (comma-separated or repeated).
+    #[arg(
+        long = "allowed-hosts",
+        env = "CUTOVER_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_parser = super::egress::parse_entry
+    )]
+    pub allowed_hosts: Vec<String>,
     /// Address serving /metrics, /healthz and /readyz.
     #[arg(long, env = "CUTOVER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -67,6 +77,7 @@ impl Default for Config {
         Self {
             namespaces: Vec::new(),
             prometheus_url: None,
+            allowed_hosts: Vec::new(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,
             log_level: "info,kube_client::client::builder=off".into(),
@@ -78,6 +89,16 @@ impl Default for Config {
             leader_election_namespace: None,
             context: None,
         }
+    }
+}
+
+impl Config {
+    /// The hosts analysis and webhooks may reach.
+    pub fn egress(&self) -> super::egress::Allowlist {
+        super::egress::Allowlist::new(
+            self.allowed_hosts.iter().map(String::as_str),
+            self.prometheus_url.as_deref(),
+        )
     }
 }
 

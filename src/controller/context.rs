@@ -24,6 +24,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// How analysis reaches Prometheus.
     pub prometheus: Arc<dyn crate::analysis::prometheus::Transport>,
+    /// The hosts analysis and webhooks may reach, from the configuration.
+    pub egress: super::egress::Allowlist,
     /// Webhook sender, started on first use (it needs the runtime).
     notifier: std::sync::OnceLock<crate::notify::Notifier>,
 }
@@ -37,6 +39,7 @@ impl Context {
             .unwrap_or_else(|| REPORTER.into());
         Self {
             client,
+            egress: config.egress(),
             config,
             clock,
             metrics,

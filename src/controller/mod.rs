@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod egress;
 pub mod error;
 pub mod leader;
 pub mod metrics;

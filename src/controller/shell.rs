@@ -309,6 +309,7 @@ pub async fn take_measurements(
         transport: ctx.prometheus.as_ref(),
         default_url: ctx.config.prometheus_url.as_deref(),
         namespace,
+        egress: &ctx.egress,
     };
     let fetches = due.iter().map(|d| {
         let subject = subject(d);

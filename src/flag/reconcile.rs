@@ -130,10 +130,14 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
         .filter(|f| render::output_of(f).1 == key)
         .cloned()
         .collect();
-    let problems: Vec<String> = shell::off_runtime(|| validate::flag(&flag.spec))
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let problems: Vec<String> = shell::off_runtime(|| {
+        let mut found = validate::flag(&flag.spec);
+        found.extend(validate::egress(&flag.spec, &ctx.egress));
+        found
+    })
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     if !problems.is_empty() {
         return shell::invalid(
             &api,

@@ -152,10 +152,14 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         return Ok(Requeue::await_change());
     }
     let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut problems: Vec<String> = shell::off_runtime(|| validate::rollout(&rollout.spec))
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let mut problems: Vec<String> = shell::off_runtime(|| {
+        let mut found = validate::rollout(&rollout.spec);
+        found.extend(validate::egress(&rollout.spec, &ctx.egress));
+        found
+    })
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     // The pod template and selector: the Rollout's own, or adopted from a Deployment.
     let mut referenced_replicas = None;
@@ -493,6 +497,13 @@ async fn notify(ctx: &Context, rollout: &Rollout, decision: &plan::Plan, recorde
                 tracing::warn!(rollout = %rollout.name_any(), webhook = %hook.name, secret = %hook.url_from.name, key = %hook.url_from.key, "webhook URL not found in its Secret");
                 continue;
             };
+            // The URL comes from the author's Secret: its host must be one the platform
+            // allowed. The message names the host, never the URL (which may hold a token).
+            if let Err(refused) = ctx.egress.check(&format!("webhook {:?}", hook.name), &url) {
+                tracing::warn!(rollout = %rollout.name_any(), webhook = %hook.name, "webhook refused: its host is not allowed");
+                publish(ctx, rollout, "WebhookRefused", &refused.to_string(), true).await;
+                continue;
+            }
             ctx.notifier().send(crate::notify::Delivery {
                 webhook: hook.name.clone(),
                 url,
