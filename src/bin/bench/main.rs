@@ -7,7 +7,10 @@
 //! virtual clock — wall time, CPU, peak RSS, requests and writes per rollout, lag; with
 //! `CUTOVER_BENCH_HEAP_BY_SIDE=1`, the operator's heap and CPU apart from the sim's.
 //! `scale --kubeconfig FILE --rollouts N`: the same on a real control plane (see `real`).
+//! `burst --rollouts N`: how long one person's change waits behind a burst of N (see
+//! `burst`).
 
+mod burst;
 mod real;
 
 use std::time::{Duration, Instant};
@@ -825,8 +828,25 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Some("burst") => {
+            let n = args
+                .iter()
+                .position(|a| a == "--rollouts")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1000usize);
+            // Two workers, as the operator's pod gets.
+            match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(burst::bench(n)),
+                Err(e) => Err(e.into()),
+            }
+        }
         Some(other) => {
-            eprintln!("unknown benchmark {other:?}; available: sim, scale");
+            eprintln!("unknown benchmark {other:?}; available: sim, scale, burst");
             return std::process::ExitCode::from(2);
         }
     };
