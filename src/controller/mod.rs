@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod egress;
 pub mod error;
+pub mod fair;
 pub mod leader;
 pub mod metrics;
 pub mod ratelimit;

@@ -14,7 +14,12 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{Clock, Context, Error};
+use futures::future::BoxFuture;
+
+use super::{
+    Clock, Context, Error,
+    fair::{FairGate, Urgency},
+};
 
 /// Key identifying an object in backoff bookkeeping.
 pub fn object_key<K: Resource>(obj: &K) -> String {
@@ -42,6 +47,41 @@ where
         .reflect(writer)
         .applied_objects();
     Controller::for_stream(objects, reader)
+}
+
+/// A reconcile function that waits its turn at `gate`, then reconciles the newest cached
+/// copy of the object: the copy it was woken with may be old by the time its turn comes,
+/// and a status write from an old copy would only lose its precondition.
+pub fn gated<K, R, Fut>(
+    gate: Arc<FairGate>,
+    cache: reflector::Store<K>,
+    urgency: fn(&K) -> Urgency,
+    reconcile: R,
+) -> impl FnMut(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    R: Fn(Arc<K>, Arc<Context>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    move |obj, ctx| {
+        let gate = gate.clone();
+        let cache = cache.clone();
+        let reconcile = reconcile.clone();
+        Box::pin(async move {
+            let namespace = obj.namespace().unwrap_or_default();
+            let _permit = gate.enter(&namespace, urgency(&obj)).await;
+            match cache.get(&reflector::ObjectRef::from_obj(obj.as_ref())) {
+                Some(latest) => reconcile(latest, ctx).await,
+                // Gone while it waited: nothing is left to reconcile.
+                None => Ok(Action::await_change()),
+            }
+        })
+    }
+}
+
+/// kube-runtime's own limit of concurrent reconciles: none, as the fair gate limits them.
+pub fn runtime_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(0)
 }
 
 /// Wakes the object when `due` comes (the plan's next timer), or on its next change.

@@ -20,7 +20,10 @@ use crate::{
     api::{FIELD_MANAGER, FeatureFlag, validate},
     controller::{
         Context, Error,
-        reconcile::{error_policy, instrumented, lean_controller, requeue_at},
+        fair::{FairGate, Urgency},
+        reconcile::{
+            error_policy, gated, instrumented, lean_controller, requeue_at, runtime_config,
+        },
         shell::{self, Recorded},
     },
 };
@@ -40,6 +43,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     } else {
         ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
+    // One gate for every namespace's controller: the limit and the turns are global.
+    let gate = FairGate::new(usize::from(ctx.config.concurrency));
     let controllers = scopes.into_iter().map(|ns| {
         let (flags, maps): (Api<Guarded>, Api<ConfigMap>) = match &ns {
             None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -52,6 +57,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         let token = shutdown.clone();
         let controller = lean_controller(flags, watcher::Config::default().any_semantic());
         let store = controller.store();
+        let reconcile = gated(gate.clone(), controller.store(), urgency, reconcile);
         controller
             // A ConfigMap changed by anyone is rendered again by the flags that name it.
             .watches(maps, watcher::Config::default(), move |cm: ConfigMap| {
@@ -68,14 +74,22 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .map(|g| ObjectRef::from_obj(g.as_ref()))
                     .collect::<Vec<_>>()
             })
-            .with_config(
-                kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-            )
+            .with_config(runtime_config())
             .graceful_shutdown_on(async move { token.cancelled().await })
             .run(reconcile, on_error, ctx)
             .for_each(|_| async {})
     });
     futures::future::join_all(controllers).await;
+}
+
+/// A FeatureFlag whose spec changed since it was last observed goes ahead.
+fn urgency(flag: &Guarded) -> Urgency {
+    match &flag.0 {
+        Ok(f) if f.metadata.generation != f.status.as_ref().and_then(|s| s.observed_generation) => {
+            Urgency::Person
+        }
+        _ => Urgency::Routine,
+    }
 }
 
 fn on_error(flag: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {

@@ -22,7 +22,10 @@ use crate::{
     },
     controller::{
         Context, Error,
-        reconcile::{error_policy, instrumented, lean_controller, requeue_at},
+        fair::{FairGate, Urgency},
+        reconcile::{
+            error_policy, gated, instrumented, lean_controller, requeue_at, runtime_config,
+        },
         shell::{self, Recorded},
     },
 };
@@ -43,6 +46,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     } else {
         namespaces.into_iter().map(Some).collect()
     };
+    // One gate for every namespace's controller: the limit and the turns are global.
+    let gate = FairGate::new(usize::from(ctx.config.concurrency));
     let controllers = scopes.into_iter().map(|ns| {
         let (mjs, jobs, rollouts): (Api<Guarded>, Api<Job>, Api<Rollout>) = match &ns {
             None => (
@@ -58,7 +63,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         };
         let ctx = ctx.clone();
         let token = shutdown.clone();
-        lean_controller(mjs, watcher::Config::default().any_semantic())
+        let controller = lean_controller(mjs, watcher::Config::default().any_semantic());
+        let reconcile = gated(gate.clone(), controller.store(), urgency, reconcile);
+        controller
             .owns(jobs, watcher::Config::default().labels(LABEL_MIGRATION))
             // A Rollout that becomes fully promoted releases the contract migrations it names.
             .watches(rollouts, watcher::Config::default(), |rollout: Rollout| {
@@ -77,14 +84,22 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                         }
                     })
             })
-            .with_config(
-                kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-            )
+            .with_config(runtime_config())
             .graceful_shutdown_on(async move { token.cancelled().await })
             .run(reconcile, on_error, ctx)
             .for_each(|_| async {})
     });
     futures::future::join_all(controllers).await;
+}
+
+/// A MigrationJob whose spec changed since it was last observed goes ahead.
+fn urgency(mj: &Guarded) -> Urgency {
+    match &mj.0 {
+        Ok(m) if m.metadata.generation != m.status.as_ref().and_then(|s| s.observed_generation) => {
+            Urgency::Person
+        }
+        _ => Urgency::Routine,
+    }
 }
 
 fn on_error(mj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {

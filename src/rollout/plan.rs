@@ -750,6 +750,29 @@ fn finish(ctx: &mut Ctx<'_>) {
     );
 }
 
+/// Whether a person changed the Rollout and waits for the operator to act: a spec it has
+/// not yet observed, or a promote, abort or retry request it has not yet taken. Such
+/// Rollouts go ahead of routine work.
+pub fn awaits_operator(rollout: &Rollout) -> bool {
+    let status = rollout.status.as_ref();
+    if rollout.metadata.generation != status.and_then(|s| s.observed_generation) {
+        return true;
+    }
+    let annotations = rollout.metadata.annotations.as_ref();
+    [
+        crate::api::ANNOTATION_PROMOTE,
+        crate::api::ANNOTATION_PROMOTE_FULL,
+        crate::api::ANNOTATION_ABORT,
+        crate::api::ANNOTATION_RETRY,
+    ]
+    .iter()
+    .any(|key| {
+        annotations
+            .and_then(|a| a.get(*key))
+            .is_some_and(|value| status.and_then(|s| s.handled_requests.get(*key)) != Some(value))
+    })
+}
+
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

@@ -1210,3 +1210,44 @@ fn linked_flags_are_enabled_once_on_promotion_and_disabled_once_on_abort() {
     world.settle(at(300), true);
     assert_eq!(world.flag_states.len(), 3, "once per abort");
 }
+
+#[test]
+fn a_new_spec_or_an_untaken_request_awaits_the_operator() {
+    let mut r = rollout(json!([{"setWeight": 50}]), false);
+    r.metadata.generation = Some(3);
+    r.status = None;
+    assert!(awaits_operator(&r), "never observed");
+    let mut status = crate::api::RolloutStatus {
+        observed_generation: Some(2),
+        ..Default::default()
+    };
+    r.status = Some(status.clone());
+    assert!(awaits_operator(&r), "a newer spec");
+    status.observed_generation = Some(3);
+    r.status = Some(status.clone());
+    assert!(!awaits_operator(&r), "observed, no request");
+    for key in [
+        ANNOTATION_PROMOTE,
+        ANNOTATION_PROMOTE_FULL,
+        ANNOTATION_ABORT,
+        crate::api::ANNOTATION_RETRY,
+    ] {
+        let mut asked = r.clone();
+        asked.metadata.annotations = Some(BTreeMap::from([(key.to_string(), "7".to_string())]));
+        assert!(awaits_operator(&asked), "{key} not yet taken");
+        let mut taken = status.clone();
+        taken
+            .handled_requests
+            .insert(key.to_string(), "7".to_string());
+        asked.status = Some(taken.clone());
+        assert!(!awaits_operator(&asked), "{key} taken");
+        taken
+            .handled_requests
+            .insert(key.to_string(), "6".to_string());
+        asked.status = Some(taken);
+        assert!(awaits_operator(&asked), "{key} asked again");
+    }
+    let mut other = r.clone();
+    other.metadata.annotations = Some(BTreeMap::from([("team".to_string(), "a".to_string())]));
+    assert!(!awaits_operator(&other), "other annotations are routine");
+}

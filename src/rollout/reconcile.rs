@@ -27,7 +27,10 @@ use crate::{
     },
     controller::{
         Context, Error,
-        reconcile::{error_policy, instrumented, lean_controller, requeue_at},
+        fair::{FairGate, Urgency},
+        reconcile::{
+            error_policy, gated, instrumented, lean_controller, requeue_at, runtime_config,
+        },
         shell::{self, Recorded},
     },
 };
@@ -65,12 +68,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             })
             .collect()
     };
-    let concurrency = ctx.config.concurrency;
+    // One gate for every namespace's controller: the limit and the turns are global.
+    let gate = FairGate::new(usize::from(ctx.config.concurrency));
     let controllers = apis.into_iter().map(|(rollouts, deployments, migrations)| {
         let ctx = ctx.clone();
         let token = shutdown.clone();
         let controller = lean_controller(rollouts, watcher::Config::default().any_semantic());
         let store = controller.store();
+        let reconcile = gated(gate.clone(), controller.store(), urgency, reconcile);
         controller
             // A migration that ends opens (or fails) the gate of the Rollouts naming it.
             .watches(
@@ -98,7 +103,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 deployments,
                 watcher::Config::default().labels(LABEL_ROLLOUT),
             )
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .with_config(runtime_config())
             .graceful_shutdown_on(async move { token.cancelled().await })
             .run(reconcile, on_error, ctx)
             .for_each(|_| async {})
@@ -109,6 +114,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
 /// A Rollout as read from the watch: one that does not deserialize is reported and
 /// skipped instead of breaking the watch for every other Rollout.
 type Guarded = kube::core::DeserializeGuard<Rollout>;
+
+fn urgency(rollout: &Guarded) -> Urgency {
+    match &rollout.0 {
+        Ok(r) if plan::awaits_operator(r) => Urgency::Person,
+        _ => Urgency::Routine,
+    }
+}
 
 fn on_error(rollout: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
     error_policy(CONTROLLER, rollout.as_ref(), error, &ctx)
