@@ -8,9 +8,10 @@
 //! `CUTOVER_BENCH_HEAP_BY_SIDE=1`, the operator's heap and CPU apart from the sim's.
 //! `scale --kubeconfig FILE --rollouts N`: the same on a real control plane (see `real`).
 //! `burst --rollouts N`: how long one person's change waits behind a burst of N (see
-//! `burst`).
+//! `burst`). `hang`: whether one Rollout's hanging Prometheus delays 50 others (see `hang`).
 
 mod burst;
+mod hang;
 mod real;
 
 use std::time::{Duration, Instant};
@@ -828,6 +829,14 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Some("hang") => match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(hang::bench()),
+            Err(e) => Err(e.into()),
+        },
         Some("burst") => {
             let n = args
                 .iter()
@@ -846,7 +855,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         Some(other) => {
-            eprintln!("unknown benchmark {other:?}; available: sim, scale, burst");
+            eprintln!("unknown benchmark {other:?}; available: sim, scale, burst, hang");
             return std::process::ExitCode::from(2);
         }
     };
