@@ -168,6 +168,19 @@ fn condition_input() -> impl Strategy<Value = String> {
         1 => (1usize..400).prop_map(|n| format!("{}1{}", "[".repeat(n), "]".repeat(n))),
         1 => (MAX_EXPRESSION_LEN - 8..MAX_EXPRESSION_LEN + 8)
             .prop_map(|n| format!("result < {}", "1".repeat(n.saturating_sub(9)))),
+        // Costly shapes: nested comprehensions over list literals, the cost estimate's prey.
+        3 => (1usize..14, 1usize..12, prop::sample::select(vec!["all", "exists", "map", "filter", "exists_one"]))
+            .prop_map(|(depth, width, macro_)| {
+                let list = format!("[{}]", (0..width).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+                let mut e = "result >= 0.0 || true".to_string();
+                for d in 0..depth {
+                    e = match macro_ {
+                        "map" | "filter" => format!("size({list}.{macro_}(v{d}, {e})) > 0"),
+                        _ => format!("{list}.{macro_}(v{d}, {e})"),
+                    };
+                }
+                e
+            }),
     ]
 }
 

@@ -1,9 +1,13 @@
 //! Leader election on a coordination.k8s.io Lease, with client-go's timings: only the
 //! leader reconciles; a standby takes over once the leader's lease expires.
+//!
+//! Expiry is judged as client-go does: from when this process last saw the Lease record
+//! change, on its own monotonic clock, never by comparing the holder's `renewTime` with the
+//! local wall clock, so two nodes whose clocks disagree never both lead (or neither).
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
@@ -39,6 +43,34 @@ pub struct Election {
     pub name: String,
     /// This process's identity (the pod name in a cluster).
     pub identity: String,
+    /// The Lease record as last seen, and when.
+    seen: std::sync::Arc<std::sync::Mutex<Option<Observation>>>,
+}
+
+/// A Lease record as this process last saw it, and when it first saw it that way, on its
+/// own monotonic clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// The record (holder, times, duration, transitions).
+    pub record: Option<LeaseSpec>,
+    /// When it was first seen.
+    pub at: tokio::time::Instant,
+}
+
+/// The observation after reading `current` at `now`: the time moves on only when the
+/// record changed.
+pub fn observe(
+    previous: Option<Observation>,
+    current: Option<&LeaseSpec>,
+    now: tokio::time::Instant,
+) -> Observation {
+    match previous {
+        Some(p) if p.record.as_ref() == current => p,
+        _ => Observation {
+            record: current.cloned(),
+            at: now,
+        },
+    }
 }
 
 impl Election {
@@ -54,23 +86,31 @@ impl Election {
             namespace,
             name: LEASE_NAME.into(),
             identity,
+            seen: Default::default(),
         }
     }
 }
 
-/// What to do with the Lease as it is now: `Some(spec)` to write (take or renew it), `None`
-/// to stand by because another holder's lease is still valid.
-pub fn decide(current: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Option<LeaseSpec> {
+/// What to do with the Lease `seen` (read at `local`, this process's monotonic time):
+/// `Some(spec)` to write (take or renew it, stamped with the wall-clock `now`), `None` to
+/// stand by because another holder renewed it less than its duration ago by the local clock.
+pub fn decide(
+    seen: &Observation,
+    me: &str,
+    local: tokio::time::Instant,
+    now: Timestamp,
+) -> Option<LeaseSpec> {
+    let current = seen.record.as_ref();
     let holder = current
         .and_then(|l| l.holder_identity.clone())
         .filter(|h| !h.is_empty());
-    let expires = current.and_then(|l| {
-        let renewed = l.renew_time.as_ref().or(l.acquire_time.as_ref())?.0;
-        let secs = i64::from(l.lease_duration_seconds.unwrap_or(0));
-        renewed.checked_add(SignedDuration::from_secs(secs)).ok()
-    });
+    let duration = current
+        .and_then(|l| l.lease_duration_seconds)
+        .map_or(Duration::ZERO, |s| {
+            Duration::from_secs(u64::try_from(s).unwrap_or(0))
+        });
     let mine = holder.as_deref() == Some(me);
-    if !mine && holder.is_some() && expires.is_some_and(|e| now < e) {
+    if !mine && holder.is_some() && local < seen.at + duration {
         return None;
     }
     let transitions = current.and_then(|l| l.lease_transitions).unwrap_or(0);
@@ -97,11 +137,18 @@ pub async fn try_lead(api: &Api<Lease>, election: &Election, clock: &Clock) -> b
             return false;
         }
     };
-    let Some(spec) = decide(
-        current.as_ref().and_then(|l| l.spec.as_ref()),
-        &election.identity,
-        clock.now(),
-    ) else {
+    let local = tokio::time::Instant::now();
+    let seen = {
+        let mut seen = election.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let observed = observe(
+            seen.take(),
+            current.as_ref().and_then(|l| l.spec.as_ref()),
+            local,
+        );
+        *seen = Some(observed.clone());
+        observed
+    };
+    let Some(spec) = decide(&seen, &election.identity, local, clock.now()) else {
         return false;
     };
     let result = match current {
@@ -199,19 +246,46 @@ pub async fn release(api: &Api<Lease>, election: &Election) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
     }
 
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    /// A standby reading `record` at the local times `reads` (seconds after `t0`) and
+    /// deciding at each.
+    fn standby(record: &LeaseSpec, t0: Instant, reads: &[u64]) -> Vec<bool> {
+        let mut seen = None;
+        reads
+            .iter()
+            .map(|r| {
+                let local = t0 + secs(*r);
+                let o = observe(seen.take(), Some(record), local);
+                let takes = decide(&o, "b", local, at(0)).is_some();
+                seen = Some(o);
+                takes
+            })
+            .collect()
+    }
+
     #[test]
     fn a_free_or_expired_lease_is_taken_and_a_valid_one_is_respected() {
-        let taken = decide(None, "a", at(0)).unwrap();
+        let t0 = Instant::now();
+        let taken = decide(&observe(None, None, t0), "a", t0, at(0)).unwrap();
         assert_eq!(taken.holder_identity.as_deref(), Some("a"));
         assert_eq!(taken.lease_duration_seconds, Some(15));
         assert_eq!(taken.lease_transitions, Some(1));
-        assert_eq!(decide(Some(&taken), "b", at(14)), None, "valid for 15 s");
-        let stolen = decide(Some(&taken), "b", at(16)).unwrap();
+        assert_eq!(
+            standby(&taken, t0, &[0, 14, 15, 16]),
+            [false, false, true, true],
+            "valid for 15 s after it was first seen"
+        );
+        let seen = observe(None, Some(&taken), t0);
+        let stolen = decide(&seen, "b", t0 + secs(16), at(16)).unwrap();
         assert_eq!(stolen.holder_identity.as_deref(), Some("b"));
         assert_eq!(stolen.lease_transitions, Some(2));
         assert_eq!(stolen.acquire_time, Some(MicroTime(at(16))));
@@ -219,8 +293,10 @@ mod tests {
 
     #[test]
     fn the_holder_renews_without_a_transition() {
-        let taken = decide(None, "a", at(0)).unwrap();
-        let renewed = decide(Some(&taken), "a", at(2)).unwrap();
+        let t0 = Instant::now();
+        let taken = decide(&observe(None, None, t0), "a", t0, at(0)).unwrap();
+        let seen = observe(None, Some(&taken), t0);
+        let renewed = decide(&seen, "a", t0 + secs(2), at(2)).unwrap();
         assert_eq!(renewed.renew_time, Some(MicroTime(at(2))));
         assert_eq!(renewed.acquire_time, Some(MicroTime(at(0))));
         assert_eq!(renewed.lease_transitions, Some(1));
@@ -228,9 +304,55 @@ mod tests {
 
     #[test]
     fn a_released_lease_is_free() {
-        let mut released = decide(None, "a", at(0)).unwrap();
+        let t0 = Instant::now();
+        let mut released = decide(&observe(None, None, t0), "a", t0, at(0)).unwrap();
         released.holder_identity = None;
         released.lease_duration_seconds = Some(1);
-        assert!(decide(Some(&released), "b", at(0)).is_some());
+        assert!(decide(&observe(None, Some(&released), t0), "b", t0, at(0)).is_some());
+    }
+
+    #[test]
+    fn a_holder_whose_clock_runs_ahead_loses_the_lease_on_time() {
+        // The holder's clock is an hour ahead: its renewTime lies an hour in the standby's
+        // future. Comparing clocks, the standby would wait an hour after the holder died.
+        let t0 = Instant::now();
+        let ahead = decide(&observe(None, None, t0), "a", t0, at(3600)).unwrap();
+        assert_eq!(
+            standby(&ahead, t0, &[0, 10, 15]),
+            [false, false, true],
+            "taken 15 s after the record stopped changing"
+        );
+    }
+
+    #[test]
+    fn a_holder_whose_clock_runs_behind_keeps_the_lease_while_it_renews() {
+        // The holder's clock is an hour behind: every renewTime looks long expired to the
+        // standby. Comparing clocks, the standby would take a lease that is being renewed.
+        let t0 = Instant::now();
+        let mut record = decide(&observe(None, None, t0), "a", t0, at(-3600)).unwrap();
+        let mut seen = None;
+        for tick in 0..20u64 {
+            // The holder renews every 2 s (its own clock, an hour behind).
+            record = decide(
+                &observe(None, Some(&record), t0),
+                "a",
+                t0,
+                at(-3600 + 2 * tick as i64),
+            )
+            .unwrap();
+            let local = t0 + secs(2 * tick);
+            let o = observe(seen.take(), Some(&record), local);
+            assert_eq!(
+                decide(&o, "b", local, at(2 * tick as i64)),
+                None,
+                "tick {tick}"
+            );
+            seen = Some(o);
+        }
+        // Then it dies: the record stops changing, and 15 s later the standby takes it.
+        let last = seen.clone().unwrap().at;
+        let o = observe(seen.take(), Some(&record), last + secs(14));
+        assert_eq!(decide(&o, "b", last + secs(14), at(0)), None);
+        assert!(decide(&o, "b", last + secs(15), at(0)).is_some());
     }
 }
