@@ -152,6 +152,7 @@ fn plan_cpu() -> Duration {
             referenced_replicas: None,
             measurements: Vec::new(),
             migrations: Vec::new(),
+            selector: Some("app=web".into()),
             now,
         })
     };
@@ -167,6 +168,7 @@ fn plan_cpu() -> Duration {
         referenced_replicas: None,
         measurements: Vec::new(),
         migrations: Vec::new(),
+        selector: Some("app=web".into()),
         now,
     };
     let n = 100_000;

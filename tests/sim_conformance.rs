@@ -106,7 +106,8 @@ differential!(
     applying_less_removes_what_the_manager_stopped_applying,
     server_side_apply_to_status_removes_fields_no_longer_applied,
     a_deployment_selector_cannot_change,
-    a_status_applied_with_a_stale_resource_version_conflicts;
+    a_status_applied_with_a_stale_resource_version_conflicts,
+    a_rollout_selector_cannot_change;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1196,6 +1197,40 @@ async fn a_status_applied_with_a_stale_resource_version_conflicts(t: Target) {
         api.get_status("web").await.unwrap().status.unwrap().phase,
         cutover::api::RolloutPhase::Progressing
     );
+}
+
+async fn a_rollout_selector_cannot_change(t: Target) {
+    let Target { client, ns, .. } = t;
+    install_crds(&client).await;
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
+    api.create(&PostParams::default(), &rollout("web"))
+        .await
+        .unwrap();
+    let moved = json!({"spec": {"selector": {"matchLabels": {"app": "web2"}},
+        "template": {"metadata": {"labels": {"app": "web2"}}}}});
+    let refused = api
+        .patch("web", &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = refused else {
+        panic!("expected an API error: {refused}");
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("spec.selector is immutable"),
+        "{}",
+        status.message
+    );
+    // Everything else still changes.
+    let scaled = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.spec.replicas, Some(3));
 }
 
 async fn a_service_selector_is_applied_as_one_atomic_map(t: Target) {

@@ -14,6 +14,7 @@ pub mod migration;
 pub mod openapi;
 #[allow(clippy::duplicated_attributes)]
 pub mod rollout;
+pub mod selector;
 pub mod validate;
 
 pub use analysis::*;

@@ -112,11 +112,17 @@ impl CompiledSchema {
 
     /// Validates `object`: structure first, then, when the structure is sound, the CEL rules.
     pub fn validate(&self, object: &Value) -> Vec<FieldError> {
+        self.validate_update(object, None)
+    }
+
+    /// Validates `object` replacing `old`: as [`Self::validate`], and with an old object the
+    /// transition rules (those reading `oldSelf`) are evaluated too.
+    pub fn validate_update(&self, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let mut errors = Vec::new();
         check(&self.patterns, &self.schema, object, "", 0, &mut errors);
         if errors.is_empty() {
             errors.extend(cel_errors(kube::core::cel::validate_compiled(
-                &self.cel, object, None,
+                &self.cel, object, old,
             )));
         }
         errors

@@ -65,8 +65,10 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
     pub replicas: Option<i32>,
-    /// Label selector of the pods; must match `template.metadata.labels`.
+    /// Label selector of the pods; must match `template.metadata.labels`. Immutable, as a
+    /// Deployment's: the revisions' Deployments carry it, and theirs cannot change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("spec.selector is immutable: create a new Rollout (with another name) to change it"))]
     pub selector: Option<LabelSelector>,
     /// Pod template of the workload. Set this or `workloadRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -132,7 +132,11 @@ fn check_selector(
         ));
         return;
     };
-    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     let match_labels = selector.match_labels.clone().unwrap_or_default();
     if match_labels.is_empty()
         && selector
@@ -146,22 +150,26 @@ fn check_selector(
         ));
     }
     for (key, value) in &match_labels {
-        if labels.and_then(|l| l.get(key)) != Some(value) {
+        if labels.get(key) != Some(value) {
             errors.push(invalid(
                 "spec.template.metadata.labels",
                 format!("selector label {key}={value} is not in the template's labels"),
             ));
         }
     }
-    if selector
-        .match_expressions
-        .as_ref()
-        .is_some_and(|e| !e.is_empty())
-    {
-        errors.push(invalid(
-            "spec.selector.matchExpressions",
-            "not supported: use matchLabels",
-        ));
+    match super::selector::matches(selector, &labels) {
+        Err(e) => errors.push(invalid("spec.selector.matchExpressions", e)),
+        // A label of matchLabels missing is reported above, one by one.
+        Ok(false) if match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) => {
+            errors.push(invalid(
+                "spec.template.metadata.labels",
+                format!(
+                    "the template's labels do not match the selector's matchExpressions ({})",
+                    super::selector::to_string(selector)
+                ),
+            ));
+        }
+        Ok(_) => {}
     }
 }
 

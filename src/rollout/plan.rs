@@ -73,6 +73,9 @@ pub struct Observed<'a> {
     pub measurements: Vec<super::analysis::Taken>,
     /// The MigrationJobs named by `spec.migrations`.
     pub migrations: Vec<MigrationObserved>,
+    /// The pods' selector in string form: the Rollout's own, or, with `workloadRef`, the
+    /// adopted Deployment's (the scale subresource reports it for an HPA).
+    pub selector: Option<String>,
     /// The time of the decision.
     pub now: Timestamp,
 }
@@ -724,19 +727,7 @@ fn finish(ctx: &mut Ctx<'_>) {
     ctx.status.replicas = Some(total);
     ctx.status.available_replicas = Some(available);
     ctx.status.ready_replicas = Some(available);
-    ctx.status.selector = ctx
-        .obs
-        .rollout
-        .spec
-        .selector
-        .as_ref()
-        .and_then(|s| s.match_labels.as_ref())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
+    ctx.status.selector = ctx.obs.selector.clone();
     let (status, reason) = if available >= replicas {
         (cond::TRUE, "MinimumReplicasAvailable")
     } else {

@@ -96,6 +96,12 @@ impl World {
             referenced_replicas: self.referenced,
             measurements: self.measurements.clone(),
             migrations: self.migrations.clone(),
+            selector: self
+                .rollout
+                .spec
+                .selector
+                .as_ref()
+                .map(crate::api::selector::to_string),
             now,
         })
     }

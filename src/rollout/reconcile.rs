@@ -311,6 +311,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         route_weight,
         service_revisions,
         referenced_replicas,
+        selector: selector.as_ref().map(crate::api::selector::to_string),
         now: ctx.clock.now(),
     };
     let decision = shell::off_runtime(|| plan::plan(&observed));
@@ -602,10 +603,18 @@ fn revision_deployment(
     let mut template = serde_json::to_value(template)?;
     template["metadata"]["labels"][LABEL_REVISION] = json!(revision);
     template["metadata"]["labels"][LABEL_ROLLOUT] = json!(name);
-    let mut selector = selector
+    // The Rollout's selector, expressions included, narrowed to the revision.
+    let mut match_labels = selector
         .and_then(|s| s.match_labels.clone())
         .unwrap_or_default();
-    selector.insert(LABEL_REVISION.to_string(), revision.to_string());
+    match_labels.insert(LABEL_REVISION.to_string(), revision.to_string());
+    let mut selector_json = json!({"matchLabels": match_labels});
+    if let Some(expressions) = selector
+        .and_then(|s| s.match_expressions.as_ref())
+        .filter(|e| !e.is_empty())
+    {
+        selector_json["matchExpressions"] = serde_json::to_value(expressions)?;
+    }
     Ok(json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -617,7 +626,7 @@ fn revision_deployment(
         },
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": selector},
+            "selector": selector_json,
             "template": template,
             "minReadySeconds": rollout.spec.min_ready_seconds.unwrap_or(0),
         },

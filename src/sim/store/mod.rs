@@ -769,7 +769,7 @@ impl Store {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
         }
-        self.validate(rt, &mut object, opts)?;
+        self.validate(rt, &mut object, None, opts)?;
         if let Some(manager) = &opts.field_manager {
             let fields = merge::fields_of(&object);
             set_managed(
@@ -792,13 +792,14 @@ impl Store {
         &self,
         rt: &ResourceType,
         object: &mut Value,
+        old: Option<&Value>,
         opts: &WriteOptions,
     ) -> Result<(), ApiError> {
         let Some(schema) = &rt.schema else {
             return Ok(());
         };
         let name = name_of(object);
-        let mut errors = schema.validate(object);
+        let mut errors = schema.validate_update(object, old);
         if !opts.strict {
             let unknown: Vec<_> = errors
                 .iter()
@@ -807,7 +808,7 @@ impl Store {
                 .collect();
             if !unknown.is_empty() {
                 crate::api::openapi::prune(schema.schema(), object);
-                errors = schema.validate(object);
+                errors = schema.validate_update(object, old);
             }
         }
         if errors.is_empty() {
@@ -993,7 +994,7 @@ impl Store {
         operation: &str,
     ) -> Result<Value, ApiError> {
         // `compose` already kept the server's metadata (deletionTimestamp included).
-        self.validate(rt, &mut new, opts)?;
+        self.validate(rt, &mut new, Some(&old), opts)?;
         rules::check_immutable(rt, &old, &new)?;
         if strip_for_generation(&old) != strip_for_generation(&new) {
             let generation = old
