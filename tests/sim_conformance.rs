@@ -107,7 +107,8 @@ differential!(
     server_side_apply_to_status_removes_fields_no_longer_applied,
     a_deployment_selector_cannot_change,
     a_status_applied_with_a_stale_resource_version_conflicts,
-    a_rollout_selector_cannot_change;
+    a_rollout_selector_cannot_change,
+    a_secret_keeps_string_data_only_as_data;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1231,6 +1232,20 @@ async fn a_rollout_selector_cannot_change(t: Target) {
         .await
         .unwrap();
     assert_eq!(scaled.spec.replicas, Some(3));
+}
+
+async fn a_secret_keeps_string_data_only_as_data(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, &ns);
+    let secret = serde_json::from_value(json!({"metadata": {"name": "creds"},
+        "data": {"kept": "a2VwdA==", "token": "b2xk"}, "stringData": {"token": "new"}}))
+    .unwrap();
+    api.create(&PostParams::default(), &secret).await.unwrap();
+    let read = api.get("creds").await.unwrap();
+    assert_eq!(read.string_data, None, "stringData is write-only");
+    let data = read.data.unwrap();
+    assert_eq!(data["token"].0, b"new", "stringData wins over data");
+    assert_eq!(data["kept"].0, b"kept");
 }
 
 async fn a_service_selector_is_applied_as_one_atomic_map(t: Target) {

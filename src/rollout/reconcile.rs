@@ -497,12 +497,6 @@ async fn notify(ctx: &Context, rollout: &Rollout, decision: &plan::Plan, recorde
                     .as_ref()
                     .and_then(|d| d.get(&hook.url_from.key))
                     .and_then(|b| String::from_utf8(b.0.clone()).ok())
-                    .or_else(|| {
-                        secret
-                            .string_data
-                            .as_ref()
-                            .and_then(|d| d.get(&hook.url_from.key).cloned())
-                    })
                     .map(|u| u.trim().to_string()),
                 _ => None,
             };

@@ -769,6 +769,7 @@ impl Store {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
         }
+        rules::fold_string_data(rt, &mut object);
         self.validate(rt, &mut object, None, opts)?;
         if let Some(manager) = &opts.field_manager {
             let fields = merge::fields_of(&object);
@@ -994,6 +995,7 @@ impl Store {
         operation: &str,
     ) -> Result<Value, ApiError> {
         // `compose` already kept the server's metadata (deletionTimestamp included).
+        rules::fold_string_data(rt, &mut new);
         self.validate(rt, &mut new, Some(&old), opts)?;
         rules::check_immutable(rt, &old, &new)?;
         if strip_for_generation(&old) != strip_for_generation(&new) {

@@ -254,3 +254,32 @@ pub(super) fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Re
     }
     Ok(())
 }
+
+/// A Secret's `stringData` is write-only, as in the API server: merged into `data`
+/// (base64, over keys of the same name) and never stored or returned.
+pub(super) fn fold_string_data(rt: &ResourceType, object: &mut Value) {
+    use base64::Engine;
+    if rt.group.is_empty() && rt.kind == "Secret" {
+        let Some(map) = object.as_object_mut() else {
+            return;
+        };
+        let Some(Value::Object(strings)) = map.remove("stringData") else {
+            return;
+        };
+        let data = map
+            .entry("data")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !data.is_object() {
+            *data = Value::Object(Default::default());
+        }
+        if let Some(data) = data.as_object_mut() {
+            for (key, value) in strings {
+                let text = value.as_str().unwrap_or_default();
+                data.insert(
+                    key,
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
+            }
+        }
+    }
+}
