@@ -480,9 +480,70 @@ fn each_broken_manifest_is_rejected_with_its_message() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// (case, before, after, expected message fragment): rules comparing an update with the
+/// object it replaces, which `cutover lint` cannot see.
+fn transition_cases() -> Vec<(&'static str, Value, Value, &'static str)> {
+    vec![
+        (
+            "selector changed",
+            rollout(),
+            set(rollout(), "/spec/selector/matchLabels/app", json!("api")),
+            "spec.selector is immutable",
+        ),
+        (
+            "selector expressions added",
+            rollout(),
+            set(
+                rollout(),
+                "/spec/selector/matchExpressions",
+                json!([{"key": "tier", "operator": "Exists"}]),
+            ),
+            "spec.selector is immutable",
+        ),
+    ]
+}
+
+#[test]
+fn each_transition_is_checked_against_the_object_it_replaces() {
+    let crd = cutover::api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "Rollout")
+        .expect("the Rollout CRD");
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("a schema");
+    let compiled =
+        cutover::api::openapi::CompiledSchema::new(serde_json::to_value(schema).unwrap());
+    for (case, before, after, expected) in transition_cases() {
+        let got: Vec<String> = compiled
+            .validate_update(&after, Some(&before))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            got.iter().any(|m| m.contains(expected)),
+            "{case}: expected {expected:?}, got {got:?}"
+        );
+        assert!(
+            compiled.validate(&after).is_empty(),
+            "{case}: on create the same object is fine"
+        );
+        assert!(
+            compiled.validate_update(&before, Some(&before)).is_empty(),
+            "{case}: an update that keeps it passes"
+        );
+    }
+}
+
 #[test]
 fn every_cel_rule_in_the_crds_has_a_case() {
-    let expected: Vec<&str> = cases().iter().map(|(_, _, e)| *e).collect();
+    let expected: Vec<&str> = cases()
+        .iter()
+        .map(|(_, _, e)| *e)
+        .chain(transition_cases().iter().map(|(_, _, _, e)| *e))
+        .collect();
     let mut missing = Vec::new();
     let mut found = 0;
     for crd in cutover::api::crds() {

@@ -517,7 +517,9 @@ pub struct RolloutStatus {
     /// Index of the step being run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_step_index: Option<i32>,
-    /// Percentage of traffic the canary (or preview) actually receives.
+    /// The canary's share in percent. With a traffic router, the share of requests the
+    /// route's weights send it; without one, the share of pods it has (requests follow
+    /// pods only roughly: keep-alive and HTTP/2 connections, topology-aware routing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_weight: Option<i32>,
     /// Revision (pod-template hash) that serves as stable.
