@@ -7,7 +7,7 @@
 
 use jiff::Timestamp;
 
-use super::plan::Ctx;
+use super::record::Ctx;
 use crate::analysis::run as runs;
 pub use crate::analysis::run::{Due, Gate, Input, Taken};
 use crate::api::{AnalysisSpec, AnalysisVerdict, Rollout, RolloutPhase, RolloutSpec};

@@ -5,5 +5,6 @@ pub mod bluegreen;
 pub mod canary;
 pub mod plan;
 pub mod reconcile;
+mod record;
 pub mod revision;
 pub mod rolling;

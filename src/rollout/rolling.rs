@@ -5,7 +5,7 @@ use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::analysis::{self, Gate};
-use super::plan::{
+use super::record::{
     Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
     settled_revision, ts,
 };
