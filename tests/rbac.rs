@@ -328,6 +328,12 @@ async fn the_controllers_use_exactly_the_permissions_the_rbac_grants() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     let mjs: Api<cutover::api::MigrationJob> = Api::namespaced(sim.client(), "default");
     mjs.delete("long", &Default::default()).await.unwrap();
+    // The adopting Rollout deleted: its Deployment gets its replicas back first.
+    let rollouts: Api<cutover::api::Rollout> = Api::namespaced(sim.client(), "default");
+    rollouts
+        .delete("adopter", &Default::default())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
 
     let seen = seen.lock().unwrap().clone();

@@ -28,7 +28,8 @@ fn rule(group: &'static str, resources: &[&'static str], verbs: &[&'static str])
 /// and addresses), which a platform may leave out when no metric uses them.
 pub fn rules(secrets: bool) -> Vec<Rule> {
     let mut rules = vec![
-        rule("cutover.dev", &["rollouts"], &["list", "watch"]),
+        // patch: the finalizer of a Rollout adopting a Deployment.
+        rule("cutover.dev", &["rollouts"], &["list", "watch", "patch"]),
         rule(
             "cutover.dev",
             &["migrationjobs", "featureflags"],

@@ -156,14 +156,22 @@ pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Reque
     }
 }
 
+/// Finalizer that gives an adopted Deployment (`workloadRef`) its replicas back before its
+/// Rollout goes: the Rollout scaled it to zero, and without it deleting the Rollout would
+/// leave nothing serving.
+pub const FINALIZER_WORKLOAD: &str = "cutover.dev/workload-ref";
+
 async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let ns = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
+    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     if rollout.meta().deletion_timestamp.is_some() {
         // Owned Deployments go with the Rollout through their owner references.
+        if rollout.finalizers().iter().any(|f| f == FINALIZER_WORKLOAD) {
+            return_workload(&ctx, &rollouts, &rollout).await?;
+        }
         return Ok(Requeue::await_change());
     }
-    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     let mut problems: Vec<String> = shell::off_runtime(|| {
         let mut found = validate::rollout(&rollout.spec);
         found.extend(validate::egress(&rollout.spec, &ctx.egress));
@@ -179,6 +187,11 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         (Some(t), _) => Some((t.clone(), rollout.spec.selector.clone())),
         (None, Some(wr)) => match deployments.get_opt(&wr.name).await? {
             Some(d) => {
+                // Before it is ever scaled down: whatever happens next, deleting the
+                // Rollout gives it its replicas back.
+                if shell::add_finalizer(&rollouts, rollout.as_ref(), FINALIZER_WORKLOAD).await? {
+                    return Ok(Requeue::await_change());
+                }
                 referenced_replicas = Some(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
                 let spec = d.spec.unwrap_or_default();
                 Some((spec.template, Some(spec.selector)))
@@ -454,6 +467,45 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
     }
     notify(&ctx, &rollout, &decision, &recorded_at).await;
     Ok(requeue_at(&ctx.clock, decision.requeue_at))
+}
+
+/// Scales the Deployment a deleted Rollout adopted back to the Rollout's size, then lets
+/// the Rollout go.
+async fn return_workload(
+    ctx: &Context,
+    rollouts: &Api<Rollout>,
+    rollout: &Rollout,
+) -> Result<(), Error> {
+    if let Some(wr) = &rollout.spec.workload_ref {
+        let replicas = rollout
+            .spec
+            .replicas
+            .or_else(|| rollout.status.as_ref().and_then(|s| s.replicas))
+            .unwrap_or(1);
+        let deployments: Api<Deployment> =
+            Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+        let scale = json!({"spec": {"replicas": replicas}});
+        match deployments
+            .patch_scale(
+                &wr.name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Merge(&scale),
+            )
+            .await
+        {
+            Ok(_) => {
+                let message = format!(
+                    "Deployment {:?} scaled back to {replicas} replicas",
+                    wr.name
+                );
+                publish(ctx, rollout, "WorkloadReturned", &message, false).await;
+            }
+            // Gone already, or its namespace is being deleted: nothing left to give back.
+            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    shell::remove_finalizer(rollouts, rollout, FINALIZER_WORKLOAD).await
 }
 
 /// Sends the decisions a Rollout's webhooks asked for. The URL is read from its Secret per
