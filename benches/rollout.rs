@@ -140,6 +140,7 @@ fn plan_cpu() -> Duration {
         available: 10,
         role: Some("stable".into()),
         created: None,
+        failure: None,
     }];
     let now = jiff::Timestamp::from_second(1_800_000_000).expect("a valid time");
     let observe = |r: &Rollout| {

@@ -2,7 +2,7 @@
 //! writes to make and the status to record out. No I/O, no clock.
 
 pub use super::record::{Action, MigrationObserved, Note, Observed, Plan, RevisionObserved, Role};
-use super::record::{Ctx, abort, begin};
+use super::record::{Ctx, abort, begin, report_refused_pods};
 use crate::api::{Rollout, RolloutPhase, StrategyKind, conditions as cond};
 
 /// Decides the next writes and the status of a Rollout whose spec passed validation.
@@ -32,6 +32,7 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         }
         _ => {}
     }
+    report_refused_pods(&mut ctx);
     rollback_migrations(&mut ctx);
     link_flags(&mut ctx);
     finish(&mut ctx);

@@ -76,6 +76,7 @@ impl World {
                 available: 10,
                 role: Some("stable".into()),
                 created: Some(at(-100)),
+                failure: None,
             }],
             route_weight: routed.then_some(0),
             services,
@@ -137,6 +138,7 @@ impl World {
                         available: if instant { *replicas } else { 0 },
                         role: Some(role.as_str().into()),
                         created: Some(at(0)),
+                        failure: None,
                     }),
                 },
                 Action::DeleteRevision { revision } => {
@@ -354,6 +356,96 @@ fn a_revision_that_never_becomes_available_aborts_at_the_deadline_or_degrades() 
     );
 }
 
+/// Marks the revision `hash` as its Deployment reports it stuck.
+fn stuck(world: &mut World, hash: &str, reason: &str, message: &str) {
+    for r in world.revisions.iter_mut().filter(|r| r.revision == hash) {
+        r.failure = Some((reason.to_string(), message.to_string()));
+    }
+}
+
+#[test]
+fn a_deployment_refusing_pods_is_reported_at_once_and_once() {
+    let mut world = World::new(rollout(steps(), false), "old", "new");
+    world.settle(at(0), false);
+    let quota = "pods \"web-new-x\" is forbidden: exceeded quota: small, requested: pods=1";
+    stuck(&mut world, "new", "ReplicaFailure", quota);
+    let p = world.plan(at(5));
+    let progressing = p
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == cond::PROGRESSING)
+        .expect("a Progressing condition");
+    assert_eq!(progressing.status, cond::FALSE);
+    assert_eq!(progressing.reason, "ReplicaFailure");
+    assert!(
+        progressing.message.contains("exceeded quota: small"),
+        "{progressing:?}"
+    );
+    assert!(
+        p.status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("exceeded quota"))
+    );
+    assert_eq!(
+        p.notes
+            .iter()
+            .filter(|n| n.reason == "ReplicaFailure")
+            .count(),
+        1,
+        "{:?}",
+        p.notes
+    );
+    // Not rolled back for it: the quota may be raised before the deadline.
+    assert_ne!(p.status.phase, RolloutPhase::Aborted);
+    assert_eq!(p.requeue_at, Some(at(600)), "the deadline still stands");
+    world.rollout.status = Some(p.status.clone());
+    let again = world.plan(at(6));
+    assert!(
+        again.notes.iter().all(|n| n.reason != "ReplicaFailure"),
+        "announced once: {:?}",
+        again.notes
+    );
+    assert_eq!(
+        again.status, p.status,
+        "an unchanged cause changes no status"
+    );
+}
+
+#[test]
+fn kubernetes_own_progress_deadline_aborts_or_degrades_at_once() {
+    let mut world = World::new(rollout(steps(), false), "old", "new");
+    world.settle(at(0), false);
+    stuck(
+        &mut world,
+        "new",
+        "ProgressDeadlineExceeded",
+        "ReplicaSet \"web-new\" has timed out progressing.",
+    );
+    world.settle(at(5), false);
+    assert_eq!(
+        world.status().phase,
+        RolloutPhase::Aborted,
+        "long before the Rollout's own 600 s"
+    );
+    assert!(
+        world
+            .status()
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("timed out progressing"))
+    );
+
+    let mut r = rollout(steps(), false);
+    r.spec.progress_deadline_abort = Some(false);
+    let mut world = World::new(r, "old", "new");
+    world.settle(at(0), false);
+    stuck(&mut world, "new", "ProgressDeadlineExceeded", "timed out");
+    world.settle(at(5), false);
+    assert_eq!(world.status().phase, RolloutPhase::Degraded);
+}
+
 #[test]
 fn spec_paused_holds_the_step() {
     let mut r = rollout(steps(), false);
@@ -377,6 +469,7 @@ fn old_revisions_past_the_history_limit_are_deleted_oldest_first() {
             available: 0,
             role: Some("history".into()),
             created: Some(at(-1000 + i as i64)),
+            failure: None,
         });
     }
     let p = world.plan(at(0));

@@ -312,6 +312,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             available: available(d),
             role: d.labels().get(LABEL_ROLE).cloned(),
             created: d.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            failure: failure(d),
         })
         .collect();
     let measurements = take_measurements(&ctx, &rollout, &ns).await;
@@ -461,7 +462,10 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             &rollout,
             note.reason,
             &note.message,
-            matches!(note.reason, "Aborted" | "MigrationFailed"),
+            matches!(
+                note.reason,
+                "Aborted" | "MigrationFailed" | "ReplicaFailure"
+            ),
         )
         .await;
     }
@@ -612,6 +616,26 @@ async fn observe_migrations(
         }
     }
     Ok(out)
+}
+
+/// Why a Deployment cannot make progress, by its own conditions: pods refused (a quota, an
+/// admission policy: `ReplicaFailure`) or Kubernetes' progress deadline passed.
+fn failure(d: &Deployment) -> Option<(String, String)> {
+    let conditions = d.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().find_map(|c| {
+        let stuck = (c.type_ == "ReplicaFailure" && c.status == "True")
+            || (c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+        stuck.then(|| {
+            let reason = if c.type_ == "ReplicaFailure" {
+                "ReplicaFailure"
+            } else {
+                "ProgressDeadlineExceeded"
+            };
+            (reason.to_string(), c.message.clone().unwrap_or_default())
+        })
+    })
 }
 
 fn available(d: &Deployment) -> i32 {

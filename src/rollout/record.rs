@@ -54,6 +54,9 @@ pub struct RevisionObserved {
     pub role: Option<String>,
     /// When it was created (oldest revisions are pruned first).
     pub created: Option<Timestamp>,
+    /// Why its Deployment cannot make progress, as the Deployment says: the reason
+    /// (`ReplicaFailure`, `ProgressDeadlineExceeded`) and its message.
+    pub failure: Option<(String, String)>,
 }
 
 /// Everything the plan looks at.
@@ -323,6 +326,25 @@ impl Ctx<'_> {
 /// it has and the spec says abort, the rollout is aborted and `true` tells the caller to
 /// hold it there; otherwise it is marked Degraded (or a wake-up is set for the deadline).
 pub(super) fn deadline_aborts(ctx: &mut Ctx<'_>, target: &str) -> bool {
+    // Kubernetes' own progress deadline on the revision's Deployment counts at once.
+    if let Some((reason, cause)) = ctx.revision(target).and_then(|r| r.failure.clone())
+        && reason == "ProgressDeadlineExceeded"
+    {
+        let message = format!("revision {target} cannot progress: {reason}: {cause}");
+        if ctx.obs.rollout.spec.progress_deadline_abort() {
+            abort(ctx, "ProgressDeadlineExceeded", &message);
+            return true;
+        }
+        ctx.status.phase = RolloutPhase::Degraded;
+        ctx.status.message = Some(message.clone());
+        ctx.condition(
+            cond::PROGRESSING,
+            cond::FALSE,
+            "ProgressDeadlineExceeded",
+            message,
+        );
+        return false;
+    }
     let started = ctx
         .status
         .step_started_at
@@ -500,4 +522,52 @@ pub(super) fn pause(ctx: &mut Ctx<'_>, reason: &'static str, message: String) {
     ctx.status.message = Some(message.clone());
     ctx.condition(cond::PAUSED, cond::TRUE, reason, message);
     ctx.condition(cond::PROGRESSING, cond::TRUE, "RolloutPaused", "paused");
+}
+
+/// While the revision being rolled out waits for pods its Deployment cannot create (a
+/// quota, an admission policy), says so now, naming the cause, instead of at the progress
+/// deadline; announced once per cause. The deadline still stands: the cause may be fixed.
+pub(super) fn report_refused_pods(ctx: &mut Ctx<'_>) {
+    if ctx.status.phase != RolloutPhase::Progressing {
+        return;
+    }
+    let target = ctx.obs.target_revision.clone();
+    let Some((reason, cause)) = ctx.revision(&target).and_then(|r| r.failure.clone()) else {
+        return;
+    };
+    if reason != "ReplicaFailure" {
+        return;
+    }
+    let message = format!("revision {target} cannot create pods: {cause}");
+    // Against the status as recorded: the strategy has just set Progressing anew, and
+    // putting the recorded condition back keeps its transition time, so an unchanged
+    // cause writes nothing.
+    let recorded = ctx
+        .obs
+        .rollout
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| {
+            c.type_ == cond::PROGRESSING && c.reason == "ReplicaFailure" && c.message == message
+        })
+        .cloned();
+    ctx.status.message = Some(message.clone());
+    match recorded {
+        Some(condition) => {
+            match ctx
+                .status
+                .conditions
+                .iter_mut()
+                .find(|c| c.type_ == cond::PROGRESSING)
+            {
+                Some(current) => *current = condition,
+                None => ctx.status.conditions.push(condition),
+            }
+        }
+        None => {
+            ctx.note("ReplicaFailure", message.clone());
+            ctx.condition(cond::PROGRESSING, cond::FALSE, "ReplicaFailure", message);
+        }
+    }
 }
