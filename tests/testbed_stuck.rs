@@ -1,15 +1,17 @@
-//! A revision whose pods Kubernetes refuses, on the real control plane: a ResourceQuota
-//! leaves no room for the canary's pod, the Deployment reports `ReplicaFailure`, and the
-//! Rollout says so in its status and a Warning Event at once, naming the quota, instead of
-//! waiting for its progress deadline.
+//! Kubernetes acting behind the operator's back, on the real control plane:
+//! - a ResourceQuota leaves no room for the canary's pod, the Deployment reports
+//!   `ReplicaFailure`, and the Rollout says so in its status and a Warning Event at once,
+//!   naming the quota, instead of waiting for its progress deadline;
+//! - the TTL controller deletes a migration's finished Job while the operator is down, and
+//!   the result is still read when it comes back.
 
 #[path = "support/testbed.rs"]
 mod testbed;
 
 use std::time::Duration;
 
-use cutover::api::{Rollout, RolloutPhase};
-use k8s_openapi::api::{core::v1::ResourceQuota, events::v1::Event};
+use cutover::api::{MigrationJob, MigrationPhase, Rollout, RolloutPhase};
+use k8s_openapi::api::{batch::v1::Job, core::v1::ResourceQuota, events::v1::Event};
 use kube::{
     Api,
     api::{ListParams, Patch, PatchParams, PostParams},
@@ -97,4 +99,57 @@ async fn a_quota_that_blocks_the_canary_is_reported_at_once() {
         "not rolled back for it"
     );
     assert_ne!(status.stable_revision, status.current_revision);
+}
+
+#[tokio::test]
+async fn a_job_removed_by_its_ttl_while_the_operator_is_down_still_counts_as_succeeded() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("ttl").await;
+    let mut first = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let migrations: Api<MigrationJob> = Api::namespaced(client.clone(), &ns.name);
+    let mj: MigrationJob = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob", "metadata": {"name": "expand"},
+        "spec": {"ttlSecondsAfterFinished": 0,
+            "template": {"metadata": {"annotations": {"sim.cutover.dev/duration": "4s"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "m:1"}]}}}
+    }))
+    .expect("a migration");
+    migrations
+        .create(&PostParams::default(), &mj)
+        .await
+        .expect("created");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+    let job_name = eventually("the migration's Job runs", LIMIT, async || {
+        let name = migrations.get("expand").await.ok()?.status?.job_name?;
+        jobs.get_opt(&name).await.ok()??;
+        Some(name)
+    })
+    .await;
+    // Down while the Job runs, completes, and its TTL of 0 s asks for its deletion.
+    first.kill();
+    eventually(
+        "the TTL controller deletes the finished Job",
+        LIMIT,
+        async || {
+            let job = jobs.get_opt(&job_name).await.ok()?;
+            match job {
+                // Held by the finalizer until the result is recorded.
+                Some(j) => j.metadata.deletion_timestamp.map(|_| ()),
+                None => panic!("the Job went before its result was recorded"),
+            }
+        },
+    )
+    .await;
+    let _second = bed.operator(&ns.name, &[]);
+    let status = eventually("the migration recorded as Succeeded", LIMIT, async || {
+        let s = migrations.get("expand").await.ok()?.status?;
+        matches!(s.phase, MigrationPhase::Succeeded | MigrationPhase::Failed).then_some(s)
+    })
+    .await;
+    assert_eq!(status.phase, MigrationPhase::Succeeded, "{status:?}");
+    eventually("then the Job goes", LIMIT, async || {
+        jobs.get_opt(&job_name).await.ok()?.is_none().then_some(())
+    })
+    .await;
 }

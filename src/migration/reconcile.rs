@@ -34,6 +34,11 @@ use crate::{
 pub const CONTROLLER: &str = "migrationjob";
 /// Finalizer that removes running Jobs before a MigrationJob goes.
 pub const FINALIZER: &str = "cutover.dev/migration-jobs";
+/// Finalizer on each Job a migration runs, held until the Job's result is recorded in the
+/// MigrationJob's status: `ttlSecondsAfterFinished` (the TTL controller respects
+/// finalizers) can then never remove a finished Job before its result was read, which
+/// would make a migration that succeeded look deleted.
+pub const JOB_FINALIZER: &str = "cutover.dev/migration-result";
 
 type Guarded = kube::core::DeserializeGuard<MigrationJob>;
 
@@ -143,11 +148,13 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
     let revision = plan::spec_revision(&mj.spec);
     let status = mj.status.clone().unwrap_or_default();
     let job_name = plan::job_name(&name, &revision, status.retries.unwrap_or(0));
-    let job = jobs.get_opt(&job_name).await?.map(|j| observe(&j));
-    let rollback_job = match &status.rollback_job_name {
-        Some(n) => jobs.get_opt(n).await?.map(|j| observe(&j)),
+    let job_object = jobs.get_opt(&job_name).await?;
+    let rollback_object = match &status.rollback_job_name {
+        Some(n) => jobs.get_opt(n).await?,
         None => None,
     };
+    let job = job_object.as_ref().map(observe);
+    let rollback_job = rollback_object.as_ref().map(observe);
     let lock = match &mj.spec.lock_key {
         Some(_) => {
             let all = api.list(&ListParams::default()).await?;
@@ -188,6 +195,14 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
     .await?;
     if recorded == Recorded::Stale {
         return Ok(Requeue::requeue(shell::STALE_RETRY));
+    }
+    // The status now holds what this reconcile saw of its finished Jobs: they may go.
+    for finished in [&job_object, &rollback_object]
+        .into_iter()
+        .flatten()
+        .filter(|j| observe(j).finished.is_some())
+    {
+        shell::remove_finalizer(&jobs, finished, JOB_FINALIZER).await?;
     }
     for action in &decision.actions {
         let (job, rollback) = match action {
@@ -326,6 +341,7 @@ fn job_manifest(
             "labels": {LABEL_MIGRATION: migration, "cutover.dev/migration-revision": revision,
                 "cutover.dev/role": if rollback { "rollback" } else { "migrate" }},
             "ownerReferences": [owner],
+            "finalizers": [JOB_FINALIZER],
         },
         "spec": spec,
     }))
@@ -350,6 +366,8 @@ async fn finalize(
             jobs.delete(&job.name_any(), &DeleteParams::background())
                 .await?;
         }
+        // Nothing is left to record: the Job may go whenever it is deleted.
+        shell::remove_finalizer(jobs, &job, JOB_FINALIZER).await?;
     }
     shell::remove_finalizer(api, mj, FINALIZER).await?;
     Ok(Requeue::await_change())
