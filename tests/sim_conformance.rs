@@ -445,7 +445,12 @@ async fn list_filters_by_label_and_pages_with_continue(t: Target) {
     loop {
         let page = api.list(&params).await.unwrap();
         assert!(page.items.len() <= 2);
-        names.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
+        names.extend(
+            page.items
+                .into_iter()
+                .filter(ours)
+                .map(|c| c.metadata.name.unwrap()),
+        );
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => {
                 params = ListParams::default().limit(2).continue_token(&token)
@@ -602,6 +607,9 @@ async fn watch_resumes_from_a_resource_version(t: Target) {
     let mut seen = Vec::new();
     while let Some(event) = stream.try_next().await.unwrap() {
         match event {
+            // Published into the new namespace by the real controller manager, whenever
+            // it gets to it: not one of the case's changes.
+            WatchEvent::Added(c) | WatchEvent::Deleted(c) if !ours(&c) => continue,
             WatchEvent::Added(c) => seen.push(format!("ADDED {}", c.metadata.name.unwrap())),
             WatchEvent::Deleted(c) => seen.push(format!("DELETED {}", c.metadata.name.unwrap())),
             other => seen.push(format!("{other:?}")),
