@@ -326,37 +326,27 @@ impl Ctx<'_> {
 /// it has and the spec says abort, the rollout is aborted and `true` tells the caller to
 /// hold it there; otherwise it is marked Degraded (or a wake-up is set for the deadline).
 pub(super) fn deadline_aborts(ctx: &mut Ctx<'_>, target: &str) -> bool {
-    // Kubernetes' own progress deadline on the revision's Deployment counts at once.
-    if let Some((reason, cause)) = ctx.revision(target).and_then(|r| r.failure.clone())
-        && reason == "ProgressDeadlineExceeded"
-    {
-        let message = format!("revision {target} cannot progress: {reason}: {cause}");
-        if ctx.obs.rollout.spec.progress_deadline_abort() {
-            abort(ctx, "ProgressDeadlineExceeded", &message);
-            return true;
+    // Kubernetes' own progress deadline on the revision's Deployment counts at once; the
+    // Rollout's own comes from when the step started.
+    let message = match ctx.revision(target).and_then(|r| r.failure.clone()) {
+        Some((reason, cause)) if reason == "ProgressDeadlineExceeded" => {
+            format!("revision {target} cannot progress: {reason}: {cause}")
         }
-        ctx.status.phase = RolloutPhase::Degraded;
-        ctx.status.message = Some(message.clone());
-        ctx.condition(
-            cond::PROGRESSING,
-            cond::FALSE,
-            "ProgressDeadlineExceeded",
-            message,
-        );
-        return false;
-    }
-    let started = ctx
-        .status
-        .step_started_at
-        .as_ref()
-        .map_or(ctx.obs.now, |t| t.0);
-    let seconds = ctx.obs.rollout.spec.progress_deadline_seconds();
-    let due = started + jiff::SignedDuration::from_secs(i64::from(seconds));
-    if ctx.obs.now < due {
-        ctx.wake_at(due);
-        return false;
-    }
-    let message = format!("revision {target} did not become available within {seconds}s");
+        _ => {
+            let started = ctx
+                .status
+                .step_started_at
+                .as_ref()
+                .map_or(ctx.obs.now, |t| t.0);
+            let seconds = ctx.obs.rollout.spec.progress_deadline_seconds();
+            let due = started + jiff::SignedDuration::from_secs(i64::from(seconds));
+            if ctx.obs.now < due {
+                ctx.wake_at(due);
+                return false;
+            }
+            format!("revision {target} did not become available within {seconds}s")
+        }
+    };
     if ctx.obs.rollout.spec.progress_deadline_abort() {
         abort(ctx, "ProgressDeadlineExceeded", &message);
         return true;

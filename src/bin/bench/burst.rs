@@ -14,13 +14,9 @@ use std::{
 
 use cutover::{
     controller::{Clock, Config, Context, Metrics},
-    sim::{
-        Sim,
-        store::{Filter, PatchKind, Subresource},
-    },
+    sim::store::{Filter, PatchKind, Subresource},
 };
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 fn manifest(name: &str, namespace: &str, image: &str) -> Value {
     json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
@@ -47,40 +43,16 @@ fn settled(r: &Value) -> bool {
 
 /// Runs the benchmark.
 pub async fn bench(n: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let sim = Sim::new(Clock::System);
-    cutover::cli::dev::install_crds(&sim)?;
-    let stop = CancellationToken::new();
-    let _stop = stop.clone().drop_guard();
-    sim.start_workloads(
-        cutover::sim::workload::WorkloadConfig {
-            ready_after: Duration::from_millis(200),
-            job_duration: Duration::from_millis(200),
-        },
-        stop.clone(),
-    );
+    let (sim, stop, _stop) = super::live_sim()?;
     let store = sim.store().clone();
     let rollouts = store
         .resolve("cutover.dev", "v1alpha1", "rollouts")
         .ok_or("no rollouts")?;
-    let namespaces = store
-        .resolve("", "v1", "namespaces")
-        .ok_or("no namespaces")?;
     let ns_of = |i: usize| format!("team-{}", i / 100);
-    let teams = n.div_ceil(100);
-    for t in 0..teams {
-        store.create(
-            &namespaces,
-            "",
-            json!({"metadata": {"name": format!("team-{t}")}}),
-            &Default::default(),
-        )?;
+    for t in 0..n.div_ceil(100) {
+        super::create_namespace(&sim, &format!("team-{t}"))?;
     }
-    store.create(
-        &namespaces,
-        "",
-        json!({"metadata": {"name": "lone"}}),
-        &Default::default(),
-    )?;
+    super::create_namespace(&sim, "lone")?;
     for i in 0..n {
         store.create(
             &rollouts,

@@ -11,13 +11,9 @@ use std::{sync::Arc, time::Duration};
 
 use cutover::{
     controller::{Clock, Config, Context, Metrics},
-    sim::{
-        Sim,
-        store::{Filter, PatchKind, Subresource},
-    },
+    sim::store::{Filter, PatchKind, Subresource},
 };
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const ROLLOUTS: usize = 50;
 
@@ -53,36 +49,18 @@ async fn hanging_prometheus() -> Result<std::net::SocketAddr, std::io::Error> {
 
 /// Delays in seconds of every measurement of the 50, sorted.
 async fn run(with_hang: bool) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
-    let sim = Sim::new(Clock::System);
-    cutover::cli::dev::install_crds(&sim)?;
+    let (sim, stop, _stop) = super::live_sim()?;
     sim.prometheus()
         .set_script(cutover::sim::prometheus::MetricScript::parse(
             "metrics:\n  - match: errors\n    value: 0.001\n",
         )?);
-    let stop = CancellationToken::new();
-    let _stop = stop.clone().drop_guard();
-    sim.start_workloads(
-        cutover::sim::workload::WorkloadConfig {
-            ready_after: Duration::from_millis(200),
-            job_duration: Duration::from_millis(200),
-        },
-        stop.clone(),
-    );
     let (addr, _server) = sim.serve("127.0.0.1:0".parse()?, stop.clone()).await?;
     let hang = hanging_prometheus().await?;
     let store = sim.store().clone();
     let rollouts = store
         .resolve("cutover.dev", "v1alpha1", "rollouts")
         .ok_or("no rollouts")?;
-    let namespaces = store
-        .resolve("", "v1", "namespaces")
-        .ok_or("no namespaces")?;
-    store.create(
-        &namespaces,
-        "",
-        json!({"metadata": {"name": "team"}}),
-        &Default::default(),
-    )?;
+    super::create_namespace(&sim, "team")?;
     for i in 0..ROLLOUTS {
         store.create(
             &rollouts,

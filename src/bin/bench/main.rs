@@ -551,6 +551,39 @@ async fn bench_scale(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// A sim on the real clock with CRDs and quick workloads (pods ready and Jobs done after
+/// 200 ms), for the benchmarks that measure wall time; the workloads stop with the guard.
+fn live_sim()
+-> Result<(Sim, CancellationToken, tokio_util::sync::DropGuard), Box<dyn std::error::Error>> {
+    let sim = Sim::new(Clock::System);
+    cutover::cli::dev::install_crds(&sim)?;
+    let stop = CancellationToken::new();
+    sim.start_workloads(
+        cutover::sim::workload::WorkloadConfig {
+            ready_after: Duration::from_millis(200),
+            job_duration: Duration::from_millis(200),
+        },
+        stop.clone(),
+    );
+    let guard = stop.clone().drop_guard();
+    Ok((sim, stop, guard))
+}
+
+/// Creates the namespace `name` in the sim's store.
+fn create_namespace(sim: &Sim, name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let namespaces = sim
+        .store()
+        .resolve("", "v1", "namespaces")
+        .ok_or("no namespaces")?;
+    sim.store().create(
+        &namespaces,
+        "",
+        json!({"metadata": {"name": name}}),
+        &Default::default(),
+    )?;
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let requests = args
