@@ -80,7 +80,7 @@ async fn writes_per_canary() -> (u64, u64, u64) {
         clock,
         Arc::new(Metrics::new()),
     ));
-    tokio::spawn(cutover::rollout::reconcile::run(ctx, stop.clone()));
+    tokio::spawn(cutover::rollout::watch::run(ctx, stop.clone()));
     let api: Api<Rollout> = Api::namespaced(sim.client(), "default");
     api.create(&PostParams::default(), &rollout())
         .await
@@ -149,6 +149,7 @@ fn plan_cpu() -> Duration {
             target_revision: "abc".into(),
             revisions: revisions.clone(),
             route_weight: None,
+            route_pending: None,
             service_revisions: Default::default(),
             referenced_replicas: None,
             measurements: Vec::new(),
@@ -165,6 +166,7 @@ fn plan_cpu() -> Duration {
         target_revision: "abc".into(),
         revisions,
         route_weight: None,
+        route_pending: None,
         service_revisions: Default::default(),
         referenced_replicas: None,
         measurements: Vec::new(),

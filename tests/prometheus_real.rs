@@ -205,10 +205,7 @@ fn start_operator(prometheus: &Prometheus) -> Operator {
         Clock::System,
         Arc::new(Metrics::new()),
     );
-    tokio::spawn(cutover::rollout::reconcile::run(
-        Arc::new(ctx),
-        stop.clone(),
-    ));
+    tokio::spawn(cutover::rollout::watch::run(Arc::new(ctx), stop.clone()));
     Operator {
         rollouts: Api::namespaced(client, "default"),
         _stop: stop.drop_guard(),

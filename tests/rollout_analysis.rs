@@ -41,10 +41,7 @@ fn start(script: &str) -> Env {
         Arc::new(Metrics::new()),
     )
     .with_prometheus(sim.prometheus_transport());
-    tokio::spawn(cutover::rollout::reconcile::run(
-        Arc::new(ctx),
-        stop.clone(),
-    ));
+    tokio::spawn(cutover::rollout::watch::run(Arc::new(ctx), stop.clone()));
     Env {
         rollouts: Api::namespaced(client.clone(), "default"),
         client,

@@ -38,7 +38,7 @@ fn start() -> Env {
         clock,
         Arc::new(Metrics::new()),
     ));
-    tokio::spawn(cutover::rollout::reconcile::run(ctx, stop.clone()));
+    tokio::spawn(cutover::rollout::watch::run(ctx, stop.clone()));
     Env {
         rollouts: Api::namespaced(client.clone(), "default"),
         deployments: Api::namespaced(client.clone(), "default"),

@@ -34,6 +34,15 @@ pub struct ControllerLabels {
     pub controller: &'static str,
 }
 
+/// Labels of cache read counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// Kind read (`Deployment`, `Service`, ...).
+    pub kind: &'static str,
+    /// `cache`, or `api` when the cache had not seen the operator's own last write.
+    pub source: &'static str,
+}
+
 /// Labels of the build info gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -53,6 +62,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
     /// 1 while this process may act (leader or no election).
     pub leader: Gauge,
+    /// Reads of watched kinds, by kind and where they were answered from.
+    pub cache_reads: Family<CacheLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,6 +83,7 @@ impl Metrics {
                 Histogram::new([0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
             });
         let leader = Gauge::default();
+        let cache_reads = Family::<CacheLabels, Counter>::default();
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -90,6 +102,11 @@ impl Metrics {
             reconcile_duration.clone(),
         );
         registry.register("leader", "1 while this process reconciles", leader.clone());
+        registry.register(
+            "cache_reads",
+            "Reads of watched kinds, from the watch cache or the API server",
+            cache_reads.clone(),
+        );
         registry.register("build_info", "Version of the running binary", build);
         Self {
             registry,
@@ -97,6 +114,7 @@ impl Metrics {
             errors,
             reconcile_duration,
             leader,
+            cache_reads,
         }
     }
 

@@ -5,6 +5,7 @@
 //! each controller's pure plan.
 
 pub mod backoff;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod context;

@@ -52,7 +52,8 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
             &["get", "list", "watch", "create", "patch", "delete"],
         ),
         rule("apps", &["deployments/scale"], &["patch"]),
-        rule("", &["services"], &["get", "patch"]),
+        // list and watch: reconciles read Services and routes from watch caches.
+        rule("", &["services"], &["get", "list", "watch", "patch"]),
         rule(
             "",
             &["configmaps"],
@@ -68,7 +69,7 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
         rule(
             "gateway.networking.k8s.io",
             &["httproutes"],
-            &["get", "patch"],
+            &["get", "list", "watch", "patch"],
         ),
         rule("events.k8s.io", &["events"], &["create"]),
         rule(

@@ -113,10 +113,7 @@ pub async fn crds_installed(client: &kube::Client) -> bool {
 /// The controllers compiled into this binary, each a future that runs until `shutdown`.
 pub fn controllers(ctx: Arc<Context>, shutdown: CancellationToken) -> Vec<BoxFuture<'static, ()>> {
     vec![
-        Box::pin(crate::rollout::reconcile::run(
-            ctx.clone(),
-            shutdown.clone(),
-        )),
+        Box::pin(crate::rollout::watch::run(ctx.clone(), shutdown.clone())),
         Box::pin(crate::migration::reconcile::run(
             ctx.clone(),
             shutdown.clone(),

@@ -262,34 +262,35 @@ where
     Ok(true)
 }
 
-/// Removes `finalizer` if present; the `test` operation makes a concurrent change of the
-/// list a conflict instead of removing someone else's finalizer.
-pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), Error>
+/// Removes `finalizer` if present, returning the object as written; the `test` operation
+/// makes a concurrent change of the list a conflict instead of removing someone else's
+/// finalizer.
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<Option<K>, Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     let Some(index) = obj.finalizers().iter().position(|f| f == finalizer) else {
-        return Ok(());
+        return Ok(None);
     };
     let ops = json!([
         {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": finalizer},
         {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
     ]);
-    json_patch_of(api, obj, ops).await
+    json_patch_of(api, obj, ops).await.map(Some)
 }
 
-async fn json_patch_of<K>(api: &Api<K>, obj: &K, ops: serde_json::Value) -> Result<(), Error>
+async fn json_patch_of<K>(api: &Api<K>, obj: &K, ops: serde_json::Value) -> Result<K, Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     let patch: json_patch::Patch = serde_json::from_value(ops)?;
-    api.patch(
-        &obj.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await?;
-    Ok(())
+    Ok(api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await?)
 }
 
 /// Takes the measurements that fell due, all at once; `subject` gives each one's

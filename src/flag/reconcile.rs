@@ -8,8 +8,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
-    runtime::{controller::Action as Requeue, reflector::ObjectRef, watcher},
+    api::{Patch, PatchParams},
+    runtime::{Controller, controller::Action as Requeue, reflector::ObjectRef, watcher},
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -20,10 +20,9 @@ use crate::{
     api::{FIELD_MANAGER, FeatureFlag, validate},
     controller::{
         Context, Error,
+        cache::Cache,
         fair::{FairGate, Urgency},
-        reconcile::{
-            error_policy, gated, instrumented, lean_controller, requeue_at, runtime_config,
-        },
+        reconcile::{error_policy, gated, instrumented, requeue_at, runtime_config},
         shell::{self, Recorded},
     },
 };
@@ -34,6 +33,22 @@ pub const CONTROLLER: &str = "featureflag";
 pub const FINALIZER: &str = "cutover.dev/flag-render";
 
 type Guarded = kube::core::DeserializeGuard<FeatureFlag>;
+
+/// Label on every ConfigMap flags are rendered into: the controller watches only those.
+const LABEL_FLAGS: &str = "cutover.dev/flags";
+
+/// Whose writes every reconcile's reads of the flags wait for: a ConfigMap holds the state
+/// of every flag rendered into it, so one flag's render reads the others' statuses.
+const EVERYONE: &str = "*";
+
+/// The watch caches a FeatureFlag's reconcile reads from.
+pub struct Reads {
+    /// The FeatureFlags (the controller's own objects).
+    flags: Arc<Cache<Guarded>>,
+    /// The ConfigMaps flags are rendered into, with their field owners (a key left behind
+    /// by this controller is found through them).
+    maps: Arc<Cache<ConfigMap>>,
+}
 
 /// Runs the FeatureFlag controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
@@ -53,14 +68,24 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 Api::namespaced(client.clone(), ns),
             ),
         };
+        let metrics = ctx.metrics.clone();
+        let any = watcher::Config::default().any_semantic();
+        let (flags, flag_events) =
+            Cache::watch("FeatureFlag", flags, any, (), false, metrics.clone());
+        let labelled = watcher::Config::default().labels(LABEL_FLAGS);
+        let (maps, map_events) = Cache::watch("ConfigMap", maps, labelled, (), true, metrics);
+        let controller = Controller::for_stream(flag_events, flags.store());
+        let store = controller.store();
+        let reads = Arc::new(Reads { flags, maps });
         let ctx = ctx.clone();
         let token = shutdown.clone();
-        let controller = lean_controller(flags, watcher::Config::default().any_semantic());
-        let store = controller.store();
-        let reconcile = gated(gate.clone(), controller.store(), urgency, reconcile);
+        let reconcile = gated(gate.clone(), controller.store(), urgency, {
+            move |flag, ctx| reconcile(flag, ctx, reads.clone())
+        });
         controller
-            // A ConfigMap changed by anyone is rendered again by the flags that name it.
-            .watches(maps, watcher::Config::default(), move |cm: ConfigMap| {
+            // A rendered ConfigMap changed (or unlabelled) by anyone is rendered again by
+            // the flags that name it.
+            .watches_stream(map_events, move |cm: ConfigMap| {
                 let name = cm.name_any();
                 let ns = cm.namespace();
                 store
@@ -97,9 +122,18 @@ fn on_error(flag: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
 }
 
 /// Reconciles one FeatureFlag.
-pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+pub async fn reconcile(
+    guarded: Arc<Guarded>,
+    ctx: Arc<Context>,
+    reads: Arc<Reads>,
+) -> Result<Requeue, Error> {
     match &guarded.0 {
-        Ok(flag) => instrumented(CONTROLLER, Arc::new(flag.clone()), ctx, reconcile_flag).await,
+        Ok(flag) => {
+            instrumented(CONTROLLER, Arc::new(flag.clone()), ctx, |flag, ctx| {
+                reconcile_flag(flag, ctx, reads)
+            })
+            .await
+        }
         Err(invalid) => {
             tracing::warn!(
                 flag = %invalid.metadata.name.clone().unwrap_or_default(),
@@ -111,20 +145,33 @@ pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Reque
     }
 }
 
-async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+async fn reconcile_flag(
+    flag: Arc<FeatureFlag>,
+    ctx: Arc<Context>,
+    reads: Arc<Reads>,
+) -> Result<Requeue, Error> {
     let ns = flag.namespace().unwrap_or_default();
     let api: Api<FeatureFlag> = Api::namespaced(ctx.client.clone(), &ns);
     let (cm, key) = render::output_of(&flag);
     // The other flags rendered into the same ConfigMap (under any key): the ConfigMap is
-    // written whole in one apply, so flags sharing it never remove each other's keys.
-    let all = api.list(&ListParams::default()).await?.items;
+    // written whole in one apply, so flags sharing it never remove each other's keys. Read
+    // once the cache has every status this controller wrote: a render from an older one
+    // would put a flag's previous state back.
+    let guarded: Api<Guarded> = Api::namespaced(ctx.client.clone(), &ns);
+    let all: Vec<FeatureFlag> = reads
+        .flags
+        .all(&guarded, EVERYONE, &ns, |_| true)
+        .await?
+        .into_iter()
+        .filter_map(|g| g.0.ok())
+        .collect();
     let mut same_map: Vec<FeatureFlag> = all
         .into_iter()
         .filter(|f| render::output_of(f).0 == cm)
         .filter(|f| f.metadata.name != flag.metadata.name)
         .collect();
     if flag.meta().deletion_timestamp.is_some() {
-        match write_config_map(&ctx, &ns, &cm, &same_map).await {
+        match write_config_map(&ctx, &reads, &ns, &cm, &same_map).await {
             Ok(()) => {}
             // In a namespace being deleted the ConfigMap is gone and cannot be made again
             // (403), and nothing reads it any more: the finalizer must not hold the
@@ -193,13 +240,15 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
         !decision.notes.is_empty(),
     )
     .await?;
-    if recorded == Recorded::Stale {
-        return Ok(Requeue::requeue(shell::STALE_RETRY));
+    match &recorded {
+        Recorded::Stale => return Ok(Requeue::requeue(shell::STALE_RETRY)),
+        Recorded::Written(rv) => reads.flags.wrote_version(EVERYONE, rv),
+        Recorded::Unchanged => {}
     }
     let mut planned = flag.as_ref().clone();
     planned.status = Some(decision.status.clone());
     same_map.push(planned);
-    write_config_map(&ctx, &ns, &cm, &same_map).await?;
+    write_config_map(&ctx, &reads, &ns, &cm, &same_map).await?;
     for note in &decision.notes {
         publish(&ctx, &flag, note.reason, &note.message, note.warning).await;
     }
@@ -211,10 +260,13 @@ async fn reconcile_flag(flag: Arc<FeatureFlag>, ctx: Arc<Context>) -> Result<Req
 /// one key at a time under the one field manager would remove the keys left out.
 async fn write_config_map(
     ctx: &Context,
+    reads: &Reads,
     ns: &str,
     name: &str,
     flags: &[FeatureFlag],
 ) -> Result<(), Error> {
+    // Every flag of the ConfigMap writes it: their reads wait for each other's writes.
+    let owner = format!("{ns}/{name}");
     let mut by_key: BTreeMap<String, Vec<&FeatureFlag>> = BTreeMap::new();
     for f in flags {
         by_key.entry(render::output_of(f).1).or_default().push(f);
@@ -224,7 +276,11 @@ async fn write_config_map(
         .map(|(key, flags)| (key, render::document(&flags)))
         .collect();
     let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-    let current = maps.get_opt(name).await?;
+    // A ConfigMap not labelled yet is not in the cache: it is read from the API server.
+    let current = match reads.maps.get(&maps, &owner, ns, name).await? {
+        Some(m) => Some(m),
+        None => maps.get_opt(name).await?,
+    };
     let ours_unchanged = current.as_ref().is_some_and(|m| {
         let have = m.data.clone().unwrap_or_default();
         data.iter().all(|(k, v)| have.get(k) == Some(v))
@@ -252,14 +308,16 @@ async fn write_config_map(
         return Ok(());
     }
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "labels": {"cutover.dev/flags": "true"}},
+        "metadata": {"name": name, "labels": {LABEL_FLAGS: "true"}},
         "data": data});
-    maps.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    let written = maps
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    reads.maps.wrote(&owner, &written);
     Ok(())
 }
 

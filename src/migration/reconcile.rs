@@ -9,7 +9,7 @@ use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, ListParams, LogParams, Patch, PatchParams},
-    runtime::{controller::Action as Requeue, reflector::ObjectRef, watcher},
+    runtime::{Controller, controller::Action as Requeue, reflector::ObjectRef, watcher},
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -22,10 +22,9 @@ use crate::{
     },
     controller::{
         Context, Error,
+        cache::Cache,
         fair::{FairGate, Urgency},
-        reconcile::{
-            error_policy, gated, instrumented, lean_controller, requeue_at, runtime_config,
-        },
+        reconcile::{error_policy, gated, instrumented, requeue_at, runtime_config},
         shell::{self, Recorded},
     },
 };
@@ -42,6 +41,22 @@ pub const JOB_FINALIZER: &str = "cutover.dev/migration-result";
 
 type Guarded = kube::core::DeserializeGuard<MigrationJob>;
 
+/// Whose writes every reconcile's reads wait for: the statuses of all MigrationJobs, as
+/// one migration's lock depends on the others' phases.
+const EVERYONE: &str = "*";
+
+/// The watch caches a MigrationJob's reconcile reads from.
+pub struct Reads {
+    /// The MigrationJobs (the controller's own objects).
+    migrations: Arc<Cache<Guarded>>,
+    /// The Jobs the MigrationJobs own (labelled with their MigrationJob).
+    jobs: Arc<Cache<Job>>,
+    /// The Rollouts, whose promotion releases contract migrations.
+    rollouts: Arc<Cache<RolloutGuarded>>,
+}
+
+type RolloutGuarded = kube::core::DeserializeGuard<Rollout>;
+
 /// Runs the MigrationJob controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let client = ctx.client.clone();
@@ -54,7 +69,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     // One gate for every namespace's controller: the limit and the turns are global.
     let gate = FairGate::new(usize::from(ctx.config.concurrency));
     let controllers = scopes.into_iter().map(|ns| {
-        let (mjs, jobs, rollouts): (Api<Guarded>, Api<Job>, Api<Rollout>) = match &ns {
+        let (mjs, jobs, rollouts): (Api<Guarded>, Api<Job>, Api<RolloutGuarded>) = match &ns {
             None => (
                 Api::all(client.clone()),
                 Api::all(client.clone()),
@@ -66,18 +81,40 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 Api::namespaced(client.clone(), ns),
             ),
         };
+        let metrics = ctx.metrics.clone();
+        let any = watcher::Config::default().any_semantic();
+        let (migrations, mj_events) =
+            Cache::watch("MigrationJob", mjs, any, (), false, metrics.clone());
+        let labelled = watcher::Config::default().labels(LABEL_MIGRATION);
+        let (jobs, job_events) = Cache::watch("Job", jobs, labelled, (), false, metrics.clone());
+        let (rollouts, rollout_events) = Cache::watch(
+            "Rollout",
+            rollouts,
+            watcher::Config::default(),
+            (),
+            false,
+            metrics,
+        );
+        let controller = Controller::for_stream(mj_events, migrations.store());
+        let reads = Arc::new(Reads {
+            migrations,
+            jobs,
+            rollouts,
+        });
         let ctx = ctx.clone();
         let token = shutdown.clone();
-        let controller = lean_controller(mjs, watcher::Config::default().any_semantic());
-        let reconcile = gated(gate.clone(), controller.store(), urgency, reconcile);
+        let reconcile = gated(gate.clone(), controller.store(), urgency, {
+            move |mj, ctx| reconcile(mj, ctx, reads.clone())
+        });
         controller
-            .owns(jobs, watcher::Config::default().labels(LABEL_MIGRATION))
+            .owns_stream(job_events)
             // A Rollout that becomes fully promoted releases the contract migrations it names.
-            .watches(rollouts, watcher::Config::default(), |rollout: Rollout| {
+            .watches_stream(rollout_events, |rollout: RolloutGuarded| {
                 let ns = rollout.namespace();
                 rollout
-                    .spec
-                    .migrations
+                    .0
+                    .ok()
+                    .and_then(|r| r.spec.migrations)
                     .map(|m| m.after)
                     .unwrap_or_default()
                     .into_iter()
@@ -112,9 +149,18 @@ fn on_error(mj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
 }
 
 /// Reconciles one MigrationJob.
-pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+pub async fn reconcile(
+    guarded: Arc<Guarded>,
+    ctx: Arc<Context>,
+    reads: Arc<Reads>,
+) -> Result<Requeue, Error> {
     match &guarded.0 {
-        Ok(mj) => instrumented(CONTROLLER, Arc::new(mj.clone()), ctx, reconcile_migration).await,
+        Ok(mj) => {
+            instrumented(CONTROLLER, Arc::new(mj.clone()), ctx, |mj, ctx| {
+                reconcile_migration(mj, ctx, reads)
+            })
+            .await
+        }
         Err(invalid) => {
             tracing::warn!(
                 migration = %invalid.metadata.name.clone().unwrap_or_default(),
@@ -126,13 +172,19 @@ pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Reque
     }
 }
 
-async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+async fn reconcile_migration(
+    mj: Arc<MigrationJob>,
+    ctx: Arc<Context>,
+    reads: Arc<Reads>,
+) -> Result<Requeue, Error> {
     let ns = mj.namespace().unwrap_or_default();
     let name = mj.name_any();
+    // Reads come from watch caches once they have seen this migration's own last writes.
+    let owner = format!("{ns}/{name}");
     let api: Api<MigrationJob> = Api::namespaced(ctx.client.clone(), &ns);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     if mj.meta().deletion_timestamp.is_some() {
-        return finalize(&api, &jobs, &mj).await;
+        return finalize(&api, &jobs, &reads, &owner, &mj).await;
     }
     let problems: Vec<String> = shell::off_runtime(|| validate::migration(&mj.spec))
         .iter()
@@ -148,21 +200,28 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
     let revision = plan::spec_revision(&mj.spec);
     let status = mj.status.clone().unwrap_or_default();
     let job_name = plan::job_name(&name, &revision, status.retries.unwrap_or(0));
-    let job_object = jobs.get_opt(&job_name).await?;
+    let job_object = reads.jobs.get(&jobs, &owner, &ns, &job_name).await?;
     let rollback_object = match &status.rollback_job_name {
-        Some(n) => jobs.get_opt(n).await?,
+        Some(n) => reads.jobs.get(&jobs, &owner, &ns, n).await?,
         None => None,
     };
     let job = job_object.as_ref().map(observe);
     let rollback_job = rollback_object.as_ref().map(observe);
     let lock = match &mj.spec.lock_key {
         Some(_) => {
-            let all = api.list(&ListParams::default()).await?;
-            plan::lock_for(&mj, &all.items)
+            let guarded: Api<Guarded> = Api::namespaced(ctx.client.clone(), &ns);
+            let all: Vec<MigrationJob> = reads
+                .migrations
+                .all(&guarded, EVERYONE, &ns, |_| true)
+                .await?
+                .into_iter()
+                .filter_map(|g| g.0.ok())
+                .collect();
+            plan::lock_for(&mj, &all)
         }
         None => Lock::Free,
     };
-    let held_by_rollout = contract_hold(&ctx, &ns, &name).await?;
+    let held_by_rollout = contract_hold(&ctx, &reads, &owner, &ns, &name).await?;
     let failing = [&job, &rollback_job]
         .into_iter()
         .flatten()
@@ -193,8 +252,11 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
         !decision.notes.is_empty(),
     )
     .await?;
-    if recorded == Recorded::Stale {
-        return Ok(Requeue::requeue(shell::STALE_RETRY));
+    match &recorded {
+        Recorded::Stale => return Ok(Requeue::requeue(shell::STALE_RETRY)),
+        // Every migration's lock reads this status: their reads wait for it.
+        Recorded::Written(rv) => reads.migrations.wrote_version(EVERYONE, rv),
+        Recorded::Unchanged => {}
     }
     // The status now holds what this reconcile saw of its finished Jobs: they may go.
     for finished in [&job_object, &rollback_object]
@@ -202,7 +264,9 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
         .flatten()
         .filter(|j| observe(j).finished.is_some())
     {
-        shell::remove_finalizer(&jobs, finished, JOB_FINALIZER).await?;
+        if let Some(written) = shell::remove_finalizer(&jobs, finished, JOB_FINALIZER).await? {
+            reads.jobs.wrote(&owner, &written);
+        }
     }
     for action in &decision.actions {
         let (job, rollback) = match action {
@@ -210,12 +274,14 @@ async fn reconcile_migration(mj: Arc<MigrationJob>, ctx: Arc<Context>) -> Result
             Action::CreateRollbackJob { name } => (name, true),
         };
         let body = job_manifest(&mj, job, &revision, rollback)?;
-        jobs.patch(
-            job,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
+        let written = jobs
+            .patch(
+                job,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        reads.jobs.wrote(&owner, &written);
     }
     for note in &decision.notes {
         publish(&ctx, &mj, note.reason, &note.message, note.warning).await;
@@ -250,10 +316,16 @@ fn observe(job: &Job) -> JobObserved {
 
 /// Why a contract (`after`) migration must wait: a Rollout naming it is not fully promoted
 /// with every older revision's pods gone.
-async fn contract_hold(ctx: &Context, ns: &str, name: &str) -> Result<Option<String>, Error> {
-    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), ns);
-    let list = rollouts.list(&ListParams::default()).await?;
-    for r in list.items {
+async fn contract_hold(
+    ctx: &Context,
+    reads: &Reads,
+    owner: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Option<String>, Error> {
+    let rollouts: Api<RolloutGuarded> = Api::namespaced(ctx.client.clone(), ns);
+    let list = reads.rollouts.all(&rollouts, owner, ns, |_| true).await?;
+    for r in list.into_iter().filter_map(|g| g.0.ok()) {
         let names_it = r
             .spec
             .migrations
@@ -351,23 +423,30 @@ fn job_manifest(
 async fn finalize(
     api: &Api<MigrationJob>,
     jobs: &Api<Job>,
+    reads: &Reads,
+    owner: &str,
     mj: &MigrationJob,
 ) -> Result<Requeue, Error> {
     if !mj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Requeue::await_change());
     }
-    let owned = jobs
-        .list(&ListParams::default().labels(&format!("{LABEL_MIGRATION}={}", mj.name_any())))
+    let ns = mj.namespace().unwrap_or_default();
+    let owned = reads
+        .jobs
+        .list(jobs, owner, &ns, (LABEL_MIGRATION, &mj.name_any()))
         .await?;
-    for job in owned.items {
+    for job in owned {
         let running = job.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0;
         let finished = observe(&job).finished.is_some();
         if running || !finished {
             jobs.delete(&job.name_any(), &DeleteParams::background())
                 .await?;
+            reads.jobs.deleted(owner, &ns, &job.name_any());
         }
         // Nothing is left to record: the Job may go whenever it is deleted.
-        shell::remove_finalizer(jobs, &job, JOB_FINALIZER).await?;
+        if let Some(written) = shell::remove_finalizer(jobs, &job, JOB_FINALIZER).await? {
+            reads.jobs.wrote(owner, &written);
+        }
     }
     shell::remove_finalizer(api, mj, FINALIZER).await?;
     Ok(Requeue::await_change())

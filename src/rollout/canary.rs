@@ -324,7 +324,8 @@ fn shape(
         };
         route(ctx, canary, stable, target, weight_now);
         ctx.status.canary_weight = Some(weight_now);
-        ready && weight_now == weight
+        // Written is not routed: the step waits until the gateway has taken the weights.
+        ready && weight_now == weight && ctx.obs.route_pending.is_none()
     } else {
         let split = split_without_router(replicas, weight);
         let canary_up = ctx.available(target) >= split.canary;
@@ -366,12 +367,13 @@ fn set_weight(
     if deadline_aborts(ctx, target) {
         hold_aborted(ctx, canary, stable, target, replicas);
     } else if ctx.status.phase == RolloutPhase::Progressing {
-        ctx.condition(
-            cond::PROGRESSING,
-            cond::TRUE,
-            "RolloutProgressing",
-            format!("setting weight {weight}"),
-        );
+        let message = match &ctx.obs.route_pending {
+            Some(why) if routed(canary) => {
+                format!("setting weight {weight}: waiting for the gateway: {why}")
+            }
+            _ => format!("setting weight {weight}"),
+        };
+        ctx.condition(cond::PROGRESSING, cond::TRUE, "RolloutProgressing", message);
     }
     false
 }

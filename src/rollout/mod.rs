@@ -8,3 +8,5 @@ pub mod reconcile;
 mod record;
 pub mod revision;
 pub mod rolling;
+pub mod route;
+pub mod watch;

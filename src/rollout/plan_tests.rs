@@ -36,6 +36,7 @@ struct World {
     target: String,
     revisions: Vec<RevisionObserved>,
     route_weight: Option<i32>,
+    route_pending: Option<String>,
     services: BTreeMap<String, Option<String>>,
     referenced: Option<i32>,
     measurements: Vec<super::super::analysis::Taken>,
@@ -79,6 +80,7 @@ impl World {
                 failure: None,
             }],
             route_weight: routed.then_some(0),
+            route_pending: None,
             services,
             referenced: None,
             measurements: Vec::new(),
@@ -94,6 +96,7 @@ impl World {
             target_revision: self.target.clone(),
             revisions: self.revisions.clone(),
             route_weight: self.route_weight,
+            route_pending: self.route_pending.clone(),
             service_revisions: self.services.clone(),
             referenced_replicas: self.referenced,
             measurements: self.measurements.clone(),
@@ -210,6 +213,7 @@ fn first_revision_becomes_stable_without_steps() {
         target: "aaa".into(),
         revisions: vec![],
         route_weight: None,
+        route_pending: None,
         services: BTreeMap::new(),
         referenced: None,
         measurements: Vec::new(),
@@ -479,6 +483,33 @@ fn old_revisions_past_the_history_limit_are_deleted_oldest_first() {
     assert!(!p.actions.contains(&Action::DeleteRevision {
         revision: "v2".into()
     }));
+}
+
+#[test]
+fn a_weight_step_waits_until_the_gateway_has_taken_the_route() {
+    let mut world = World::new(rollout(steps(), true), "old", "new");
+    world.route_pending = Some("gateway \"gw\" has not seen generation 2 of the route yet".into());
+    world.settle(at(0), true);
+    assert_eq!(world.route_weight, Some(20), "the weight is written");
+    assert_eq!(
+        world.status().current_step_index,
+        Some(0),
+        "but the step is not done while the gateway has not taken it"
+    );
+    let progressing = world
+        .status()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        progressing.contains("waiting for the gateway"),
+        "{progressing}"
+    );
+    world.route_pending = None;
+    world.settle(at(1), true);
+    assert_eq!(world.status().current_step_index, Some(1));
 }
 
 #[test]
@@ -787,6 +818,7 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         target: "aaa".into(),
         revisions: vec![],
         route_weight: None,
+        route_pending: None,
         services: BTreeMap::new(),
         referenced: Some(10),
         measurements: Vec::new(),

@@ -3,21 +3,20 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use futures::StreamExt;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
-    core::{ApiResource, GroupVersionKind},
-    runtime::{controller::Action as Requeue, reflector::ObjectRef, watcher},
+    api::{DeleteParams, DynamicObject, Patch, PatchParams},
+    runtime::controller::Action as Requeue,
 };
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use super::{
     analysis::{self, Taken},
     plan::{self, Action, MigrationObserved, Observed, RevisionObserved},
     revision::{deployment_name, template_hash},
+    route,
+    watch::Reads,
 };
 use crate::{
     analysis::fetch::Subject,
@@ -27,10 +26,8 @@ use crate::{
     },
     controller::{
         Context, Error,
-        fair::{FairGate, Urgency},
-        reconcile::{
-            error_policy, gated, instrumented, lean_controller, requeue_at, runtime_config,
-        },
+        fair::Urgency,
+        reconcile::{error_policy, instrumented, requeue_at},
         shell::{self, Recorded},
     },
 };
@@ -38,103 +35,34 @@ use crate::{
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "rollout";
 
-fn httproute_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
-    )
-}
-
-/// Runs the Rollout controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let client = ctx.client.clone();
-    let namespaces = ctx.config.namespaces.clone();
-    type Apis = (Api<Guarded>, Api<Deployment>, Api<MigrationJob>);
-    let apis: Vec<Apis> = if namespaces.is_empty() {
-        vec![(
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        )]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| {
-                (
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                )
-            })
-            .collect()
-    };
-    // One gate for every namespace's controller: the limit and the turns are global.
-    let gate = FairGate::new(usize::from(ctx.config.concurrency));
-    let controllers = apis.into_iter().map(|(rollouts, deployments, migrations)| {
-        let ctx = ctx.clone();
-        let token = shutdown.clone();
-        let controller = lean_controller(rollouts, watcher::Config::default().any_semantic());
-        let store = controller.store();
-        let reconcile = gated(gate.clone(), controller.store(), urgency, reconcile);
-        controller
-            // A migration that ends opens (or fails) the gate of the Rollouts naming it.
-            .watches(
-                migrations,
-                watcher::Config::default(),
-                move |mj: MigrationJob| {
-                    let name = mj.name_any();
-                    let ns = mj.namespace();
-                    store
-                        .state()
-                        .into_iter()
-                        .filter(|g| {
-                            g.0.as_ref().is_ok_and(|r| {
-                                r.namespace() == ns
-                                    && r.spec.migrations.as_ref().is_some_and(|m| {
-                                        m.before.contains(&name) || m.after.contains(&name)
-                                    })
-                            })
-                        })
-                        .map(|g| ObjectRef::from_obj(g.as_ref()))
-                        .collect::<Vec<_>>()
-                },
-            )
-            .owns(
-                deployments,
-                watcher::Config::default().labels(LABEL_ROLLOUT),
-            )
-            .with_config(runtime_config())
-            .graceful_shutdown_on(async move { token.cancelled().await })
-            .run(reconcile, on_error, ctx)
-            .for_each(|_| async {})
-    });
-    futures::future::join_all(controllers).await;
-}
-
 /// A Rollout as read from the watch: one that does not deserialize is reported and
 /// skipped instead of breaking the watch for every other Rollout.
-type Guarded = kube::core::DeserializeGuard<Rollout>;
+pub(super) type Guarded = kube::core::DeserializeGuard<Rollout>;
 
-fn urgency(rollout: &Guarded) -> Urgency {
+pub(super) fn urgency(rollout: &Guarded) -> Urgency {
     match &rollout.0 {
         Ok(r) if plan::awaits_operator(r) => Urgency::Person,
         _ => Urgency::Routine,
     }
 }
 
-fn on_error(rollout: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
+pub(super) fn on_error(rollout: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
     error_policy(CONTROLLER, rollout.as_ref(), error, &ctx)
 }
 
 /// Reconciles one Rollout.
-pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+pub async fn reconcile(
+    guarded: Arc<Guarded>,
+    ctx: Arc<Context>,
+    reads: Arc<Reads>,
+) -> Result<Requeue, Error> {
     match &guarded.0 {
         Ok(rollout) => {
             instrumented(
                 CONTROLLER,
                 Arc::new(rollout.clone()),
                 ctx,
-                reconcile_rollout,
+                |rollout, ctx| reconcile_rollout(rollout, ctx, reads),
             )
             .await
         }
@@ -161,9 +89,15 @@ pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Reque
 /// leave nothing serving.
 pub const FINALIZER_WORKLOAD: &str = "cutover.dev/workload-ref";
 
-async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+async fn reconcile_rollout(
+    rollout: Arc<Rollout>,
+    ctx: Arc<Context>,
+    reads: Arc<Reads>,
+) -> Result<Requeue, Error> {
     let ns = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
+    // Reads come from watch caches once they have seen this Rollout's own last writes.
+    let owner = format!("{ns}/{name}");
     let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     if rollout.meta().deletion_timestamp.is_some() {
         // Owned Deployments go with the Rollout through their owner references.
@@ -211,6 +145,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let mut service_revisions = BTreeMap::new();
     let mut route_weight = None;
+    let mut route_pending = None;
     let mut route = None;
     let bg = rollout.spec.strategy.blue_green.as_ref();
     let pinned_services: Vec<&String> = match (&canary.traffic_routing, bg) {
@@ -226,7 +161,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
     // Each pinned Service's whole selector, kept for the pin (an atomic map is written whole).
     let mut service_selectors: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for svc in pinned_services {
-        match services.get_opt(svc).await? {
+        match reads.services.get(&services, &owner, &ns, svc).await? {
             Some(s) => {
                 let selector = s.spec.and_then(|sp| sp.selector).unwrap_or_default();
                 service_revisions.insert(svc.clone(), selector.get(LABEL_REVISION).cloned());
@@ -239,10 +174,15 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
     }
     if let Some(routing) = &canary.traffic_routing {
         let routes: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &ns, &httproute_resource());
-        match routes.get_opt(&routing.gateway_api.http_route).await? {
+            Api::namespaced_with(ctx.client.clone(), &ns, &route::httproute_resource());
+        let name = &routing.gateway_api.http_route;
+        let found = match &reads.routes {
+            Some(cache) => cache.get(&routes, &owner, &ns, name).await?,
+            None => routes.get_opt(name).await?,
+        };
+        match found {
             Some(r) => {
-                let refs = route_refs(
+                let refs = route::route_refs(
                     &r.data,
                     canary.stable_service.as_deref(),
                     canary.canary_service.as_deref(),
@@ -253,7 +193,8 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                         routing.gateway_api.http_route
                     ));
                 }
-                route_weight = Some(route_canary_weight(&refs));
+                route_weight = Some(route::route_canary_weight(&refs));
+                route_pending = route::pending(&r.data);
                 route = Some(r);
             }
             None => problems.push(format!(
@@ -262,7 +203,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             )),
         }
     }
-    let migrations = observe_migrations(&ctx, &rollout, &ns, &mut problems).await?;
+    let migrations = observe_migrations(&ctx, &reads, &owner, &rollout, &mut problems).await?;
     if let Some(links) = &rollout.spec.flags {
         let flags: Api<FeatureFlag> = Api::namespaced(ctx.client.clone(), &ns);
         for name in links
@@ -270,7 +211,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             .iter()
             .chain(&links.disable_on_abort)
         {
-            if flags.get_opt(name).await?.is_none() {
+            if reads.flags.get(&flags, &owner, &ns, name).await?.is_none() {
                 problems.push(format!(
                     "FeatureFlag {name:?} (spec.flags) does not exist in namespace {ns:?}"
                 ));
@@ -291,11 +232,11 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
             .await;
         }
     };
-    let owned = deployments
-        .list(&ListParams::default().labels(&format!("{LABEL_ROLLOUT}={name}")))
+    let owned = reads
+        .deployments
+        .list(&deployments, &owner, &ns, (LABEL_ROLLOUT, &name))
         .await?;
     let by_revision: BTreeMap<String, Deployment> = owned
-        .items
         .into_iter()
         .filter(|d| {
             d.owner_references()
@@ -323,6 +264,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
         target_revision: template_hash(&template),
         revisions,
         route_weight,
+        route_pending,
         service_revisions,
         referenced_replicas,
         selector: selector.as_ref().map(crate::api::selector::to_string),
@@ -371,13 +313,14 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                     (&template, written),
                 )?;
                 let params = PatchParams::apply(FIELD_MANAGER).force();
-                deployments
+                let written = deployments
                     .patch(
                         &deployment_name(&name, revision),
                         &params,
                         &Patch::Apply(&desired),
                     )
                     .await?;
+                reads.deployments.wrote(&owner, &written);
             }
             Action::ScaleReferenced { replicas } => {
                 // The user's Deployment: only its replica count changes, through the scale
@@ -394,12 +337,11 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                 }
             }
             Action::DeleteRevision { revision } => {
+                let gone = deployment_name(&name, revision);
                 deployments
-                    .delete(
-                        &deployment_name(&name, revision),
-                        &DeleteParams::background(),
-                    )
+                    .delete(&gone, &DeleteParams::background())
                     .await?;
+                reads.deployments.deleted(&owner, &ns, &gone);
             }
             Action::PinService { service, revision } => {
                 // A Service's selector is an atomic map: server-side apply owns it whole or
@@ -409,41 +351,45 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                 selector.insert(LABEL_REVISION.to_string(), revision.clone());
                 let pin = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": service},
                     "spec": {"selector": selector}});
-                services
+                let written = services
                     .patch(
                         service,
                         &PatchParams::apply(FIELD_MANAGER).force(),
                         &Patch::Apply(&pin),
                     )
                     .await?;
+                reads.services.wrote(&owner, &written);
             }
             Action::SetFlagState { flag, enabled } => {
                 let flags: Api<FeatureFlag> = Api::namespaced(ctx.client.clone(), &ns);
                 let state = if *enabled { "ENABLED" } else { "DISABLED" };
                 let body = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "FeatureFlag",
                     "metadata": {"name": flag}, "spec": {"state": state}});
-                flags
+                let written = flags
                     .patch(
                         flag,
                         &PatchParams::apply(FIELD_MANAGER).force(),
                         &Patch::Apply(&body),
                     )
                     .await?;
+                reads.flags.wrote(&owner, &written);
             }
             Action::RequestMigrationRollback { migration, request } => {
                 let mjs: Api<MigrationJob> = Api::namespaced(ctx.client.clone(), &ns);
                 let body = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob",
                     "metadata": {"name": migration, "annotations": {ANNOTATION_ROLLBACK: request}}});
-                mjs.patch(
-                    migration,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&body),
-                )
-                .await?;
+                let written = mjs
+                    .patch(
+                        migration,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&body),
+                    )
+                    .await?;
+                reads.migrations.wrote(&owner, &written);
             }
             Action::SetRouteWeight { canary: weight } => {
                 if let Some(r) = &route {
-                    set_route_weight(
+                    let written = route::set_route_weight(
                         &ctx,
                         &ns,
                         r,
@@ -452,6 +398,9 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<R
                         *weight,
                     )
                     .await?;
+                    if let Some(cache) = &reads.routes {
+                        cache.wrote(&owner, &written);
+                    }
                 }
             }
         }
@@ -509,7 +458,8 @@ async fn return_workload(
             Err(e) => return Err(e.into()),
         }
     }
-    shell::remove_finalizer(rollouts, rollout, FINALIZER_WORKLOAD).await
+    shell::remove_finalizer(rollouts, rollout, FINALIZER_WORKLOAD).await?;
+    Ok(())
 }
 
 /// Sends the decisions a Rollout's webhooks asked for. The URL is read from its Secret per
@@ -581,18 +531,21 @@ async fn notify(ctx: &Context, rollout: &Rollout, decision: &plan::Plan, recorde
 /// The MigrationJobs the Rollout names; a missing one is a problem of the spec.
 async fn observe_migrations(
     ctx: &Context,
+    reads: &Reads,
+    owner: &str,
     rollout: &Rollout,
-    ns: &str,
     problems: &mut Vec<String>,
 ) -> Result<Vec<MigrationObserved>, Error> {
     let Some(gates) = &rollout.spec.migrations else {
         return Ok(Vec::new());
     };
+    let ns = rollout.namespace().unwrap_or_default();
+    let ns = ns.as_str();
     let mjs: Api<MigrationJob> = Api::namespaced(ctx.client.clone(), ns);
     let mut out = Vec::new();
     for (list, field) in [(&gates.before, "before"), (&gates.after, "after")] {
         for name in list {
-            let Some(mj) = mjs.get_opt(name).await? else {
+            let Some(mj) = reads.migrations.get(&mjs, owner, ns, name).await? else {
                 problems.push(format!(
                     "MigrationJob {name:?} (spec.migrations.{field}) does not exist in namespace {ns:?}"
                 ));
@@ -701,82 +654,6 @@ fn revision_deployment(
             "minReadySeconds": rollout.spec.min_ready_seconds.unwrap_or(0),
         },
     }))
-}
-
-/// (rule index, ref index, is the canary Service, weight) of the backendRefs naming the
-/// stable or canary Service.
-fn route_refs(
-    data: &Value,
-    stable: Option<&str>,
-    canary: Option<&str>,
-) -> Vec<(usize, usize, bool, i32)> {
-    let mut out = Vec::new();
-    for (ri, rule) in data
-        .pointer("/spec/rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for (bi, backend) in rule
-            .get("backendRefs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let name = backend.get("name").and_then(Value::as_str);
-            let weight = backend.get("weight").and_then(Value::as_i64).unwrap_or(1) as i32;
-            if name.is_some() && name == canary {
-                out.push((ri, bi, true, weight));
-            } else if name.is_some() && name == stable {
-                out.push((ri, bi, false, weight));
-            }
-        }
-    }
-    out
-}
-
-fn route_canary_weight(refs: &[(usize, usize, bool, i32)]) -> i32 {
-    let canary: i32 = refs.iter().filter(|r| r.2).map(|r| r.3).sum();
-    let total: i32 = refs.iter().map(|r| r.3).sum();
-    if total == 0 {
-        0
-    } else {
-        (f64::from(canary) * 100.0 / f64::from(total)).round() as i32
-    }
-}
-
-/// Sets the weights of only the backendRefs naming our Services, with a JSON patch whose
-/// `test` operations fail (409-like) if someone reordered the route meanwhile — other rules
-/// and fields of the user's route stay untouched (which server-side apply on its atomic rule
-/// list could not promise).
-async fn set_route_weight(
-    ctx: &Context,
-    ns: &str,
-    route: &DynamicObject,
-    stable: Option<&str>,
-    canary: Option<&str>,
-    weight: i32,
-) -> Result<(), Error> {
-    let mut ops = Vec::new();
-    for (ri, bi, is_canary, _) in route_refs(&route.data, stable, canary) {
-        let name = if is_canary { canary } else { stable };
-        ops.push(json!({"op": "test", "path": format!("/spec/rules/{ri}/backendRefs/{bi}/name"), "value": name}));
-        let w = if is_canary { weight } else { 100 - weight };
-        ops.push(json!({"op": "add", "path": format!("/spec/rules/{ri}/backendRefs/{bi}/weight"), "value": w}));
-    }
-    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
-    let routes: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), ns, &httproute_resource());
-    routes
-        .patch(
-            &route.name_any(),
-            &PatchParams::default(),
-            &Patch::<()>::Json(patch),
-        )
-        .await?;
-    Ok(())
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, reason: &str, message: &str, warning: bool) {

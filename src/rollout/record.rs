@@ -70,6 +70,9 @@ pub struct Observed<'a> {
     pub revisions: Vec<RevisionObserved>,
     /// Canary weight currently set on the HTTPRoute, when routed.
     pub route_weight: Option<i32>,
+    /// Why the gateway may not route by the route's weights yet (see
+    /// `route::pending`); `None` once it has taken the route as written.
+    pub route_pending: Option<String>,
     /// Revision each routed Service is pinned to, by Service name.
     pub service_revisions: BTreeMap<String, Option<String>>,
     /// Replicas of the Deployment named by `workloadRef`, when one is adopted.

@@ -1,0 +1,218 @@
+//! The HTTPRoute a routed canary shifts: which backendRefs are ours, their weights, the
+//! patch that sets them, and whether the gateway has taken the route as it is now.
+
+use kube::{
+    Api, ResourceExt,
+    api::{DynamicObject, Patch, PatchParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use serde_json::{Value, json};
+
+use crate::controller::{Context, Error};
+
+/// The Gateway API HTTPRoute kind.
+pub fn httproute_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    )
+}
+
+/// (rule index, ref index, is the canary Service, weight) of the backendRefs naming the
+/// stable or canary Service.
+pub fn route_refs(
+    data: &Value,
+    stable: Option<&str>,
+    canary: Option<&str>,
+) -> Vec<(usize, usize, bool, i32)> {
+    let mut out = Vec::new();
+    for (ri, rule) in data
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (bi, backend) in rule
+            .get("backendRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let name = backend.get("name").and_then(Value::as_str);
+            let weight = backend.get("weight").and_then(Value::as_i64).unwrap_or(1) as i32;
+            if name.is_some() && name == canary {
+                out.push((ri, bi, true, weight));
+            } else if name.is_some() && name == stable {
+                out.push((ri, bi, false, weight));
+            }
+        }
+    }
+    out
+}
+
+/// The canary's share of the weights of `refs`, in percent.
+pub fn route_canary_weight(refs: &[(usize, usize, bool, i32)]) -> i32 {
+    let canary: i32 = refs.iter().filter(|r| r.2).map(|r| r.3).sum();
+    let total: i32 = refs.iter().map(|r| r.3).sum();
+    if total == 0 {
+        0
+    } else {
+        (f64::from(canary) * 100.0 / f64::from(total)).round() as i32
+    }
+}
+
+/// Sets the weights of only the backendRefs naming our Services, with a JSON patch whose
+/// `test` operations fail (409-like) if someone reordered the route meanwhile — other rules
+/// and fields of the user's route stay untouched (which server-side apply on its atomic rule
+/// list could not promise).
+pub async fn set_route_weight(
+    ctx: &Context,
+    ns: &str,
+    route: &DynamicObject,
+    stable: Option<&str>,
+    canary: Option<&str>,
+    weight: i32,
+) -> Result<DynamicObject, Error> {
+    let mut ops = Vec::new();
+    for (ri, bi, is_canary, _) in route_refs(&route.data, stable, canary) {
+        let name = if is_canary { canary } else { stable };
+        ops.push(json!({"op": "test", "path": format!("/spec/rules/{ri}/backendRefs/{bi}/name"), "value": name}));
+        let w = if is_canary { weight } else { 100 - weight };
+        ops.push(json!({"op": "add", "path": format!("/spec/rules/{ri}/backendRefs/{bi}/weight"), "value": w}));
+    }
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &httproute_resource());
+    Ok(routes
+        .patch(
+            &route.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await?)
+}
+
+/// Why the weights written on `route` may not be what the gateway routes by yet, or `None`
+/// once every parent that reports on the route has accepted its current generation and
+/// resolved its backends. A route no gateway reports on (no `status.parents`) is taken as
+/// written: there is no one to wait for.
+pub fn pending(route: &Value) -> Option<String> {
+    let generation = route
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
+    let parents = route.pointer("/status/parents").and_then(Value::as_array)?;
+    for parent in parents {
+        let name = parent
+            .pointer("/parentRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let conditions = parent
+            .get("conditions")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for wanted in ["Accepted", "ResolvedRefs"] {
+            let Some(c) = conditions
+                .iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(wanted))
+            else {
+                return Some(format!("gateway {name:?} has not reported {wanted} yet"));
+            };
+            let observed = c.get("observedGeneration").and_then(Value::as_i64);
+            if let (Some(observed), Some(generation)) = (observed, generation)
+                && observed < generation
+            {
+                return Some(format!(
+                    "gateway {name:?} has not seen generation {generation} of the route yet"
+                ));
+            }
+            if c.get("status").and_then(Value::as_str) != Some("True") {
+                let reason = c.get("reason").and_then(Value::as_str).unwrap_or("");
+                let message = c.get("message").and_then(Value::as_str).unwrap_or("");
+                return Some(
+                    format!("gateway {name:?}: {wanted} is not True ({reason}: {message})")
+                        .trim_end_matches(" (: )")
+                        .to_string(),
+                );
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(generation: i64, parents: Value) -> Value {
+        json!({"metadata": {"generation": generation}, "status": {"parents": parents}})
+    }
+
+    fn cond(kind: &str, status: &str, observed: i64) -> Value {
+        json!({"type": kind, "status": status, "observedGeneration": observed, "reason": "R", "message": "m"})
+    }
+
+    #[test]
+    fn a_route_no_gateway_reports_on_is_taken_as_written() {
+        assert_eq!(pending(&json!({"metadata": {"generation": 3}})), None);
+        assert_eq!(pending(&route(3, json!([]))), None);
+    }
+
+    #[test]
+    fn accepted_and_resolved_for_the_current_generation_is_applied() {
+        let r = route(
+            4,
+            json!([{"parentRef": {"name": "gw"}, "conditions": [cond("Accepted", "True", 4), cond("ResolvedRefs", "True", 4)]}]),
+        );
+        assert_eq!(pending(&r), None);
+    }
+
+    #[test]
+    fn a_gateway_behind_the_route_generation_is_waited_for() {
+        let r = route(
+            5,
+            json!([{"parentRef": {"name": "gw"}, "conditions": [cond("Accepted", "True", 4), cond("ResolvedRefs", "True", 4)]}]),
+        );
+        assert!(pending(&r).is_some_and(|m| m.contains("generation 5")));
+    }
+
+    #[test]
+    fn unresolved_backends_are_named() {
+        let r = route(
+            2,
+            json!([{"parentRef": {"name": "gw"}, "conditions": [cond("Accepted", "True", 2), cond("ResolvedRefs", "False", 2)]}]),
+        );
+        let why = pending(&r).unwrap_or_default();
+        assert!(why.contains("ResolvedRefs is not True (R: m)"), "{why}");
+    }
+
+    #[test]
+    fn every_parent_must_agree() {
+        let r = route(
+            2,
+            json!([
+                {"parentRef": {"name": "a"}, "conditions": [cond("Accepted", "True", 2), cond("ResolvedRefs", "True", 2)]},
+                {"parentRef": {"name": "b"}, "conditions": [cond("Accepted", "False", 2), cond("ResolvedRefs", "True", 2)]}
+            ]),
+        );
+        assert!(pending(&r).is_some_and(|m| m.contains("\"b\"") && m.contains("Accepted")));
+    }
+
+    #[test]
+    fn a_parent_without_conditions_is_not_there_yet() {
+        let r = route(1, json!([{"parentRef": {"name": "gw"}}]));
+        assert!(pending(&r).is_some_and(|m| m.contains("Accepted")));
+    }
+
+    #[test]
+    fn weights_are_read_from_our_refs_only() {
+        let data = json!({"spec": {"rules": [
+            {"backendRefs": [{"name": "stable", "weight": 75}, {"name": "canary", "weight": 25}, {"name": "other", "weight": 900}]}
+        ]}});
+        let refs = route_refs(&data, Some("stable"), Some("canary"));
+        assert_eq!(refs.len(), 2);
+        assert_eq!(route_canary_weight(&refs), 25);
+    }
+}

@@ -1,0 +1,229 @@
+//! What the Rollout controller watches: the Rollouts, and the kinds a reconcile reads, each
+//! kept in a cache that answers those reads and wakes the Rollouts naming a changed object.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use kube::{
+    Api, Client, ResourceExt,
+    api::DynamicObject,
+    runtime::{
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{reconcile, route::httproute_resource};
+use crate::{
+    api::{FeatureFlag, LABEL_ROLLOUT, MigrationJob, Rollout},
+    controller::{
+        Context,
+        cache::Cache,
+        fair::FairGate,
+        reconcile::{gated, lean_controller, runtime_config},
+    },
+};
+
+/// The watch caches a Rollout's reconcile reads from.
+pub struct Reads {
+    /// The Deployments the Rollouts own (labelled with their Rollout).
+    pub deployments: Arc<Cache<Deployment>>,
+    /// Services, to pin and to check.
+    pub services: Arc<Cache<Service>>,
+    /// MigrationJobs the Rollouts gate on.
+    pub migrations: Arc<Cache<MigrationJob>>,
+    /// FeatureFlags the Rollouts switch.
+    pub flags: Arc<Cache<FeatureFlag>>,
+    /// HTTPRoutes, when the API server serves them at start.
+    pub routes: Option<Arc<Cache<DynamicObject>>>,
+}
+
+/// Whether the API server serves Gateway API HTTPRoutes.
+async fn serves_httproutes(client: &Client) -> bool {
+    client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await
+        .is_ok_and(|list| list.resources.iter().any(|r| r.name == "httproutes"))
+}
+
+/// The Rollouts of the store in `namespace` that `names` accepts.
+fn naming(
+    store: &Store<reconcile::Guarded>,
+    namespace: Option<String>,
+    names: impl Fn(&Rollout) -> bool,
+) -> Vec<ObjectRef<reconcile::Guarded>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|g| {
+            g.0.as_ref()
+                .is_ok_and(|r| r.namespace() == namespace && names(r))
+        })
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
+}
+
+fn names_service(rollout: &Rollout, service: &str) -> bool {
+    let strategy = &rollout.spec.strategy;
+    let canary = strategy.canary.as_ref();
+    let bg = strategy.blue_green.as_ref();
+    [
+        canary.and_then(|c| c.stable_service.as_deref()),
+        canary.and_then(|c| c.canary_service.as_deref()),
+        bg.map(|b| b.active_service.as_str()),
+        bg.and_then(|b| b.preview_service.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|s| s == service)
+}
+
+fn names_route(rollout: &Rollout, route: &str) -> bool {
+    rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+        .is_some_and(|t| t.gateway_api.http_route == route)
+}
+
+fn names_flag(rollout: &Rollout, flag: &str) -> bool {
+    rollout.spec.flags.as_ref().is_some_and(|f| {
+        f.enable_on_promotion.iter().any(|n| n == flag)
+            || f.disable_on_abort.iter().any(|n| n == flag)
+    })
+}
+
+fn names_migration(rollout: &Rollout, migration: &str) -> bool {
+    rollout.spec.migrations.as_ref().is_some_and(|m| {
+        m.before.iter().any(|n| n == migration) || m.after.iter().any(|n| n == migration)
+    })
+}
+
+/// Runs the Rollout controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let routed = serves_httproutes(&client).await;
+    // One gate for every namespace's controller: the limit and the turns are global.
+    let gate = FairGate::new(usize::from(ctx.config.concurrency));
+    let controllers = scopes.into_iter().map(|scope| {
+        fn api<K>(client: &Client, scope: &Option<String>) -> Api<K>
+        where
+            K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+            K::DynamicType: Default,
+        {
+            match scope {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            }
+        }
+        let metrics = ctx.metrics.clone();
+        let (deployments, deployment_events) = Cache::watch(
+            "Deployment",
+            api(&client, &scope),
+            watcher::Config::default().labels(LABEL_ROLLOUT),
+            (),
+            false,
+            metrics.clone(),
+        );
+        let (services, service_events) = Cache::watch(
+            "Service",
+            api(&client, &scope),
+            watcher::Config::default(),
+            (),
+            false,
+            metrics.clone(),
+        );
+        let (migrations, migration_events) = Cache::watch(
+            "MigrationJob",
+            api(&client, &scope),
+            watcher::Config::default(),
+            (),
+            false,
+            metrics.clone(),
+        );
+        let (flags, flag_events) = Cache::watch(
+            "FeatureFlag",
+            api(&client, &scope),
+            watcher::Config::default(),
+            (),
+            false,
+            metrics.clone(),
+        );
+        let route_kind = httproute_resource();
+        let routes = routed.then(|| {
+            let routes: Api<DynamicObject> = match &scope {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &route_kind),
+                None => Api::all_with(client.clone(), &route_kind),
+            };
+            Cache::watch(
+                "HTTPRoute",
+                routes,
+                watcher::Config::default(),
+                route_kind.clone(),
+                false,
+                metrics.clone(),
+            )
+        });
+        let reads = Arc::new(Reads {
+            deployments,
+            services,
+            migrations,
+            flags,
+            routes: routes.as_ref().map(|(cache, _)| cache.clone()),
+        });
+        let ctx = ctx.clone();
+        let token = shutdown.clone();
+        let controller = lean_controller(
+            api(&client, &scope),
+            watcher::Config::default().any_semantic(),
+        );
+        let store = controller.store();
+        let reconcile = gated(gate.clone(), controller.store(), reconcile::urgency, {
+            move |rollout, ctx| reconcile::reconcile(rollout, ctx, reads.clone())
+        });
+        let (s1, s2, s3, s4) = (store.clone(), store.clone(), store.clone(), store);
+        let mut controller = controller
+            // A migration that ends opens (or fails) the gate of the Rollouts naming it.
+            .watches_stream(migration_events, move |mj: MigrationJob| {
+                let name = mj.name_any();
+                naming(&s1, mj.namespace(), |r| names_migration(r, &name))
+            })
+            // A pinned Service edited by someone else is pinned again; one created clears
+            // the InvalidSpec that named it missing.
+            .watches_stream(service_events, move |svc: Service| {
+                let name = svc.name_any();
+                naming(&s2, svc.namespace(), |r| names_service(r, &name))
+            })
+            .watches_stream(flag_events, move |flag: FeatureFlag| {
+                let name = flag.name_any();
+                naming(&s3, flag.namespace(), |r| names_flag(r, &name))
+            })
+            .owns_stream(deployment_events);
+        if let Some((_, route_events)) = routes {
+            // The gateway's verdict on a route (its status) is what a weight step waits on.
+            controller = controller.watches_stream_with(
+                route_events,
+                move |route: DynamicObject| {
+                    let name = route.name_any();
+                    naming(&s4, route.namespace(), |r| names_route(r, &name))
+                },
+                route_kind,
+            );
+        }
+        controller
+            .with_config(runtime_config())
+            .graceful_shutdown_on(async move { token.cancelled().await })
+            .run(reconcile, reconcile::on_error, ctx)
+            .for_each(|_| async {})
+    });
+    futures::future::join_all(controllers).await;
+}
