@@ -1,6 +1,7 @@
 //! Fault hooks of the sim, for testing that the operator survives a misbehaving API server:
 //! fail the next N requests of a kind with an HTTP status, delay every response, drop the
-//! open watch streams, and expire resourceVersions (410 Gone on resume).
+//! open watch streams, hold back the watch events of a kind (a lagging watch cache), and
+//! expire resourceVersions (410 Gone on resume).
 
 use std::{
     sync::{
@@ -24,6 +25,7 @@ struct FailRule {
 pub struct Faults {
     rules: Mutex<Vec<FailRule>>,
     delay: Mutex<Option<Duration>>,
+    lags: Mutex<Vec<(String, Duration)>>,
     watch_generation: AtomicU64,
     failed: AtomicU64,
     /// Wakes open watch streams when they are dropped.
@@ -49,6 +51,22 @@ impl Faults {
     /// Delays every response by `delay` (none when `None`).
     pub fn delay_responses(&self, delay: Option<Duration>) {
         *self.delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+    }
+
+    /// Holds back each watch event of resources named `plural` by `lag` before it is sent,
+    /// as a watch cache behind the store would (none when `None`).
+    pub fn lag_watches(&self, plural: &str, lag: Option<Duration>) {
+        let mut lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        lags.retain(|(p, _)| p != plural);
+        if let Some(lag) = lag {
+            lags.push((plural.to_string(), lag));
+        }
+    }
+
+    /// How long watch events of `plural` are held back.
+    pub(crate) fn watch_lag(&self, plural: &str) -> Option<Duration> {
+        let lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        lags.iter().find(|(p, _)| p == plural).map(|(_, lag)| *lag)
     }
 
     /// Ends every open watch stream (clients see the stream close and watch again).

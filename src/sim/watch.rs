@@ -179,6 +179,9 @@ pub(super) fn watch_response(
         loop {
             match s.pending.pop_front() {
                 Some(Pending::Event(event)) => {
+                    if let Some(lag) = s.format.store.faults().watch_lag(&s.rt.plural) {
+                        tokio::time::sleep(lag).await;
+                    }
                     let line = s.format.line(&s.rt, &event);
                     return Some((line_frame(line), s));
                 }

@@ -1,0 +1,293 @@
+//! Reads from watch caches, and a gateway's verdict on a route, on the real control plane:
+//! a reconcile that changes nothing makes no request at all (counted by the apiserver's
+//! audit log), and a weight step counts only once the gateway has taken the route.
+
+#[path = "support/testbed.rs"]
+mod testbed;
+
+use std::time::Duration;
+
+use cutover::api::{FeatureFlag, Rollout, RolloutPhase};
+use k8s_openapi::api::core::v1::Service;
+use kube::{
+    Api,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use serde_json::{Value, json};
+use testbed::eventually;
+
+/// Generous bound for one state change on a loaded 2-core machine; only a failure waits it.
+const LIMIT: Duration = Duration::from_secs(120);
+
+const OPERATOR: &str = "system:serviceaccount:cutover-system:cutover";
+
+fn routes_kind() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    )
+}
+
+/// The requests the operator made in `ns` since `since`, other than its watches, as the
+/// apiserver's audit log has them: "verb resource/name".
+fn requests_since(bed: &testbed::Testbed, ns: &str, since: jiff::Timestamp) -> Vec<String> {
+    let text = std::fs::read_to_string(bed.dir.join("logs/audit.log")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["stage"] == "ResponseComplete"
+                && e["user"]["username"] == OPERATOR
+                && e["objectRef"]["namespace"] == ns
+                && e["verb"] != "watch"
+                && e["requestReceivedTimestamp"]
+                    .as_str()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .is_some_and(|t| t >= since)
+        })
+        .map(|e| {
+            format!(
+                "{} {}/{}",
+                e["verb"].as_str().unwrap_or(""),
+                e["objectRef"]["resource"].as_str().unwrap_or(""),
+                e["objectRef"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// The operator's count of finished reconciles of `controller`.
+async fn reconciles(op: &testbed::Operator, controller: &str) -> f64 {
+    let Some(addr) = op.metrics_addr() else {
+        return 0.0;
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return 0.0;
+    };
+    let mut text = String::new();
+    if stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+        || stream.read_to_string(&mut text).await.is_err()
+    {
+        return 0.0;
+    }
+    let wanted =
+        format!("cutover_reconciles_total{{controller=\"{controller}\",result=\"success\"}}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&wanted))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn create<K>(api: &Api<K>, value: Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let obj: K = serde_json::from_value(value).expect("an object");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("created");
+}
+
+/// Services `shop-stable` and `shop-canary` and the HTTPRoute `shop` splitting between them.
+async fn routed_app(client: &kube::Client, ns: &str) {
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    for name in ["shop-stable", "shop-canary"] {
+        create(
+            &services,
+            json!({"metadata": {"name": name},
+                "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80}]}}),
+        )
+        .await;
+    }
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &routes_kind());
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "shop"},
+        "spec": {"parentRefs": [{"name": "public"}],
+            "rules": [{"backendRefs": [
+                {"name": "shop-stable", "port": 80, "weight": 100},
+                {"name": "shop-canary", "port": 80, "weight": 0}]}]}
+    }))
+    .expect("a route");
+    routes
+        .create(&PostParams::default(), &route)
+        .await
+        .expect("route created");
+}
+
+fn shop(image: &str, steps: Value) -> Value {
+    json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "shop"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "shop"}},
+            "template": {"metadata": {"labels": {"app": "shop"}},
+                "spec": {"containers": [{"name": "app", "image": image}]}},
+            "strategy": {"canary": {"stableService": "shop-stable", "canaryService": "shop-canary",
+                "trafficRouting": {"gatewayAPI": {"httpRoute": "shop"}}, "steps": steps}}}})
+}
+
+#[tokio::test]
+async fn a_reconcile_that_changes_nothing_makes_no_request() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("idle").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    routed_app(&client, &ns.name).await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    create(&rollouts, shop("shop:1", json!([{"setWeight": 50}]))).await;
+    let flags: Api<FeatureFlag> = Api::namespaced(client.clone(), &ns.name);
+    create(
+        &flags,
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "FeatureFlag",
+            "metadata": {"name": "checkout"},
+            "spec": {"state": "ENABLED", "variants": {"on": true, "off": false},
+                "defaultVariant": "on", "output": {"configMap": {"name": "flags"}}}}),
+    )
+    .await;
+    eventually("the Rollout is Healthy", LIMIT, async || {
+        let s = rollouts.get("shop").await.ok()?.status?;
+        (s.phase == RolloutPhase::Healthy && s.available_replicas == Some(2)).then_some(())
+    })
+    .await;
+    eventually("the flag is rendered", LIMIT, async || {
+        let f = flags.get("checkout").await.ok()?;
+        (f.status?.observed_generation == f.metadata.generation).then_some(())
+    })
+    .await;
+    // Settled: a few seconds with no request in the namespace.
+    let quiet = eventually("the operator goes quiet", LIMIT, async || {
+        let since = jiff::Timestamp::now();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        requests_since(bed, &ns.name, since)
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let () = quiet;
+
+    let since = jiff::Timestamp::now();
+    let (rollout_before, flag_before) = (
+        reconciles(&op, "rollout").await,
+        reconciles(&op, "featureflag").await,
+    );
+    for touch in 0..3 {
+        let note = json!({"metadata": {"annotations": {"example.com/touched": touch.to_string()}}});
+        rollouts
+            .patch("shop", &PatchParams::default(), &Patch::Merge(&note))
+            .await
+            .expect("annotated");
+        flags
+            .patch("checkout", &PatchParams::default(), &Patch::Merge(&note))
+            .await
+            .expect("annotated");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eventually("each touch is reconciled", LIMIT, async || {
+        let rollout = reconciles(&op, "rollout").await - rollout_before;
+        let flag = reconciles(&op, "featureflag").await - flag_before;
+        (rollout >= 3.0 && flag >= 3.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let made = requests_since(bed, &ns.name, since);
+    assert!(
+        made.is_empty(),
+        "reconciles that change nothing made requests: {made:?}\n{}",
+        op.log_tail()
+    );
+}
+
+#[tokio::test]
+async fn a_weight_step_counts_once_the_gateway_has_taken_the_route() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("gateway").await;
+    let _op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    routed_app(&client, &ns.name).await;
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &routes_kind());
+    // This test is the gateway: it reports on the route through its status.
+    let report = async |generation: i64, resolved: &str| {
+        let cond = |kind: &str, status: &str, reason: &str| {
+            json!({"type": kind, "status": status, "reason": reason, "message": "",
+                "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+        };
+        let status = json!({"status": {"parents": [{
+            "parentRef": {"name": "public"}, "controllerName": "example.com/gateway",
+            "conditions": [cond("Accepted", "True", "Accepted"),
+                cond("ResolvedRefs", resolved, if resolved == "True" { "ResolvedRefs" } else { "BackendNotFound" })]}]}});
+        routes
+            .patch_status("shop", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("route status reported");
+    };
+    let generation = |r: &DynamicObject| r.metadata.generation.unwrap_or(0);
+    let first = routes.get("shop").await.expect("the route");
+    report(generation(&first), "True").await;
+
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    create(
+        &rollouts,
+        shop("shop:1", json!([{"setWeight": 25}, {"pause": {}}])),
+    )
+    .await;
+    eventually("the Rollout is Healthy", LIMIT, async || {
+        let s = rollouts.get("shop").await.ok()?.status?;
+        (s.phase == RolloutPhase::Healthy).then_some(())
+    })
+    .await;
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:2"}]}}}});
+    rollouts
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&image))
+        .await
+        .expect("new image");
+    // The weight is written; the gateway has not seen that generation of the route.
+    let written = eventually("the canary weight is written", LIMIT, async || {
+        let r = routes.get("shop").await.ok()?;
+        let weights: Vec<i64> = r.data["spec"]["rules"][0]["backendRefs"]
+            .as_array()?
+            .iter()
+            .filter_map(|b| b["weight"].as_i64())
+            .collect();
+        (weights == [75, 25]).then_some(r)
+    })
+    .await;
+    let waiting = eventually("the Rollout waits for the gateway", LIMIT, async || {
+        let s = rollouts.get("shop").await.ok()?.status?;
+        let progressing = s.conditions.iter().find(|c| c.type_ == "Progressing")?;
+        progressing
+            .message
+            .contains("waiting for the gateway")
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(
+        waiting.current_step_index,
+        Some(0),
+        "the weight step is not done while the gateway has not taken it"
+    );
+    // The gateway takes the route but cannot resolve a backend: still waiting, and why.
+    report(generation(&written), "False").await;
+    eventually(
+        "the Rollout names the unresolved backends",
+        LIMIT,
+        async || {
+            let s = rollouts.get("shop").await.ok()?.status?;
+            let progressing = s.conditions.iter().find(|c| c.type_ == "Progressing")?;
+            (progressing
+                .message
+                .contains("ResolvedRefs is not True (BackendNotFound")
+                && s.current_step_index == Some(0))
+            .then_some(())
+        },
+    )
+    .await;
+    // Resolved: the step is done and the Rollout pauses at the next one.
+    report(generation(&written), "True").await;
+    eventually("the Rollout moves to the pause", LIMIT, async || {
+        let s = rollouts.get("shop").await.ok()?.status?;
+        (s.current_step_index == Some(1) && s.phase == RolloutPhase::Paused).then_some(())
+    })
+    .await;
+}
