@@ -3,7 +3,8 @@
 //!   `ReplicaFailure`, and the Rollout says so in its status and a Warning Event at once,
 //!   naming the quota, instead of waiting for its progress deadline;
 //! - the TTL controller deletes a migration's finished Job while the operator is down, and
-//!   the result is still read when it comes back.
+//!   the result is still read when it comes back;
+//! - a migration restarting on failure inside one pod still reports its log.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -152,4 +153,38 @@ async fn a_job_removed_by_its_ttl_while_the_operator_is_down_still_counts_as_suc
         jobs.get_opt(&job_name).await.ok()?.is_none().then_some(())
     })
     .await;
+}
+
+/// A migration that fails with `restartPolicy: OnFailure` restarts inside one pod, which
+/// never reaches `Failed`; its failure's log is the container's previous run.
+#[tokio::test]
+async fn a_migration_failing_on_failure_restarts_reports_its_log() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("onfailure").await;
+    let _op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let migrations: Api<MigrationJob> = Api::namespaced(client.clone(), &ns.name);
+    let mj: MigrationJob = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob", "metadata": {"name": "expand"},
+        "spec": {"backoffLimit": 1,
+            "template": {"metadata": {"annotations": {
+                    "sim.cutover.dev/duration": "2s", "sim.cutover.dev/fail-attempts": "always",
+                    "sim.cutover.dev/log": "applying 0042_add_email.sql\nERROR: column \"email\" already exists"}},
+                "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "m", "image": "m:1"}]}}}
+    }))
+    .expect("a migration");
+    migrations
+        .create(&PostParams::default(), &mj)
+        .await
+        .expect("created");
+    let status = eventually("the migration fails", LIMIT, async || {
+        let s = migrations.get("expand").await.ok()?.status?;
+        (s.phase == MigrationPhase::Failed).then_some(s)
+    })
+    .await;
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("column \"email\" already exists"),
+        "the failed run's log is in the message: {message}"
+    );
 }

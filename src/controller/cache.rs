@@ -41,6 +41,18 @@ fn version_of<K: Resource>(obj: &K) -> Option<u64> {
     obj.meta().resource_version.as_deref()?.parse().ok()
 }
 
+/// The object `name` of `api`, read with a list by name: what a watch cache needs
+/// granted (list) is all its reads need.
+pub async fn by_name<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let found = api
+        .list(&ListParams::default().fields(&format!("metadata.name={name}")))
+        .await?;
+    Ok(found.items.into_iter().next())
+}
+
 /// How far a watch cache has come.
 #[derive(Debug, Default)]
 struct Progress {
@@ -225,7 +237,7 @@ where
             return Ok(self.cached(namespace, name).map(|o| o.as_ref().clone()));
         }
         self.count("api");
-        api.get_opt(name).await
+        by_name(api, name).await
     }
 
     /// The objects of `namespace` whose label `key` is `value`, from the cache when it is

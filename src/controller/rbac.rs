@@ -33,7 +33,7 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
         rule(
             "cutover.dev",
             &["migrationjobs", "featureflags"],
-            &["get", "list", "watch", "patch"],
+            &["list", "watch", "patch"],
         ),
         rule(
             "cutover.dev",
@@ -52,8 +52,9 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
             &["get", "list", "watch", "create", "patch", "delete"],
         ),
         rule("apps", &["deployments/scale"], &["patch"]),
-        // list and watch: reconciles read Services and routes from watch caches.
-        rule("", &["services"], &["get", "list", "watch", "patch"]),
+        // No `get` on the watched kinds: reads come from watch caches, and a read past a
+        // cache is a list by name.
+        rule("", &["services"], &["list", "watch", "patch"]),
         rule(
             "",
             &["configmaps"],
@@ -64,12 +65,12 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
         rule(
             "batch",
             &["jobs"],
-            &["get", "list", "watch", "create", "patch", "delete"],
+            &["list", "watch", "create", "patch", "delete"],
         ),
         rule(
             "gateway.networking.k8s.io",
             &["httproutes"],
-            &["get", "list", "watch", "patch"],
+            &["list", "watch", "patch"],
         ),
         rule("events.k8s.io", &["events"], &["create"]),
         rule(

@@ -349,23 +349,66 @@ async fn contract_hold(
     Ok(None)
 }
 
-/// The last bytes of the newest failed pod's log of a Job.
+/// Which run of a Job's pods holds the failure: a pod that failed, else the one whose
+/// container restarted most (`restartPolicy: OnFailure` restarts inside the pod, which
+/// never fails itself), newest first. Pods being deleted — by the Job controller after a
+/// deadline or when the Job failed — count: their logs are there until they are gone.
+fn failed_run(pods: Vec<Pod>) -> Option<(Pod, bool)> {
+    let restarts = |p: &Pod| -> i32 {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+            .unwrap_or(0)
+    };
+    let terminated = |p: &Pod| -> bool {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| {
+                !cs.is_empty()
+                    && cs
+                        .iter()
+                        .all(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+            })
+    };
+    let pod = pods.into_iter().max_by_key(|p| {
+        (
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"),
+            restarts(p),
+            p.metadata.creation_timestamp.clone().map(|t| t.0),
+        )
+    })?;
+    // A container restarted and running again: its failed run is the previous one.
+    let previous = restarts(&pod) > 0 && !terminated(&pod);
+    Some((pod, previous))
+}
+
+/// The last bytes of the log of the run of a Job that failed.
 async fn log_tail(ctx: &Context, ns: &str, job: &str) -> Option<String> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let list = pods
         .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
         .await
         .ok()?;
-    let pod = list
-        .items
-        .into_iter()
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
-        .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0))?;
+    let (pod, previous) = failed_run(list.items)?;
     let params = LogParams {
         tail_lines: Some(50),
+        previous,
         ..Default::default()
     };
-    let text = pods.logs(&pod.name_any(), &params).await.ok()?;
+    let text = match pods.logs(&pod.name_any(), &params).await {
+        Ok(text) => text,
+        // No previous container kept (its log rotated away): the current one's log.
+        Err(_) if previous => {
+            let current = LogParams {
+                previous: false,
+                ..params
+            };
+            pods.logs(&pod.name_any(), &current).await.ok()?
+        }
+        Err(_) => return None,
+    };
     let start = text.len().saturating_sub(LOG_TAIL_BYTES);
     let start = (start..=text.len())
         .find(|i| text.is_char_boundary(*i))
@@ -454,4 +497,55 @@ async fn finalize(
 
 async fn publish(ctx: &Context, mj: &MigrationJob, reason: &str, message: &str, warning: bool) {
     shell::publish(ctx, &mj.object_ref(&()), reason, message, warning).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, phase: &str, restarts: i32, running: bool, created: i64) -> Pod {
+        let state = if running {
+            json!({"running": {}})
+        } else {
+            json!({"terminated": {"exitCode": 1}})
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "creationTimestamp": jiff::Timestamp::from_second(created).map(|t| t.to_string()).unwrap_or_default()},
+            "status": {"phase": phase, "containerStatuses": [{"name": "m", "image": "i", "imageID": "", "ready": running,
+                "restartCount": restarts, "state": state}]}
+        }))
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_failed_pod_is_read_as_it_is() {
+        let (p, previous) = failed_run(vec![
+            pod("ok", "Succeeded", 0, false, 10),
+            pod("failed", "Failed", 0, false, 5),
+        ])
+        .unwrap_or_default();
+        assert_eq!((p.name_any().as_str(), previous), ("failed", false));
+    }
+
+    #[test]
+    fn a_pod_restarting_on_failure_is_read_from_its_previous_run() {
+        let (p, previous) = failed_run(vec![
+            pod("fresh", "Running", 0, true, 20),
+            pod("restarting", "Running", 3, true, 10),
+        ])
+        .unwrap_or_default();
+        assert_eq!((p.name_any().as_str(), previous), ("restarting", true));
+    }
+
+    #[test]
+    fn a_pod_stopped_after_restarts_is_read_from_its_last_run() {
+        let (p, previous) =
+            failed_run(vec![pod("stopped", "Running", 2, false, 10)]).unwrap_or_default();
+        assert_eq!((p.name_any().as_str(), previous), ("stopped", false));
+    }
+
+    #[test]
+    fn no_pod_no_log() {
+        assert!(failed_run(Vec::new()).is_none());
+    }
 }

@@ -16,7 +16,6 @@ use super::{
     plan::{self, Action, MigrationObserved, Observed, RevisionObserved},
     revision::{deployment_name, template_hash},
     route,
-    watch::Reads,
 };
 use crate::{
     analysis::fetch::Subject,
@@ -26,6 +25,7 @@ use crate::{
     },
     controller::{
         Context, Error,
+        cache::Cache,
         fair::Urgency,
         reconcile::{error_policy, instrumented, requeue_at},
         shell::{self, Recorded},
@@ -34,6 +34,20 @@ use crate::{
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "rollout";
+
+/// The watch caches a Rollout's reconcile reads from.
+pub struct Reads {
+    /// The Deployments the Rollouts own (labelled with their Rollout).
+    pub deployments: Arc<Cache<Deployment>>,
+    /// Services, to pin and to check.
+    pub services: Arc<Cache<Service>>,
+    /// MigrationJobs the Rollouts gate on.
+    pub migrations: Arc<Cache<MigrationJob>>,
+    /// FeatureFlags the Rollouts switch.
+    pub flags: Arc<Cache<FeatureFlag>>,
+    /// HTTPRoutes, when the API server serves them at start.
+    pub routes: Option<Arc<Cache<DynamicObject>>>,
+}
 
 /// A Rollout as read from the watch: one that does not deserialize is reported and
 /// skipped instead of breaking the watch for every other Rollout.
@@ -178,7 +192,7 @@ async fn reconcile_rollout(
         let name = &routing.gateway_api.http_route;
         let found = match &reads.routes {
             Some(cache) => cache.get(&routes, &owner, &ns, name).await?,
-            None => routes.get_opt(name).await?,
+            None => crate::controller::cache::by_name(&routes, name).await?,
         };
         match found {
             Some(r) => {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::{
     Api, Client, ResourceExt,
     api::DynamicObject,
@@ -15,7 +15,10 @@ use kube::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{reconcile, route::httproute_resource};
+use super::{
+    reconcile::{self, Reads},
+    route::httproute_resource,
+};
 use crate::{
     api::{FeatureFlag, LABEL_ROLLOUT, MigrationJob, Rollout},
     controller::{
@@ -25,20 +28,6 @@ use crate::{
         reconcile::{gated, lean_controller, runtime_config},
     },
 };
-
-/// The watch caches a Rollout's reconcile reads from.
-pub struct Reads {
-    /// The Deployments the Rollouts own (labelled with their Rollout).
-    pub deployments: Arc<Cache<Deployment>>,
-    /// Services, to pin and to check.
-    pub services: Arc<Cache<Service>>,
-    /// MigrationJobs the Rollouts gate on.
-    pub migrations: Arc<Cache<MigrationJob>>,
-    /// FeatureFlags the Rollouts switch.
-    pub flags: Arc<Cache<FeatureFlag>>,
-    /// HTTPRoutes, when the API server serves them at start.
-    pub routes: Option<Arc<Cache<DynamicObject>>>,
-}
 
 /// Whether the API server serves Gateway API HTTPRoutes.
 async fn serves_httproutes(client: &Client) -> bool {

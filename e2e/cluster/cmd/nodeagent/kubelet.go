@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -58,6 +59,19 @@ func (a *agent) containerLogs(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	if r.URL.Query().Get("previous") == "true" {
+		// As the kubelet: only a container that restarted has a previous instance.
+		restarted := false
+		for _, c := range pod.Status.ContainerStatuses {
+			if c.Name == parts[2] && c.RestartCount > 0 {
+				restarted = true
+			}
+		}
+		if !restarted {
+			http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", parts[2], parts[1]), http.StatusBadRequest)
+			return
+		}
 	}
 	text := pod.Annotations[logText]
 	if text != "" && !strings.HasSuffix(text, "\n") {
