@@ -211,6 +211,9 @@ struct Inner {
     /// Per type (group, plural): the JSON its objects are compressed against, the first
     /// object of the type stored.
     dictionaries: Vec<(String, String, Arc<[u8]>)>,
+    /// Per type (group, plural): the live feed of its watches, so a change wakes only the
+    /// watches of its own type, as the API server's watch cache per resource does.
+    feeds: HashMap<(String, String), broadcast::Sender<Arc<WatchEvent>>>,
 }
 
 impl Inner {
@@ -339,6 +342,7 @@ impl Store {
                 terminating: BTreeSet::new(),
                 population: HashMap::new(),
                 dictionaries: Vec::new(),
+                feeds: HashMap::new(),
             }),
             events,
             clock,
@@ -598,9 +602,13 @@ impl Store {
         filter: &Filter,
         since: Option<u64>,
     ) -> Result<WatchStart, ApiError> {
-        let inner = self.lock();
+        let mut inner = self.lock();
         // Subscribing under the lock: no change can fall between the replay and the stream.
-        let receiver = self.events.subscribe();
+        let receiver = inner
+            .feeds
+            .entry((rt.group.clone(), rt.plural.clone()))
+            .or_insert_with(|| broadcast::channel(1 << 12).0)
+            .subscribe();
         let (start, end) = Self::run_of(rt, None);
         let initial = match since {
             None => inner
@@ -872,6 +880,9 @@ impl Store {
             }
         }
         // No receivers is fine: nobody watches yet.
+        if let Some(feed) = inner.feeds.get(&(rt.group.clone(), rt.plural.clone())) {
+            let _ = feed.send(event.clone());
+        }
         let _ = self.events.send(event);
         object
     }
