@@ -4,7 +4,8 @@
 //!   naming the quota, instead of waiting for its progress deadline;
 //! - the TTL controller deletes a migration's finished Job while the operator is down, and
 //!   the result is still read when it comes back;
-//! - a migration restarting on failure inside one pod still reports its log.
+//! - a migration restarting on failure inside one pod, or stopped by its deadline (which
+//!   deletes its pod), still reports its log.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -186,5 +187,40 @@ async fn a_migration_failing_on_failure_restarts_reports_its_log() {
     assert!(
         message.contains("column \"email\" already exists"),
         "the failed run's log is in the message: {message}"
+    );
+}
+
+/// A migration stopped by its deadline: the Job controller deletes its pod — and the log —
+/// the moment the deadline passes, so the log kept shortly before it is reported.
+#[tokio::test]
+async fn a_migration_stopped_by_its_deadline_reports_its_log() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("deadline").await;
+    let _op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let migrations: Api<MigrationJob> = Api::namespaced(client.clone(), &ns.name);
+    let mj: MigrationJob = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob", "metadata": {"name": "expand"},
+        "spec": {"timeoutSeconds": 6,
+            "template": {"metadata": {"annotations": {
+                    "sim.cutover.dev/duration": "120s",
+                    "sim.cutover.dev/log": "applying 0043_backfill.sql\nwaiting for lock on table orders"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "m:1"}]}}}
+    }))
+    .expect("a migration");
+    migrations
+        .create(&PostParams::default(), &mj)
+        .await
+        .expect("created");
+    let status = eventually("the migration fails", LIMIT, async || {
+        let s = migrations.get("expand").await.ok()?.status?;
+        (s.phase == MigrationPhase::Failed).then_some(s)
+    })
+    .await;
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("DeadlineExceeded"), "{message}");
+    assert!(
+        message.contains("waiting for lock on table orders"),
+        "the log kept before the deadline is in the message: {message}"
     );
 }

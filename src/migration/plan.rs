@@ -469,6 +469,37 @@ fn rollback(ctx: &mut Ctx<'_>, name: &str, revision: &str) -> bool {
     true
 }
 
+/// When to keep a copy of a running Job's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Snapshot {
+    /// Now: its deadline is close or past.
+    Now,
+    /// At this time, shortly before its deadline.
+    At(Timestamp),
+    /// Never: it is not running.
+    Never,
+}
+
+/// When to keep a copy of the log of `job`, which runs with a deadline of `timeout_seconds`
+/// from its start: shortly before the deadline, because the Job controller deletes the
+/// pods — and their logs with them — the moment it passes. A tenth of the timeout ahead,
+/// at least 1 s and at most 10 s, and never earlier than half way.
+pub fn log_snapshot(job: &JobObserved, timeout_seconds: i64, now: Timestamp) -> Snapshot {
+    let Some(start) = job.start else {
+        return Snapshot::Never;
+    };
+    if job.finished.is_some() || job.active == 0 || timeout_seconds <= 0 {
+        return Snapshot::Never;
+    }
+    let ahead = (timeout_seconds / 10).clamp(1, 10).min(timeout_seconds / 2);
+    let due = start + jiff::SignedDuration::from_secs(timeout_seconds - ahead);
+    if now >= due {
+        Snapshot::Now
+    } else {
+        Snapshot::At(due)
+    }
+}
+
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

@@ -334,3 +334,39 @@ fn job_names_fit_in_a_label() {
     assert!(n.ends_with("-abcdefghij-3"));
     assert!(rollback_job_name(&long, "abcdefghij", "req").len() <= 63);
 }
+
+#[test]
+fn a_running_job_s_log_is_kept_shortly_before_its_deadline() {
+    let job = running("j");
+    let start = job.start.unwrap_or(at(0));
+    let secs = |s: i64| start + jiff::SignedDuration::from_secs(s);
+    // 300 s: 30 s ahead is more than 10, so 10 s ahead.
+    assert_eq!(log_snapshot(&job, 300, secs(0)), Snapshot::At(secs(290)));
+    assert_eq!(log_snapshot(&job, 300, secs(290)), Snapshot::Now);
+    assert_eq!(log_snapshot(&job, 300, secs(400)), Snapshot::Now);
+    // 60 s: a tenth, 6 s ahead.
+    assert_eq!(log_snapshot(&job, 60, secs(0)), Snapshot::At(secs(54)));
+    // 4 s: at least 1 s ahead.
+    assert_eq!(log_snapshot(&job, 4, secs(0)), Snapshot::At(secs(3)));
+    // 1 s: never earlier than half way, so at the deadline.
+    assert_eq!(log_snapshot(&job, 1, secs(0)), Snapshot::At(secs(1)));
+}
+
+#[test]
+fn a_job_not_running_has_no_log_to_keep() {
+    assert_eq!(
+        log_snapshot(&finished("j", false, "BackoffLimitExceeded"), 60, at(100)),
+        Snapshot::Never
+    );
+    let pending = JobObserved {
+        active: 0,
+        ..running("j")
+    };
+    assert_eq!(log_snapshot(&pending, 60, at(100)), Snapshot::Never);
+    let unstarted = JobObserved {
+        start: None,
+        ..running("j")
+    };
+    assert_eq!(log_snapshot(&unstarted, 60, at(100)), Snapshot::Never);
+    assert_eq!(log_snapshot(&running("j"), 0, at(100)), Snapshot::Never);
+}

@@ -2,7 +2,10 @@
 //! and the Rollouts it contracts for; call the pure plan; record status before creating a
 //! Job (server-side apply, named by the spec's hash, so it can never start twice).
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use futures::StreamExt;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
@@ -14,7 +17,7 @@ use kube::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{self, Action, JobObserved, Lock, Observed};
+use super::plan::{self, Action, JobObserved, Lock, Observed, Snapshot};
 use crate::{
     api::{
         FIELD_MANAGER, LABEL_MIGRATION, LOG_TAIL_BYTES, MigrationJob, MigrationPhase, Rollout,
@@ -53,6 +56,27 @@ pub struct Reads {
     jobs: Arc<Cache<Job>>,
     /// The Rollouts, whose promotion releases contract migrations.
     rollouts: Arc<Cache<RolloutGuarded>>,
+    /// Log tails of running Jobs kept shortly before their deadline (by `namespace/job`):
+    /// when it passes, the Job controller deletes the pods and their logs.
+    logs: Mutex<HashMap<String, String>>,
+}
+
+impl Reads {
+    fn kept_log(&self, key: &str) -> Option<String> {
+        self.logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn keep_log(&self, key: String, log: Option<String>) {
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        match log {
+            Some(log) => logs.insert(key, log),
+            None => logs.remove(&key),
+        };
+    }
 }
 
 type RolloutGuarded = kube::core::DeserializeGuard<Rollout>;
@@ -100,6 +124,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             migrations,
             jobs,
             rollouts,
+            logs: Mutex::new(HashMap::new()),
         });
         let ctx = ctx.clone();
         let token = shutdown.clone();
@@ -207,6 +232,20 @@ async fn reconcile_migration(
     };
     let job = job_object.as_ref().map(observe);
     let rollback_job = rollback_object.as_ref().map(observe);
+    // Near its deadline a running Job's log is kept: once the deadline passes, the Job
+    // controller deletes its pods, and their logs go with them.
+    let mut snapshot_at: Option<jiff::Timestamp> = None;
+    for j in [&job, &rollback_job].into_iter().flatten() {
+        match plan::log_snapshot(j, mj.spec.timeout_seconds(), ctx.clock.now()) {
+            Snapshot::Now => {
+                if let Some(tail) = log_tail(&ctx, &ns, &j.name).await {
+                    reads.keep_log(format!("{ns}/{}", j.name), Some(tail));
+                }
+            }
+            Snapshot::At(due) => snapshot_at = Some(snapshot_at.map_or(due, |s| s.min(due))),
+            Snapshot::Never => {}
+        }
+    }
     let lock = match &mj.spec.lock_key {
         Some(_) => {
             let guarded: Api<Guarded> = Api::namespaced(ctx.client.clone(), &ns);
@@ -228,7 +267,10 @@ async fn reconcile_migration(
         .find(|j| matches!(&j.finished, Some((false, _, _))))
         .filter(|_| status.phase != MigrationPhase::Failed);
     let failed_log = match failing {
-        Some(j) => log_tail(&ctx, &ns, &j.name).await,
+        Some(j) => match log_tail(&ctx, &ns, &j.name).await {
+            Some(tail) => Some(tail),
+            None => reads.kept_log(&format!("{ns}/{}", j.name)),
+        },
         None => None,
     };
     let observed = Observed {
@@ -267,6 +309,7 @@ async fn reconcile_migration(
         if let Some(written) = shell::remove_finalizer(&jobs, finished, JOB_FINALIZER).await? {
             reads.jobs.wrote(&owner, &written);
         }
+        reads.keep_log(format!("{ns}/{}", finished.name_any()), None);
     }
     for action in &decision.actions {
         let (job, rollback) = match action {
@@ -286,7 +329,11 @@ async fn reconcile_migration(
     for note in &decision.notes {
         publish(&ctx, &mj, note.reason, &note.message, note.warning).await;
     }
-    Ok(requeue_at(&ctx.clock, decision.requeue_at))
+    let due = match (decision.requeue_at, snapshot_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(requeue_at(&ctx.clock, due))
 }
 
 fn observe(job: &Job) -> JobObserved {

@@ -301,6 +301,9 @@ fn weight_before(canary: &CanaryStrategy, index: usize) -> i32 {
         .unwrap_or(0)
 }
 
+/// How often a step whose weight is written re-reads the route, if nothing wakes it first.
+const ROUTE_RECHECK_SECONDS: i64 = 5;
+
 /// Puts pods and traffic in the shape of `weight`; returns whether the shape is reached.
 fn shape(
     ctx: &mut Ctx<'_>,
@@ -324,8 +327,14 @@ fn shape(
         };
         route(ctx, canary, stable, target, weight_now);
         ctx.status.canary_weight = Some(weight_now);
-        // Written is not routed: the step waits until the gateway has taken the weights.
-        ready && weight_now == weight && ctx.obs.route_pending.is_none()
+        // Written is not routed: the step waits until the route holds the weight and the
+        // gateway has taken it. The route's watch wakes the Rollout; the timer is for an
+        // API server that did not serve routes when the operator started.
+        let routed_now = ctx.obs.route_weight == Some(weight) && ctx.obs.route_pending.is_none();
+        if ready && weight_now == weight && !routed_now {
+            ctx.wake_at(ctx.obs.now + jiff::SignedDuration::from_secs(ROUTE_RECHECK_SECONDS));
+        }
+        ready && weight_now == weight && routed_now
     } else {
         let split = split_without_router(replicas, weight);
         let canary_up = ctx.available(target) >= split.canary;

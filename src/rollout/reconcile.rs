@@ -208,7 +208,7 @@ async fn reconcile_rollout(
                     ));
                 }
                 route_weight = Some(route::route_canary_weight(&refs));
-                route_pending = route::pending(&r.data);
+                route_pending = route::pending(&r.data, r.metadata.generation);
                 route = Some(r);
             }
             None => problems.push(format!(

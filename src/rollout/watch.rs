@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
 use kube::{
     Api, Client, ResourceExt,
     api::DynamicObject,
@@ -20,7 +19,7 @@ use super::{
     route::httproute_resource,
 };
 use crate::{
-    api::{FeatureFlag, LABEL_ROLLOUT, MigrationJob, Rollout},
+    api::{LABEL_ROLLOUT, Rollout},
     controller::{
         Context,
         cache::Cache,
@@ -179,35 +178,56 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         let reconcile = gated(gate.clone(), controller.store(), reconcile::urgency, {
             move |rollout, ctx| reconcile::reconcile(rollout, ctx, reads.clone())
         });
-        let (s1, s2, s3, s4) = (store.clone(), store.clone(), store.clone(), store);
-        let mut controller = controller
+        // One trigger for every kind a Rollout names, so that the Rollouts' own changes
+        // are not polled behind more streams than before.
+        let named = {
+            let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
             // A migration that ends opens (or fails) the gate of the Rollouts naming it.
-            .watches_stream(migration_events, move |mj: MigrationJob| {
-                let name = mj.name_any();
-                naming(&s1, mj.namespace(), |r| names_migration(r, &name))
-            })
+            let migrations = migration_events.map(move |mj| match mj {
+                Ok(mj) => {
+                    let name = mj.name_any();
+                    naming(&s1, mj.namespace(), |r| names_migration(r, &name))
+                }
+                Err(_) => Vec::new(),
+            });
             // A pinned Service edited by someone else is pinned again; one created clears
             // the InvalidSpec that named it missing.
-            .watches_stream(service_events, move |svc: Service| {
-                let name = svc.name_any();
-                naming(&s2, svc.namespace(), |r| names_service(r, &name))
-            })
-            .watches_stream(flag_events, move |flag: FeatureFlag| {
-                let name = flag.name_any();
-                naming(&s3, flag.namespace(), |r| names_flag(r, &name))
-            })
+            let services = service_events.map(move |svc| match svc {
+                Ok(svc) => {
+                    let name = svc.name_any();
+                    naming(&s2, svc.namespace(), |r| names_service(r, &name))
+                }
+                Err(_) => Vec::new(),
+            });
+            let flags = flag_events.map(move |flag| match flag {
+                Ok(flag) => {
+                    let name = flag.name_any();
+                    naming(&s3, flag.namespace(), |r| names_flag(r, &name))
+                }
+                Err(_) => Vec::new(),
+            });
+            let mut all = vec![migrations.boxed(), services.boxed(), flags.boxed()];
+            if let Some((_, route_events)) = routes {
+                let s4 = store.clone();
+                // The gateway's verdict on a route (its status) is what a weight step
+                // waits on.
+                all.push(
+                    route_events
+                        .map(move |route| match route {
+                            Ok(route) => {
+                                let name = route.name_any();
+                                naming(&s4, route.namespace(), |r| names_route(r, &name))
+                            }
+                            Err(_) => Vec::new(),
+                        })
+                        .boxed(),
+                );
+            }
+            futures::stream::select_all(all).flat_map(futures::stream::iter)
+        };
+        let controller = controller
+            .reconcile_on(named)
             .owns_stream(deployment_events);
-        if let Some((_, route_events)) = routes {
-            // The gateway's verdict on a route (its status) is what a weight step waits on.
-            controller = controller.watches_stream_with(
-                route_events,
-                move |route: DynamicObject| {
-                    let name = route.name_any();
-                    naming(&s4, route.namespace(), |r| names_route(r, &name))
-                },
-                route_kind,
-            );
-        }
         controller
             .with_config(runtime_config())
             .graceful_shutdown_on(async move { token.cancelled().await })
