@@ -60,7 +60,7 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
             &["configmaps"],
             &["get", "list", "watch", "create", "patch"],
         ),
-        rule("", &["pods"], &["list"]),
+        rule("", &["pods"], &["list", "watch"]),
         rule("", &["pods/log"], &["get"]),
         rule(
             "batch",

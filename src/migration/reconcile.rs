@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, ListParams, LogParams, Patch, PatchParams},
+    api::{DeleteParams, LogParams, Patch, PatchParams},
     runtime::{Controller, controller::Action as Requeue, reflector::ObjectRef, watcher},
 };
 use serde_json::{Value, json};
@@ -56,13 +56,17 @@ pub struct Reads {
     jobs: Arc<Cache<Job>>,
     /// The Rollouts, whose promotion releases contract migrations.
     rollouts: Arc<Cache<RolloutGuarded>>,
-    /// Log tails of running Jobs kept shortly before their deadline (by `namespace/job`):
-    /// when it passes, the Job controller deletes the pods and their logs.
-    logs: Mutex<HashMap<String, String>>,
+    /// The migration Jobs' pods (labelled with their MigrationJob): their restarts, and
+    /// which one's log tells a failure.
+    pods: Arc<Cache<Pod>>,
+    /// Log tails of running Jobs (by `namespace/job`), with the pods' restarts when kept:
+    /// kept at each restart and shortly before the deadline, because when the Job fails the
+    /// Job controller deletes its pods, and their logs go with them.
+    logs: Mutex<HashMap<String, (i32, String)>>,
 }
 
 impl Reads {
-    fn kept_log(&self, key: &str) -> Option<String> {
+    fn kept_log(&self, key: &str) -> Option<(i32, String)> {
         self.logs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -70,7 +74,7 @@ impl Reads {
             .cloned()
     }
 
-    fn keep_log(&self, key: String, log: Option<String>) {
+    fn keep_log(&self, key: String, log: Option<(i32, String)>) {
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         match log {
             Some(log) => logs.insert(key, log),
@@ -117,13 +121,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             watcher::Config::default(),
             (),
             false,
-            metrics,
+            metrics.clone(),
         );
+        let pods_api: Api<Pod> = match &ns {
+            None => Api::all(client.clone()),
+            Some(ns) => Api::namespaced(client.clone(), ns),
+        };
+        let labelled = watcher::Config::default().labels(LABEL_MIGRATION);
+        let (pods, pod_events) = Cache::watch("Pod", pods_api, labelled, (), false, metrics);
         let controller = Controller::for_stream(mj_events, migrations.store());
         let reads = Arc::new(Reads {
             migrations,
             jobs,
             rollouts,
+            pods,
             logs: Mutex::new(HashMap::new()),
         });
         let ctx = ctx.clone();
@@ -133,6 +144,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         });
         controller
             .owns_stream(job_events)
+            // A migration's container that restarts (restartPolicy OnFailure) wakes it, so
+            // the failed run's log is kept while the kubelet still has it.
+            .watches_stream(pod_events, |pod: Pod| {
+                let migration = pod.labels().get(LABEL_MIGRATION).cloned();
+                let ns = pod.namespace();
+                migration.map(|name| {
+                    let r = ObjectRef::<Guarded>::new(&name);
+                    match &ns {
+                        Some(ns) => r.within(ns),
+                        None => r,
+                    }
+                })
+            })
             // A Rollout that becomes fully promoted releases the contract migrations it names.
             .watches_stream(rollout_events, |rollout: RolloutGuarded| {
                 let ns = rollout.namespace();
@@ -232,18 +256,23 @@ async fn reconcile_migration(
     };
     let job = job_object.as_ref().map(observe);
     let rollback_job = rollback_object.as_ref().map(observe);
-    // Near its deadline a running Job's log is kept: once the deadline passes, the Job
-    // controller deletes its pods, and their logs go with them.
+    // A running Job's log is kept after each restart of its container and near its
+    // deadline: when the Job fails, the Job controller deletes its pods, and their logs go
+    // with them.
     let mut snapshot_at: Option<jiff::Timestamp> = None;
     for j in [&job, &rollback_job].into_iter().flatten() {
-        match plan::log_snapshot(j, mj.spec.timeout_seconds(), ctx.clock.now()) {
-            Snapshot::Now => {
-                if let Some(tail) = log_tail(&ctx, &ns, &j.name).await {
-                    reads.keep_log(format!("{ns}/{}", j.name), Some(tail));
-                }
+        let key = format!("{ns}/{}", j.name);
+        let pods = job_pods(&ctx, &reads, &owner, &ns, &j.name).await;
+        let restarts = pods.iter().map(restarts_of).max().unwrap_or(0);
+        let kept = reads.kept_log(&key).map(|(r, _)| r);
+        let snapshot = plan::log_snapshot(j, mj.spec.timeout_seconds(), ctx.clock.now());
+        let restarted = j.finished.is_none() && restarts > kept.unwrap_or(0);
+        if snapshot == Snapshot::Now || restarted {
+            if let Some(tail) = log_tail(&ctx, &ns, pods).await {
+                reads.keep_log(key, Some((restarts, tail)));
             }
-            Snapshot::At(due) => snapshot_at = Some(snapshot_at.map_or(due, |s| s.min(due))),
-            Snapshot::Never => {}
+        } else if let Snapshot::At(due) = snapshot {
+            snapshot_at = Some(snapshot_at.map_or(due, |s| s.min(due)));
         }
     }
     let lock = match &mj.spec.lock_key {
@@ -267,10 +296,15 @@ async fn reconcile_migration(
         .find(|j| matches!(&j.finished, Some((false, _, _))))
         .filter(|_| status.phase != MigrationPhase::Failed);
     let failed_log = match failing {
-        Some(j) => match log_tail(&ctx, &ns, &j.name).await {
-            Some(tail) => Some(tail),
-            None => reads.kept_log(&format!("{ns}/{}", j.name)),
-        },
+        Some(j) => {
+            let pods = job_pods(&ctx, &reads, &owner, &ns, &j.name).await;
+            match log_tail(&ctx, &ns, pods).await {
+                Some(tail) => Some(tail),
+                None => reads
+                    .kept_log(&format!("{ns}/{}", j.name))
+                    .map(|(_, log)| log),
+            }
+        }
         None => None,
     };
     let observed = Observed {
@@ -396,18 +430,31 @@ async fn contract_hold(
     Ok(None)
 }
 
+/// How often a pod's containers restarted.
+fn restarts_of(p: &Pod) -> i32 {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+        .unwrap_or(0)
+}
+
+/// The pods of the Job `job`.
+async fn job_pods(ctx: &Context, reads: &Reads, owner: &str, ns: &str, job: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    reads
+        .pods
+        .list(&pods, owner, ns, ("batch.kubernetes.io/job-name", job))
+        .await
+        .unwrap_or_default()
+}
+
 /// Which run of a Job's pods holds the failure: a pod that failed, else the one whose
 /// container restarted most (`restartPolicy: OnFailure` restarts inside the pod, which
 /// never fails itself), newest first. Pods being deleted — by the Job controller after a
 /// deadline or when the Job failed — count: their logs are there until they are gone.
 fn failed_run(pods: Vec<Pod>) -> Option<(Pod, bool)> {
-    let restarts = |p: &Pod| -> i32 {
-        p.status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .map(|cs| cs.iter().map(|c| c.restart_count).sum())
-            .unwrap_or(0)
-    };
+    let restarts = restarts_of;
     let terminated = |p: &Pod| -> bool {
         p.status
             .as_ref()
@@ -431,14 +478,10 @@ fn failed_run(pods: Vec<Pod>) -> Option<(Pod, bool)> {
     Some((pod, previous))
 }
 
-/// The last bytes of the log of the run of a Job that failed.
-async fn log_tail(ctx: &Context, ns: &str, job: &str) -> Option<String> {
+/// The last bytes of the log of the run of a Job's `pods` that failed.
+async fn log_tail(ctx: &Context, ns: &str, pods_of_job: Vec<Pod>) -> Option<String> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
-        .await
-        .ok()?;
-    let (pod, previous) = failed_run(list.items)?;
+    let (pod, previous) = failed_run(pods_of_job)?;
     let params = LogParams {
         tail_lines: Some(50),
         previous,
