@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use cutover::{
     api::{MigrationJob, MigrationPhase, Rollout, RolloutPhase},
     controller::{Clock, Config, Context, Metrics},
-    sim::{Sim, prometheus::MetricScript, workload::WorkloadConfig},
+    sim::{Sim, faults::Faults, prometheus::MetricScript, workload::WorkloadConfig},
 };
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
@@ -214,94 +214,129 @@ fn settled(r: &Rollout) -> bool {
     })
 }
 
-/// Runs the release with `inject` called once the new revision started.
-async fn with_fault(inject: impl AsyncFnOnce(&Env)) {
+/// Runs the release with `inject` called once the new revision started, then checks with
+/// `fired` that the fault took effect: a fault that never fires proves nothing.
+async fn with_fault(inject: impl AsyncFnOnce(&Env), fired: impl Fn(&Faults)) {
     let env = start();
     env.release().await;
     inject(&env).await;
     env.check_outcome(true).await;
+    fired(env.sim.store().faults());
 }
 
 #[tokio::test(start_paused = true)]
 async fn server_errors_on_deployment_writes() {
-    with_fault(async |env: &Env| {
-        env.sim
-            .store()
-            .faults()
-            .fail_next(Some("PATCH"), Some("deployments"), 6, 500);
-    })
+    with_fault(
+        async |env: &Env| {
+            env.sim
+                .store()
+                .faults()
+                .fail_next(Some("PATCH"), Some("deployments"), 6, 500);
+        },
+        |f| assert_eq!(f.failed(), 6, "every refused Deployment write was retried"),
+    )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn conflicts_on_status_writes() {
-    with_fault(async |env: &Env| {
-        env.sim
-            .store()
-            .faults()
-            .fail_next(Some("PATCH"), Some("rollouts/status"), 5, 409);
-        env.sim
-            .store()
-            .faults()
-            .fail_next(Some("PATCH"), Some("migrationjobs/status"), 3, 409);
-    })
+    with_fault(
+        async |env: &Env| {
+            env.sim
+                .store()
+                .faults()
+                .fail_next(Some("PATCH"), Some("rollouts/status"), 5, 409);
+            env.sim
+                .store()
+                .faults()
+                .fail_next(Some("PATCH"), Some("migrationjobs/status"), 3, 409);
+        },
+        |f| assert_eq!(f.failed(), 8, "every conflicting status write was retried"),
+    )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn throttled_reads() {
-    with_fault(async |env: &Env| {
-        env.sim
-            .store()
-            .faults()
-            .fail_next(Some("GET"), None, 30, 429);
-    })
+    with_fault(
+        async |env: &Env| {
+            env.sim
+                .store()
+                .faults()
+                .fail_next(Some("GET"), None, 30, 429);
+        },
+        |f| assert_eq!(f.failed(), 30, "every throttled read was retried"),
+    )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn failed_job_creation_never_starts_a_migration_twice() {
-    with_fault(async |env: &Env| {
-        env.sim
-            .store()
-            .faults()
-            .fail_next(Some("PATCH"), Some("jobs"), 4, 500);
-    })
+    with_fault(
+        async |env: &Env| {
+            env.sim
+                .store()
+                .faults()
+                .fail_next(Some("PATCH"), Some("jobs"), 4, 500);
+        },
+        |f| assert_eq!(f.failed(), 4, "every refused Job creation was retried"),
+    )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn slow_responses() {
-    with_fault(async |env: &Env| {
-        env.sim
-            .store()
-            .faults()
-            .delay_responses(Some(Duration::from_millis(300)));
-        tokio::time::sleep(Duration::from_secs(40)).await;
-        env.sim.store().faults().delay_responses(None);
-    })
+    with_fault(
+        async |env: &Env| {
+            env.sim
+                .store()
+                .faults()
+                .delay_responses(Some(Duration::from_millis(300)));
+            tokio::time::sleep(Duration::from_secs(40)).await;
+            env.sim.store().faults().delay_responses(None);
+        },
+        |f| assert!(f.delayed() >= 10, "responses were slowed: {}", f.delayed()),
+    )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn dropped_watches() {
-    with_fault(async |env: &Env| {
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_secs(7)).await;
-            env.sim.store().faults().drop_watches();
-        }
-    })
+    with_fault(
+        async |env: &Env| {
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_secs(7)).await;
+                env.sim.store().faults().drop_watches();
+            }
+        },
+        |f| {
+            assert!(
+                f.watches_dropped() >= 4 * 3,
+                "each drop ended the controllers' watches: {}",
+                f.watches_dropped()
+            )
+        },
+    )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn expired_resource_versions() {
-    with_fault(async |env: &Env| {
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_secs(11)).await;
-            env.sim.store().expire_resource_versions();
-        }
-    })
+    with_fault(
+        async |env: &Env| {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(11)).await;
+                env.sim.store().expire_resource_versions();
+            }
+        },
+        |f| {
+            assert!(
+                f.resumes_refused() >= 3,
+                "each expiry refused a resuming watch: {}",
+                f.resumes_refused()
+            )
+        },
+    )
     .await;
 }
 

@@ -28,6 +28,9 @@ pub struct Faults {
     lags: Mutex<Vec<(String, Duration)>>,
     watch_generation: AtomicU64,
     failed: AtomicU64,
+    delayed: AtomicU64,
+    watches_dropped: AtomicU64,
+    resumes_refused: AtomicU64,
     /// Wakes open watch streams when they are dropped.
     pub(crate) dropped: tokio::sync::Notify,
 }
@@ -78,6 +81,33 @@ impl Faults {
     /// Requests failed so far by rules.
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Responses delayed so far.
+    pub fn delayed(&self) -> u64 {
+        self.delayed.load(Ordering::SeqCst)
+    }
+
+    /// Open watch streams ended so far by `drop_watches`.
+    pub fn watches_dropped(&self) -> u64 {
+        self.watches_dropped.load(Ordering::SeqCst)
+    }
+
+    /// Watches refused so far with 410 Gone: their resourceVersion had expired.
+    pub fn resumes_refused(&self) -> u64 {
+        self.resumes_refused.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn count_delayed(&self) {
+        self.delayed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_watch_dropped(&self) {
+        self.watches_dropped.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_resume_refused(&self) {
+        self.resumes_refused.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The current watch generation; a stream opened in an older one ends.

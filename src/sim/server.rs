@@ -108,6 +108,7 @@ pub async fn handle(
     }
     if let Some(delay) = store.faults().delay() {
         tokio::time::sleep(delay).await;
+        store.faults().count_delayed();
     }
     if let Some(code) = store.faults().take(parts.method.as_str(), &path) {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -144,6 +144,9 @@ pub(super) fn watch_response(
             Some(receiver)
         }
         Err(e) => {
+            if e.code == 410 {
+                store.faults().count_resume_refused();
+            }
             pending.push_back(Pending::Line(encode(
                 &json!({"type": "ERROR", "object": e.status()}),
             )));
@@ -188,7 +191,11 @@ pub(super) fn watch_response(
                 Some(Pending::Line(line)) => return Some((line_frame(line), s)),
                 None => {}
             }
-            if s.done || s.format.store.faults().watch_generation() != s.generation {
+            if s.done {
+                return None;
+            }
+            if s.format.store.faults().watch_generation() != s.generation {
+                s.format.store.faults().count_watch_dropped();
                 return None;
             }
             let wake = if s.bookmarks {
@@ -225,7 +232,10 @@ pub(super) fn watch_response(
                     }
                     Err(broadcast::error::RecvError::Closed) => s.done = true,
                 },
-                _ = s.format.store.faults().dropped.notified() => s.done = true,
+                _ = s.format.store.faults().dropped.notified() => {
+                    s.format.store.faults().count_watch_dropped();
+                    s.done = true;
+                }
                 _ = tokio::time::sleep_until(wake) => {
                     if tokio::time::Instant::now() >= s.deadline {
                         s.done = true;
