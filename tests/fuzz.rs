@@ -35,7 +35,10 @@ use proptest::{
 const CI_CASES: usize = 1500;
 
 /// Runs `target` on inputs from `strategy` until the budget is spent; returns executions.
-fn fuzz<T: Debug>(name: &str, strategy: impl Strategy<Value = T>, target: impl Fn(&T)) -> usize {
+/// Runs `target` on generated inputs; it returns whether it accepted the input. Fails
+/// unless the inputs reached both sides: a generator that only makes accepted (or only
+/// rejected) inputs leaves the other half of the target untried.
+fn fuzz<T: Debug>(name: &str, strategy: impl Strategy<Value = T>, target: impl Fn(&T) -> bool) {
     let seconds = std::env::var("CUTOVER_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse::<u64>().ok());
@@ -48,6 +51,7 @@ fn fuzz<T: Debug>(name: &str, strategy: impl Strategy<Value = T>, target: impl F
     let started = Instant::now();
     let deadline = seconds.map(|s| started + Duration::from_secs(s));
     let mut executions = 0usize;
+    let mut accepted = 0usize;
     loop {
         match deadline {
             Some(d) if Instant::now() >= d => break,
@@ -58,18 +62,25 @@ fn fuzz<T: Debug>(name: &str, strategy: impl Strategy<Value = T>, target: impl F
             .new_tree(&mut runner)
             .unwrap_or_else(|e| panic!("{name}: no input generated: {e}"));
         let input = tree.current();
-        if catch_unwind(AssertUnwindSafe(|| target(&input))).is_err() {
-            let shown: String = format!("{input:?}").chars().take(2000).collect();
-            panic!("{name}: panicked after {executions} executions on input {shown}");
+        match catch_unwind(AssertUnwindSafe(|| target(&input))) {
+            Ok(true) => accepted += 1,
+            Ok(false) => {}
+            Err(_) => {
+                let shown: String = format!("{input:?}").chars().take(2000).collect();
+                panic!("{name}: panicked after {executions} executions on input {shown}");
+            }
         }
         executions += 1;
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "fuzz {name}: {executions} executions in {secs:.1} s ({:.0}/s)",
+        "fuzz {name}: {executions} executions in {secs:.1} s ({:.0}/s), {accepted} accepted",
         executions as f64 / secs.max(1e-9)
     );
-    executions
+    assert!(
+        accepted > 0 && accepted < executions,
+        "{name}: {accepted} of {executions} inputs accepted: the generator misses a side"
+    );
 }
 
 fn rand_seed() -> [u8; 32] {
@@ -184,7 +195,7 @@ fn condition_input() -> impl Strategy<Value = String> {
     ]
 }
 
-fn check_condition(expression: &str) {
+fn check_condition(expression: &str) -> bool {
     let compiled = condition::check(expression);
     if expression.len() > MAX_EXPRESSION_LEN {
         assert!(compiled.is_err(), "an overlong condition compiled");
@@ -203,17 +214,14 @@ fn check_condition(expression: &str) {
             }
         }
     }
+    compiled.is_ok()
 }
 
 #[test]
 fn conditions_never_panic() {
-    assert!(
-        fuzz(
-            "condition",
-            condition_input(),
-            |e: &String| check_condition(e)
-        ) > 0
-    );
+    fuzz("condition", condition_input(), |e: &String| {
+        check_condition(e)
+    });
 }
 
 // ---- templates ----
@@ -247,7 +255,7 @@ fn template_input() -> impl Strategy<Value = (String, BTreeMap<String, String>)>
     )
 }
 
-fn check_template((text, args): &(String, BTreeMap<String, String>)) {
+fn check_template((text, args): &(String, BTreeMap<String, String>)) -> bool {
     let ctx = TemplateContext {
         args: args.clone(),
         name: "web".into(),
@@ -269,11 +277,12 @@ fn check_template((text, args): &(String, BTreeMap<String, String>)) {
     if let Err(e) = &rendered {
         assert!(!e.to_string().is_empty());
     }
+    checked.is_ok()
 }
 
 #[test]
 fn templates_never_panic_and_render_what_they_check() {
-    assert!(fuzz("template", template_input(), check_template) > 0);
+    fuzz("template", template_input(), check_template);
 }
 
 // ---- scenarios ----
@@ -399,14 +408,19 @@ fn scenario_input(seeds: Vec<String>) -> impl Strategy<Value = String> {
 fn scenario_loader_never_panics_and_explains_rejections() {
     let dir = scenarios_dir();
     let file = dir.join("fuzzed.yaml").display().to_string();
-    let executions = fuzz("scenario", scenario_input(seeds()), |text: &String| {
-        if let Err(e) = scenario::parse(text, &file, &dir) {
-            assert!(
-                !e.message.trim().is_empty(),
-                "a rejection without a message"
-            );
-            assert_eq!(e.file, file);
-        }
-    });
-    assert!(executions > 0);
+    fuzz(
+        "scenario",
+        scenario_input(seeds()),
+        |text: &String| match scenario::parse(text, &file, &dir) {
+            Ok(_) => true,
+            Err(e) => {
+                assert!(
+                    !e.message.trim().is_empty(),
+                    "a rejection without a message"
+                );
+                assert_eq!(e.file, file);
+                false
+            }
+        },
+    );
 }
