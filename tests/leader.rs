@@ -146,11 +146,23 @@ async fn one_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     } else {
         (b.metrics, a.metrics)
     };
+    let store = sim.store().clone();
+    let rollouts_rt = rollouts.clone();
     tokio::task::spawn_blocking(move || {
         wait("the leader to reconcile", Duration::from_secs(30), || {
             (reconciles(leader) > 0).then_some(())
         });
-        std::thread::sleep(Duration::from_secs(3));
+        // The Rollout done is the leader's whole work done: by then a standby that
+        // reconciled anything would show it.
+        wait("the Rollout Healthy", Duration::from_secs(60), || {
+            let r = store.get(&rollouts_rt, "default", "web").ok()?;
+            (r.pointer("/status/phase") == Some(&json!("Healthy"))).then_some(())
+        });
+        let standby_metrics = metrics(standby);
+        assert!(
+            standby_metrics.lines().any(|l| l == "cutover_leader 0"),
+            "the standby is alive and answers, not leading:\n{standby_metrics}"
+        );
         assert_eq!(reconciles(standby), 0, "the standby never reconciles");
     })
     .await
