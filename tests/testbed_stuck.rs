@@ -156,22 +156,17 @@ async fn a_job_removed_by_its_ttl_while_the_operator_is_down_still_counts_as_suc
     .await;
 }
 
-/// A migration that fails with `restartPolicy: OnFailure` restarts inside one pod, which
-/// never reaches `Failed`; its failure's log is the container's previous run.
-#[tokio::test]
-async fn a_migration_failing_on_failure_restarts_reports_its_log() {
+/// Runs the migration `expand` with `spec` in a namespace of its own until it fails, and
+/// returns the status message.
+async fn failure_message(prefix: &str, spec: serde_json::Value) -> String {
     let bed = testbed::shared();
-    let ns = bed.namespace("onfailure").await;
+    let ns = bed.namespace(prefix).await;
     let _op = bed.operator(&ns.name, &[]);
     let client = bed.admin().await;
     let migrations: Api<MigrationJob> = Api::namespaced(client.clone(), &ns.name);
     let mj: MigrationJob = serde_json::from_value(json!({
         "apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob", "metadata": {"name": "expand"},
-        "spec": {"backoffLimit": 1,
-            "template": {"metadata": {"annotations": {
-                    "sim.cutover.dev/duration": "2s", "sim.cutover.dev/fail-attempts": "always",
-                    "sim.cutover.dev/log": "applying 0042_add_email.sql\nERROR: column \"email\" already exists"}},
-                "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "m", "image": "m:1"}]}}}
+        "spec": spec
     }))
     .expect("a migration");
     migrations
@@ -183,7 +178,23 @@ async fn a_migration_failing_on_failure_restarts_reports_its_log() {
         (s.phase == MigrationPhase::Failed).then_some(s)
     })
     .await;
-    let message = status.message.unwrap_or_default();
+    status.message.unwrap_or_default()
+}
+
+/// A migration that fails with `restartPolicy: OnFailure` restarts inside one pod, which
+/// never reaches `Failed` and is deleted by the Job controller as the Job fails; its
+/// failure's log is the container's previous run, kept at the restart.
+#[tokio::test]
+async fn a_migration_failing_on_failure_restarts_reports_its_log() {
+    let message = failure_message(
+        "onfailure",
+        json!({"backoffLimit": 1,
+            "template": {"metadata": {"annotations": {
+                    "sim.cutover.dev/duration": "2s", "sim.cutover.dev/fail-attempts": "always",
+                    "sim.cutover.dev/log": "applying 0042_add_email.sql\nERROR: column \"email\" already exists"}},
+                "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "m", "image": "m:1"}]}}}),
+    )
+    .await;
     assert!(
         message.contains("column \"email\" already exists"),
         "the failed run's log is in the message: {message}"
@@ -194,30 +205,15 @@ async fn a_migration_failing_on_failure_restarts_reports_its_log() {
 /// the moment the deadline passes, so the log kept shortly before it is reported.
 #[tokio::test]
 async fn a_migration_stopped_by_its_deadline_reports_its_log() {
-    let bed = testbed::shared();
-    let ns = bed.namespace("deadline").await;
-    let _op = bed.operator(&ns.name, &[]);
-    let client = bed.admin().await;
-    let migrations: Api<MigrationJob> = Api::namespaced(client.clone(), &ns.name);
-    let mj: MigrationJob = serde_json::from_value(json!({
-        "apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob", "metadata": {"name": "expand"},
-        "spec": {"timeoutSeconds": 6,
+    let message = failure_message(
+        "deadline",
+        json!({"timeoutSeconds": 6,
             "template": {"metadata": {"annotations": {
                     "sim.cutover.dev/duration": "120s",
                     "sim.cutover.dev/log": "applying 0043_backfill.sql\nwaiting for lock on table orders"}},
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "m:1"}]}}}
-    }))
-    .expect("a migration");
-    migrations
-        .create(&PostParams::default(), &mj)
-        .await
-        .expect("created");
-    let status = eventually("the migration fails", LIMIT, async || {
-        let s = migrations.get("expand").await.ok()?.status?;
-        (s.phase == MigrationPhase::Failed).then_some(s)
-    })
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "m:1"}]}}}),
+    )
     .await;
-    let message = status.message.unwrap_or_default();
     assert!(message.contains("DeadlineExceeded"), "{message}");
     assert!(
         message.contains("waiting for lock on table orders"),

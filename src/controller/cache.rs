@@ -156,16 +156,18 @@ where
 
     /// Notes an object written for `owner`: its reads wait until the cache has seen it.
     pub fn wrote(&self, owner: &str, written: &K) {
-        let version = version_of(written).unwrap_or(u64::MAX);
-        let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
-        let mark = marks.entry(owner.to_string()).or_default();
-        mark.at_least = mark.at_least.max(version);
+        self.mark(owner, version_of(written));
     }
 
     /// Notes a write of resourceVersion `version` made for `owner` (a status write, whose
     /// answer is not kept).
     pub fn wrote_version(&self, owner: &str, version: &str) {
-        let version = version.parse().unwrap_or(u64::MAX);
+        self.mark(owner, version.parse().ok());
+    }
+
+    /// A version that is not a number can never be seen: reads stay on the API server.
+    fn mark(&self, owner: &str, version: Option<u64>) {
+        let version = version.unwrap_or(u64::MAX);
         let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
         let mark = marks.entry(owner.to_string()).or_default();
         mark.at_least = mark.at_least.max(version);
@@ -249,24 +251,9 @@ where
         namespace: &str,
         (key, value): (&str, &str),
     ) -> Result<Vec<K>, kube::Error> {
-        if self.fresh_for(owner) {
-            self.count("cache");
-            return Ok(self
-                .store
-                .state()
-                .into_iter()
-                .filter(|o| {
-                    o.namespace().as_deref() == Some(namespace)
-                        && o.labels().get(key).map(String::as_str) == Some(value)
-                })
-                .map(|o| o.as_ref().clone())
-                .collect());
-        }
-        self.count("api");
-        Ok(api
-            .list(&ListParams::default().labels(&format!("{key}={value}")))
-            .await?
-            .items)
+        let labelled = |o: &K| o.labels().get(key).map(String::as_str) == Some(value);
+        let selector = format!("{key}={value}");
+        self.read(api, owner, namespace, &selector, labelled).await
     }
 
     /// Every cached object of `namespace` that `keep` accepts, from the cache when it is
@@ -276,6 +263,17 @@ where
         api: &Api<K>,
         owner: &str,
         namespace: &str,
+        keep: impl Fn(&K) -> bool,
+    ) -> Result<Vec<K>, kube::Error> {
+        self.read(api, owner, namespace, "", keep).await
+    }
+
+    async fn read(
+        &self,
+        api: &Api<K>,
+        owner: &str,
+        namespace: &str,
+        selector: &str,
         keep: impl Fn(&K) -> bool,
     ) -> Result<Vec<K>, kube::Error> {
         if self.fresh_for(owner) {
@@ -289,8 +287,12 @@ where
                 .collect());
         }
         self.count("api");
+        let params = match selector {
+            "" => ListParams::default(),
+            selector => ListParams::default().labels(selector),
+        };
         Ok(api
-            .list(&ListParams::default())
+            .list(&params)
             .await?
             .items
             .into_iter()

@@ -481,14 +481,27 @@ pub enum Snapshot {
 }
 
 /// When to keep a copy of the log of `job`, which runs with a deadline of `timeout_seconds`
-/// from its start: shortly before the deadline, because the Job controller deletes the
-/// pods — and their logs with them — the moment it passes. A tenth of the timeout ahead,
-/// at least 1 s and at most 10 s, and never earlier than half way.
-pub fn log_snapshot(job: &JobObserved, timeout_seconds: i64, now: Timestamp) -> Snapshot {
+/// from its start, its pods' containers having restarted `restarts` times where the copy
+/// kept was taken after `kept_restarts`: after each restart (the failed run's log is the
+/// previous container's), and shortly before the deadline, because the Job controller
+/// deletes the pods — and their logs with them — the moment it passes. A tenth of the
+/// timeout ahead, at least 1 s and at most 10 s, and never earlier than half way.
+pub fn log_snapshot(
+    job: &JobObserved,
+    timeout_seconds: i64,
+    (restarts, kept_restarts): (i32, i32),
+    now: Timestamp,
+) -> Snapshot {
     let Some(start) = job.start else {
         return Snapshot::Never;
     };
-    if job.finished.is_some() || job.active == 0 || timeout_seconds <= 0 {
+    if job.finished.is_some() || job.active == 0 {
+        return Snapshot::Never;
+    }
+    if restarts > kept_restarts {
+        return Snapshot::Now;
+    }
+    if timeout_seconds <= 0 {
         return Snapshot::Never;
     }
     let ahead = (timeout_seconds / 10).clamp(1, 10).min(timeout_seconds / 2);

@@ -341,32 +341,77 @@ fn a_running_job_s_log_is_kept_shortly_before_its_deadline() {
     let start = job.start.unwrap_or(at(0));
     let secs = |s: i64| start + jiff::SignedDuration::from_secs(s);
     // 300 s: 30 s ahead is more than 10, so 10 s ahead.
-    assert_eq!(log_snapshot(&job, 300, secs(0)), Snapshot::At(secs(290)));
-    assert_eq!(log_snapshot(&job, 300, secs(290)), Snapshot::Now);
-    assert_eq!(log_snapshot(&job, 300, secs(400)), Snapshot::Now);
+    assert_eq!(
+        log_snapshot(&job, 300, (0, 0), secs(0)),
+        Snapshot::At(secs(290))
+    );
+    assert_eq!(log_snapshot(&job, 300, (0, 0), secs(290)), Snapshot::Now);
+    assert_eq!(log_snapshot(&job, 300, (0, 0), secs(400)), Snapshot::Now);
     // 60 s: a tenth, 6 s ahead.
-    assert_eq!(log_snapshot(&job, 60, secs(0)), Snapshot::At(secs(54)));
+    assert_eq!(
+        log_snapshot(&job, 60, (0, 0), secs(0)),
+        Snapshot::At(secs(54))
+    );
     // 4 s: at least 1 s ahead.
-    assert_eq!(log_snapshot(&job, 4, secs(0)), Snapshot::At(secs(3)));
+    assert_eq!(
+        log_snapshot(&job, 4, (0, 0), secs(0)),
+        Snapshot::At(secs(3))
+    );
     // 1 s: never earlier than half way, so at the deadline.
-    assert_eq!(log_snapshot(&job, 1, secs(0)), Snapshot::At(secs(1)));
+    assert_eq!(
+        log_snapshot(&job, 1, (0, 0), secs(0)),
+        Snapshot::At(secs(1))
+    );
 }
 
 #[test]
 fn a_job_not_running_has_no_log_to_keep() {
     assert_eq!(
-        log_snapshot(&finished("j", false, "BackoffLimitExceeded"), 60, at(100)),
+        log_snapshot(
+            &finished("j", false, "BackoffLimitExceeded"),
+            60,
+            (0, 0),
+            at(100)
+        ),
         Snapshot::Never
     );
     let pending = JobObserved {
         active: 0,
         ..running("j")
     };
-    assert_eq!(log_snapshot(&pending, 60, at(100)), Snapshot::Never);
+    assert_eq!(log_snapshot(&pending, 60, (0, 0), at(100)), Snapshot::Never);
     let unstarted = JobObserved {
         start: None,
         ..running("j")
     };
-    assert_eq!(log_snapshot(&unstarted, 60, at(100)), Snapshot::Never);
-    assert_eq!(log_snapshot(&running("j"), 0, at(100)), Snapshot::Never);
+    assert_eq!(
+        log_snapshot(&unstarted, 60, (0, 0), at(100)),
+        Snapshot::Never
+    );
+    assert_eq!(
+        log_snapshot(&running("j"), 0, (0, 0), at(100)),
+        Snapshot::Never
+    );
+}
+
+#[test]
+fn a_restart_keeps_the_failed_run_s_log_once() {
+    let job = running("j");
+    assert_eq!(log_snapshot(&job, 300, (1, 0), at(5)), Snapshot::Now);
+    assert_eq!(
+        log_snapshot(&job, 300, (1, 1), at(6)),
+        Snapshot::At(at(290)),
+        "kept after that restart: next at the deadline"
+    );
+    assert_eq!(log_snapshot(&job, 300, (2, 1), at(7)), Snapshot::Now);
+    assert_eq!(
+        log_snapshot(
+            &finished("j", false, "BackoffLimitExceeded"),
+            300,
+            (3, 1),
+            at(8)
+        ),
+        Snapshot::Never,
+        "a finished Job has no run left to read"
+    );
 }

@@ -264,15 +264,16 @@ async fn reconcile_migration(
         let key = format!("{ns}/{}", j.name);
         let pods = job_pods(&ctx, &reads, &owner, &ns, &j.name).await;
         let restarts = pods.iter().map(restarts_of).max().unwrap_or(0);
-        let kept = reads.kept_log(&key).map(|(r, _)| r);
-        let snapshot = plan::log_snapshot(j, mj.spec.timeout_seconds(), ctx.clock.now());
-        let restarted = j.finished.is_none() && restarts > kept.unwrap_or(0);
-        if snapshot == Snapshot::Now || restarted {
-            if let Some(tail) = log_tail(&ctx, &ns, pods).await {
-                reads.keep_log(key, Some((restarts, tail)));
+        let kept = reads.kept_log(&key).map_or(0, |(r, _)| r);
+        let timeout = mj.spec.timeout_seconds();
+        match plan::log_snapshot(j, timeout, (restarts, kept), ctx.clock.now()) {
+            Snapshot::Now => {
+                if let Some(tail) = log_tail(&ctx, &ns, pods).await {
+                    reads.keep_log(key, Some((restarts, tail)));
+                }
             }
-        } else if let Snapshot::At(due) = snapshot {
-            snapshot_at = Some(snapshot_at.map_or(due, |s| s.min(due)));
+            Snapshot::At(due) => snapshot_at = Some(snapshot_at.map_or(due, |s| s.min(due))),
+            Snapshot::Never => {}
         }
     }
     let lock = match &mj.spec.lock_key {

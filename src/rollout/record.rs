@@ -394,14 +394,19 @@ pub(super) fn begin(ctx: &mut Ctx<'_>, target: &str, message: impl Into<String>)
         return;
     }
     ctx.status.current_revision = Some(target.to_string());
+    from_the_first_step(ctx);
+    cond::remove(&mut ctx.status.conditions, cond::ABORTED);
+    ctx.note("Started", message);
+}
+
+/// Puts the rollout at its first step, progressing, with no analysis or pause behind it.
+fn from_the_first_step(ctx: &mut Ctx<'_>) {
     ctx.status.analysis.clear();
     ctx.status.current_step_index = Some(0);
     ctx.status.step_started_at = Some(ts(ctx.obs.now));
     ctx.status.paused_at = None;
     ctx.status.phase = RolloutPhase::Progressing;
     ctx.status.message = None;
-    cond::remove(&mut ctx.status.conditions, cond::ABORTED);
-    ctx.note("Started", message);
 }
 
 /// Takes abort and retry requests; returns whether the rollout is (still) aborted.
@@ -413,12 +418,7 @@ pub(super) fn abort_or_retry(ctx: &mut Ctx<'_>, abort_message: &str) -> bool {
     }
     if ctx.request(crate::api::ANNOTATION_RETRY) && aborted {
         aborted = false;
-        ctx.status.analysis.clear();
-        ctx.status.current_step_index = Some(0);
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
-        ctx.status.paused_at = None;
-        ctx.status.phase = RolloutPhase::Progressing;
-        ctx.status.message = None;
+        from_the_first_step(ctx);
         ctx.condition(
             cond::ABORTED,
             cond::FALSE,

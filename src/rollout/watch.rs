@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt, stream::BoxStream};
 use kube::{
     Api, Client, ResourceExt,
     api::DynamicObject,
@@ -51,6 +51,26 @@ fn naming(
         })
         .map(|g| ObjectRef::from_obj(g.as_ref()))
         .collect()
+}
+
+/// The Rollouts of `store` that name, by `names`, each object of `events`.
+fn wakes<O>(
+    events: impl Stream<Item = Result<O, watcher::Error>> + Send + 'static,
+    store: Store<reconcile::Guarded>,
+    names: fn(&Rollout, &str) -> bool,
+) -> BoxStream<'static, Vec<ObjectRef<reconcile::Guarded>>>
+where
+    O: kube::Resource,
+{
+    events
+        .map(move |event| match event {
+            Ok(obj) => {
+                let name = obj.name_any();
+                naming(&store, obj.namespace(), |r| names(r, &name))
+            }
+            Err(_) => Vec::new(),
+        })
+        .boxed()
 }
 
 fn names_service(rollout: &Rollout, service: &str) -> bool {
@@ -181,47 +201,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         // One trigger for every kind a Rollout names, so that the Rollouts' own changes
         // are not polled behind more streams than before.
         let named = {
-            let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
-            // A migration that ends opens (or fails) the gate of the Rollouts naming it.
-            let migrations = migration_events.map(move |mj| match mj {
-                Ok(mj) => {
-                    let name = mj.name_any();
-                    naming(&s1, mj.namespace(), |r| names_migration(r, &name))
-                }
-                Err(_) => Vec::new(),
-            });
-            // A pinned Service edited by someone else is pinned again; one created clears
-            // the InvalidSpec that named it missing.
-            let services = service_events.map(move |svc| match svc {
-                Ok(svc) => {
-                    let name = svc.name_any();
-                    naming(&s2, svc.namespace(), |r| names_service(r, &name))
-                }
-                Err(_) => Vec::new(),
-            });
-            let flags = flag_events.map(move |flag| match flag {
-                Ok(flag) => {
-                    let name = flag.name_any();
-                    naming(&s3, flag.namespace(), |r| names_flag(r, &name))
-                }
-                Err(_) => Vec::new(),
-            });
-            let mut all = vec![migrations.boxed(), services.boxed(), flags.boxed()];
+            // A migration that ends opens (or fails) the gate of the Rollouts naming it; a
+            // pinned Service edited by someone else is pinned again, and one created
+            // clears the InvalidSpec that named it missing.
+            let mut all = vec![
+                wakes(migration_events, store.clone(), names_migration),
+                wakes(service_events, store.clone(), names_service),
+                wakes(flag_events, store.clone(), names_flag),
+            ];
             if let Some((_, route_events)) = routes {
-                let s4 = store.clone();
                 // The gateway's verdict on a route (its status) is what a weight step
                 // waits on.
-                all.push(
-                    route_events
-                        .map(move |route| match route {
-                            Ok(route) => {
-                                let name = route.name_any();
-                                naming(&s4, route.namespace(), |r| names_route(r, &name))
-                            }
-                            Err(_) => Vec::new(),
-                        })
-                        .boxed(),
-                );
+                all.push(wakes(route_events, store.clone(), names_route));
             }
             futures::stream::select_all(all).flat_map(futures::stream::iter)
         };
