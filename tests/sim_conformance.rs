@@ -108,7 +108,8 @@ differential!(
     a_deployment_selector_cannot_change,
     a_status_applied_with_a_stale_resource_version_conflicts,
     a_rollout_selector_cannot_change,
-    a_secret_keeps_string_data_only_as_data;
+    a_secret_keeps_string_data_only_as_data,
+    an_apply_that_changes_nothing_after_another_manager_writes_nothing;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1283,6 +1284,49 @@ async fn a_service_selector_is_applied_as_one_atomic_map(t: Target) {
         .unwrap();
     let selector = forced.spec.unwrap().selector.unwrap();
     assert_eq!(selector.len(), 1, "{selector:?}");
+}
+
+/// `kubectl apply --server-side` of an unchanged manifest after another manager (an
+/// operator, `kubectl label`) wrote the object: nothing is stored, so nothing wakes.
+async fn an_apply_that_changes_nothing_after_another_manager_writes_nothing(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+    let manifest = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+        "data": {"mode": "fast"}});
+    api.patch(
+        "settings",
+        &PatchParams::apply("gitops"),
+        &Patch::Apply(&manifest),
+    )
+    .await
+    .unwrap();
+    let label = json!({"metadata": {"labels": {"team": "web"}}});
+    api.patch("settings", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+        "data": {"extra": "1"}});
+    let before = api
+        .patch(
+            "settings",
+            &PatchParams::apply("operator"),
+            &Patch::Apply(&other),
+        )
+        .await
+        .unwrap();
+    let after = api
+        .patch(
+            "settings",
+            &PatchParams::apply("gitops"),
+            &Patch::Apply(&manifest),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "{:#?}",
+        after.metadata.managed_fields
+    );
 }
 
 async fn a_deployment_selector_cannot_change(t: Target) {

@@ -168,7 +168,7 @@ pub(super) fn write_managed(
                 .collect()
         })
         .unwrap_or_default();
-    let list: Vec<Value> = entries
+    let mut list: Vec<Value> = entries
         .iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
@@ -192,6 +192,16 @@ pub(super) fn write_managed(
             Value::Object(entry)
         })
         .collect();
+    // As kube-apiserver orders them (by operation, time, manager, subresource, version), so
+    // that an apply changing nothing leaves the list, and so the object, as it was.
+    list.sort_by_cached_key(|e| {
+        ["operation", "time", "manager", "subresource", "apiVersion"].map(|k| {
+            e.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        })
+    });
     if let Some(meta) = object.get_mut("metadata") {
         if list.is_empty() {
             if let Some(m) = meta.as_object_mut() {
