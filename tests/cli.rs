@@ -91,11 +91,22 @@ fn lint_reports_each_document_of_a_stream_by_number() {
 fn run_with_unreachable_cluster_exits_nonzero_with_one_line() {
     let dir = tempdir();
     let kubeconfig = dir.join("kubeconfig");
-    // Port 9 on loopback: nothing listens there, so the connection is refused at once.
+    // A port held by a socket that never listens: the connection is refused at once, and
+    // nothing else can take the port while the socket is open.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let server = format!(
+        "https://{}",
+        socket.local_addr().unwrap().as_socket().unwrap()
+    );
     std::fs::write(
         &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n\
-         contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\nusers: [{name: u, user: {token: t}}]\n",
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{server}'}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\nusers: [{{name: u, user: {{token: t}}}}]\n"
+        ),
     )
     .unwrap();
     let out = cutover()
@@ -107,7 +118,9 @@ fn run_with_unreachable_cluster_exits_nonzero_with_one_line() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line expected:\n{stderr}");
     assert!(
-        stderr.starts_with("error: cannot reach the Kubernetes API at https://127.0.0.1:9"),
+        stderr.starts_with(&format!(
+            "error: cannot reach the Kubernetes API at {server}"
+        )),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"));

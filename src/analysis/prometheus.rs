@@ -601,10 +601,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_server_is_an_error_not_a_result() {
-        // A port nothing listens on.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
+        // A port held by a socket that never listens: connecting is refused for as long
+        // as the socket is open, and nothing else can take the port meanwhile.
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
         let endpoint = Endpoint::new(format!("http://{addr}"));
         let err = instant(&HttpTransport::new(), &endpoint, "up", Timestamp::now())
             .await
