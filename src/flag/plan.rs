@@ -129,6 +129,17 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
         }
         ctx.condition(cond::CONFLICT, cond::TRUE, "KeyInUse", message.clone());
         ctx.condition(cond::READY, cond::FALSE, "Conflict", message.clone());
+        // Not served: no percentage to report, no step baking, no analysis of traffic it
+        // does not get. Served again, it starts over from its first step.
+        if let Some(run) = &mut ctx.status.analysis
+            && run.verdict == crate::api::AnalysisVerdict::Running
+        {
+            run.verdict = crate::api::AnalysisVerdict::Successful;
+            run.message = Some("ended: the flag is not served while its key is taken".into());
+        }
+        ctx.status.percentage = None;
+        ctx.status.current_step_index = None;
+        ctx.status.step_started_at = None;
         ctx.status.phase = FlagPhase::Pending;
         ctx.status.message = Some(message);
         return;

@@ -183,3 +183,49 @@ fn a_flag_whose_key_is_taken_is_in_conflict_and_not_served() {
     assert!(cond::find(&w.status().conditions, cond::CONFLICT).is_none());
     assert_eq!(w.status().percentage, Some(5));
 }
+
+#[test]
+fn a_flag_mid_rollout_whose_key_is_taken_stops_and_starts_over_when_served_again() {
+    let mut w = analysed();
+    w.run(0, 700, 0.001);
+    assert_eq!(w.status().percentage, Some(25));
+    assert_eq!(w.status().phase, FlagPhase::Progressing);
+    // An older flag now claims the key.
+    w.conflict = Some("old-checkout".into());
+    let p = w.step(at(701), Some(0.001));
+    let s = w.status().clone();
+    assert_eq!(s.phase, FlagPhase::Pending);
+    assert_eq!(s.percentage, None, "not served: no percentage");
+    assert_eq!(s.current_step_index, None);
+    let ready = cond::find(&s.conditions, cond::READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Conflict")
+    );
+    assert!(p.notes.iter().any(|n| n.reason == "Conflict" && n.warning));
+    assert_ne!(
+        s.analysis.as_ref().map(|r| r.verdict),
+        Some(AnalysisVerdict::Running),
+        "no analysis of traffic it does not get"
+    );
+    assert!(due(&w.flag, at(5000)).is_empty());
+    // Hours in conflict bake nothing.
+    w.run(702, 9000, 0.001);
+    assert_eq!(w.status().percentage, None);
+    assert!(
+        w.step(at(9001), None).notes.is_empty(),
+        "one Conflict Event, not one per reconcile"
+    );
+    // Served again: from the first step, with a fresh analysis.
+    w.conflict = None;
+    let p = w.step(at(9002), Some(0.001));
+    let s = w.status();
+    assert_eq!(s.percentage, Some(5));
+    assert_eq!(s.phase, FlagPhase::Progressing);
+    assert!(cond::find(&s.conditions, cond::CONFLICT).is_none());
+    assert!(p.notes.iter().any(|n| n.reason == "RolloutStarted"));
+    assert_eq!(
+        s.analysis.as_ref().map(|r| (r.name.as_str(), r.verdict)),
+        Some(("step-0", AnalysisVerdict::Running))
+    );
+}

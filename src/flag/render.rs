@@ -193,7 +193,11 @@ mod tests {
     #[test]
     fn the_earliest_flag_keeps_a_key_and_the_later_conflicts() {
         let a = flag("a", "2027-01-01T00:00:00Z", json!({"key": "checkout"}));
-        let b = flag("b", "2027-01-02T00:00:00Z", json!({"key": "checkout"}));
+        let b = flag(
+            "b",
+            "2027-01-02T00:00:00Z",
+            json!({"key": "checkout", "defaultVariant": "on"}),
+        );
         let c = flag("c", "2027-01-03T00:00:00Z", json!({}));
         let claims = claims(&[&b, &a, &c]);
         assert_eq!(claims.serving["checkout"], "a");
@@ -202,6 +206,9 @@ mod tests {
         let doc: Value = serde_json::from_str(&document(&[&b, &a, &c])).unwrap();
         assert_eq!(doc["$schema"], FLAGD_SCHEMA);
         assert_eq!(doc["flags"].as_object().unwrap().len(), 2);
+        // The key serves the earliest flag's definition; the later one is not rendered.
+        assert_eq!(doc["flags"]["checkout"], definition(&a));
+        assert_ne!(doc["flags"]["checkout"], definition(&b));
         // The same flags in another order render the same bytes: no needless write.
         assert_eq!(document(&[&a, &b, &c]), document(&[&c, &b, &a]));
     }
