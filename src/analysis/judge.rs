@@ -482,6 +482,45 @@ mod tests {
         assert!(l95 <= l80 && h80 <= h95);
     }
 
+    /// Reference values computed once with numpy 2.4.6 and scipy 1.17.1: the estimate is
+    /// `np.median(np.subtract.outer(x, y))`; the interval is the pair of order statistics
+    /// `d[k-1], d[m-k]` of the sorted differences with
+    /// `k = floor(n1*n2/2 - scipy.stats.norm.ppf(1-(1-c)/2) * sqrt(n1*n2*(n1+n2+1)/12))`,
+    /// the large-sample interval of Hollander & Wolfe (Nonparametric Statistical Methods).
+    /// The first data set is the permeability data of R's `?wilcox.test` example (Hollander
+    /// & Wolfe 1973, p. 69); the second was drawn with `np.random.default_rng(7)`, normal
+    /// around 0.30 and 0.25 and rounded to 3 places.
+    #[test]
+    fn hodges_lehmann_matches_reference_values() {
+        let x = [0.80, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46];
+        let y = [1.15, 0.88, 0.90, 0.74, 1.21];
+        // Thousandths, as drawn: n / 1000.0 is the same double as the decimal literal.
+        let canary: Vec<f64> = CANARY.iter().map(|&n| f64::from(n) / 1000.0).collect();
+        let stable: Vec<f64> = STABLE.iter().map(|&n| f64::from(n) / 1000.0).collect();
+        type Case<'a> = (&'a [f64], &'a [f64], f64, f64, (f64, f64));
+        let cases: [Case; 4] = [
+            (&x, &y, 0.95, 0.305, (-0.17, 0.76)),
+            (&x, &y, 0.90, 0.305, (-0.10, 0.74)),
+            (&canary, &stable, 0.95, 0.048, (0.023, 0.071)),
+            (&canary, &stable, 0.99, 0.048, (0.013, 0.079)),
+        ];
+        for (x, y, confidence, estimate, (lo, hi)) in cases {
+            let (s, (l, h)) = hodges_lehmann(x, y, confidence).unwrap();
+            assert!(close(s, estimate, 1e-9), "{confidence}: estimate {s}");
+            assert!(close(l, lo, 1e-9), "{confidence}: lower {l}");
+            assert!(close(h, hi, 1e-9), "{confidence}: upper {h}");
+        }
+    }
+
+    const CANARY: [u16; 24] = [
+        300, 315, 286, 255, 277, 250, 303, 367, 275, 269, 324, 318, 305, 253, 299, 335, 233, 277,
+        205, 236, 208, 288, 237, 314,
+    ];
+    const STABLE: [u16; 20] = [
+        258, 241, 124, 223, 248, 256, 173, 226, 201, 210, 303, 210, 248, 294, 221, 244, 256, 253,
+        189, 254,
+    ];
+
     fn compare(direction: CompareDirection) -> CompareMetric {
         CompareMetric {
             direction: Some(direction),

@@ -45,8 +45,8 @@ pub fn achieved_weight(stable: i32, canary: i32) -> i32 {
 pub fn split_without_router(replicas: i32, weight: i32) -> Split {
     let replicas = replicas.max(0);
     let weight = weight.clamp(0, 100);
-    // Integer arithmetic: floor(replicas * weight / 100) exactly.
-    let canary = replicas * weight / 100;
+    // Integer arithmetic: floor(replicas * weight / 100) exactly, never above replicas.
+    let canary = i32::try_from(i64::from(replicas) * i64::from(weight) / 100).unwrap_or(replicas);
     Split {
         stable: replicas - canary,
         canary,
@@ -54,14 +54,22 @@ pub fn split_without_router(replicas: i32, weight: i32) -> Split {
 }
 
 /// With a router: the stable keeps full size (an abort moves traffic back at once) and the
-/// canary gets enough pods for its weight (at least one for any weight above 0).
+/// canary gets enough pods for its weight (at least one for any weight above 0). A Rollout
+/// scaled to zero was scaled down on purpose (an idle environment, an HPA at rest): it gets
+/// no canary pod either, and the route's weight then reaches no pod of either side.
 pub fn split_with_router(replicas: i32, weight: i32) -> Split {
     let replicas = replicas.max(0);
     let weight = weight.clamp(0, 100);
-    let canary = ((f64::from(replicas) * f64::from(weight)) / 100.0).ceil() as i32;
+    // Integer arithmetic: ceil(replicas * weight / 100) exactly, never above replicas.
+    let canary =
+        i32::try_from((i64::from(replicas) * i64::from(weight) + 99) / 100).unwrap_or(replicas);
     Split {
         stable: replicas,
-        canary: if weight > 0 { canary.max(1) } else { 0 },
+        canary: if weight > 0 && replicas > 0 {
+            canary.max(1)
+        } else {
+            0
+        },
     }
 }
 
@@ -547,26 +555,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn router_gives_a_rollout_scaled_to_zero_no_canary_pod() {
+        for weight in [0, 1, 50, 100] {
+            assert_eq!(
+                split_with_router(0, weight),
+                Split {
+                    stable: 0,
+                    canary: 0
+                },
+                "weight {weight}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
-        fn without_router_pods_are_conserved_and_weight_is_closest(replicas in 0i32..200, weight in 0i32..=100) {
+        fn without_router_pods_are_conserved_and_weight_is_closest(replicas in prop_oneof![0i32..200, Just(i32::MAX)], weight in 0i32..=100) {
             let split = split_without_router(replicas, weight);
             prop_assert_eq!(split.stable + split.canary, replicas);
             prop_assert!(split.stable >= 0 && split.canary >= 0);
-            if replicas > 0 {
-                let share = |c: i32| f64::from(c) * 100.0 / f64::from(replicas);
-                prop_assert!(share(split.canary) <= f64::from(weight) + 1e-9, "never above the step's weight");
-                // No split that stays within the weight is closer to it.
-                prop_assert!(split.canary == replicas || share(split.canary + 1) > f64::from(weight) + 1e-9);
-            }
+            // Shares compared exactly, as hundredths of pods.
+            let asked = i64::from(replicas) * i64::from(weight);
+            let share = |c: i32| i64::from(c) * 100;
+            prop_assert!(share(split.canary) <= asked, "never above the step's weight");
+            // No split that stays within the weight is closer to it.
+            prop_assert!(split.canary == replicas || share(split.canary + 1) > asked);
         }
 
         #[test]
-        fn with_router_canary_never_exceeds_stable_size(replicas in 0i32..200, weight in 0i32..=100) {
+        fn with_router_canary_never_exceeds_stable_size(replicas in prop_oneof![0i32..200, Just(i32::MAX)], weight in 0i32..=100) {
             let split = split_with_router(replicas, weight);
             prop_assert_eq!(split.stable, replicas);
-            prop_assert!(split.canary <= replicas.max(1));
-            prop_assert_eq!(split.canary == 0, weight == 0);
+            prop_assert!(split.canary <= replicas);
+            prop_assert_eq!(split.canary == 0, weight == 0 || replicas == 0);
+            // Enough pods for the weight: the canary's share of a full-size stable.
+            prop_assert!(i64::from(split.canary) * 100 >= i64::from(replicas) * i64::from(weight));
         }
     }
 }

@@ -167,6 +167,13 @@ impl World {
         }
     }
 
+    /// Every pod scaled up so far becomes available.
+    fn pods_come_up(&mut self) {
+        for r in &mut self.revisions {
+            r.available = r.replicas;
+        }
+    }
+
     fn annotate(&mut self, key: &str, value: &str) {
         self.rollout
             .metadata
@@ -546,8 +553,8 @@ proptest! {
     fn invariants_hold_for_any_steps_and_availability(
         weights in proptest::collection::vec(prop_oneof![(0i32..=100).prop_map(Some), Just(None)], 0..6),
         routed in any::<bool>(),
-        instant in any::<bool>(),
-        abort_at in 0usize..6,
+        lagging in any::<bool>(),
+        abort_at in proptest::option::of(0usize..6),
         secs in proptest::collection::vec(0i64..200, 6),
     ) {
         let steps: Vec<serde_json::Value> = weights.iter().map(|w| match w {
@@ -556,29 +563,64 @@ proptest! {
         }).collect();
         let mut world = World::new(rollout(json!(steps), routed), "old", "new");
         let mut now = 0;
-        for (round, dt) in secs.iter().enumerate() {
+        // Lagging: pods scaled up in one round become available by the next.
+        let round = |world: &mut World, now: i64| {
+            if lagging {
+                world.pods_come_up();
+            }
+            world.settle(at(now), !lagging);
+        };
+        for (i, dt) in secs.iter().enumerate() {
             now += dt;
-            if round == abort_at {
+            if Some(i) == abort_at {
                 world.annotate(ANNOTATION_ABORT, "x");
             }
-            world.settle(at(now), instant);
+            round(&mut world, now);
             let status = world.status().clone();
             // The weight never exceeds what the steps so far allow.
             let index = status.current_step_index.unwrap_or(0).max(0) as usize;
             let allowed = weights[..(index + 1).min(weights.len())].iter().flatten().copied().max().unwrap_or(0);
             let bound = if index >= weights.len() { 100 } else { allowed };
             prop_assert!(status.canary_weight.unwrap_or(0) <= bound, "weight {:?} above {}", status.canary_weight, bound);
+            let promoted = status.stable_revision.as_deref() == Some("new");
             if status.phase == RolloutPhase::Aborted {
+                prop_assert!(abort_at.is_some_and(|a| a <= i), "aborted unasked");
+                prop_assert!(!promoted);
                 prop_assert_eq!(status.canary_weight, Some(0));
                 prop_assert_eq!(world.replicas("old"), 10, "abort keeps stable at full scale");
                 if routed {
                     prop_assert_eq!(world.route_weight, Some(0));
+                }
+            } else if promoted {
+                prop_assert_eq!(world.replicas("new"), 10, "the promoted revision at full scale");
+                prop_assert_eq!(status.phase, RolloutPhase::Healthy);
+                if routed {
+                    prop_assert_eq!(world.route_weight.unwrap_or(0), 0, "all traffic on the promoted revision");
+                }
+            } else {
+                // Under way: never fewer pods than asked for, and with a router the stable
+                // stays at full size so that an abort moves traffic back at once.
+                prop_assert!(world.replicas("old") + world.replicas("new") >= 10);
+                if routed {
+                    prop_assert_eq!(world.replicas("old"), 10);
+                    prop_assert!(world.route_weight.unwrap_or(0) <= bound);
                 }
             }
             // Settled: a replan writes nothing.
             let again = world.plan(at(now));
             prop_assert!(again.actions.is_empty(), "{:?}", again.actions);
             prop_assert_eq!(Some(&again.status), world.rollout.status.as_ref());
+        }
+        // Left alone, a rollout nobody aborted finishes, however its pods lag.
+        if abort_at.is_none() {
+            for _ in 0..weights.len() + 3 {
+                now += 60;
+                round(&mut world, now);
+            }
+            let status = world.status();
+            prop_assert_eq!(status.stable_revision.as_deref(), Some("new"), "{:?}", status);
+            prop_assert_eq!(status.phase, RolloutPhase::Healthy);
+            prop_assert_eq!(world.replicas("new"), 10);
         }
     }
 
@@ -846,7 +888,7 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
 
 use super::super::analysis::{self as runs, Input, Taken};
 use crate::analysis::condition::QueryResult;
-use crate::api::AnalysisVerdict;
+use crate::api::{AnalysisVerdict, MeasurementOutcome};
 
 fn metric(extra: serde_json::Value) -> serde_json::Value {
     let mut m = json!({"name": "errors", "interval": "30s", "count": 3,
@@ -991,6 +1033,112 @@ fn no_data_is_inconclusive_by_default_and_follows_the_policy() {
     let mut world = World::new(rollout(steps, false), "old", "new");
     world.run(0, 5, &|_, _| Input::Query(Ok(QueryResult::Empty)));
     assert_eq!(world.status().phase, RolloutPhase::Aborted);
+}
+
+#[test]
+fn on_error_abort_aborts_where_the_default_pauses() {
+    let refused = |_: &str, _: Timestamp| Input::Query(Err("connection refused".into()));
+    let steps = |on_error: serde_json::Value| {
+        json!([{"setWeight": 20}, {"analysis": {"metrics": [metric(json!({
+            "interval": "10s", "consecutiveErrorLimit": 1, "onError": on_error}))]}}])
+    };
+    let mut aborting = World::new(rollout(steps(json!("Abort")), false), "old", "new");
+    aborting.run(0, 60, &refused);
+    let s = aborting.status();
+    assert_eq!(s.phase, RolloutPhase::Aborted);
+    assert_eq!(s.stable_revision.as_deref(), Some("old"));
+    assert_eq!(aborting.replicas("old"), 10);
+    assert_eq!(aborting.replicas("new"), 0);
+    assert_eq!(
+        aborting.run_status("step-1").verdict,
+        AnalysisVerdict::Error
+    );
+    assert_eq!(
+        aborting.run_status("step-1").metrics[0].count,
+        2,
+        "one error tolerated, the second decides"
+    );
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Aborted" && c.reason == "AnalysisError"),
+        "{:?}",
+        s.conditions
+    );
+    let mut pausing = World::new(rollout(steps(serde_json::Value::Null), false), "old", "new");
+    pausing.run(0, 60, &refused);
+    assert_eq!(pausing.status().phase, RolloutPhase::Paused);
+    assert_eq!(pausing.replicas("new"), 2, "paused, the canary is kept");
+}
+
+#[test]
+fn inconclusive_limit_tolerates_that_many_then_pauses() {
+    // Five measurements 30 s apart; the first `empty` of them find no data.
+    let world_with = |empty: i64| {
+        let steps = json!([{"setWeight": 20}, {"analysis": {"metrics": [metric(json!({
+            "count": 5, "inconclusiveLimit": 2}))]}}]);
+        let mut world = World::new(rollout(steps, false), "old", "new");
+        world.run(0, 200, &move |_, t| {
+            if t < at(30 * empty) {
+                Input::Query(Ok(QueryResult::Empty))
+            } else {
+                number(0.01)
+            }
+        });
+        world
+    };
+    let tolerated = world_with(2);
+    let run = tolerated.run_status("step-1");
+    assert_eq!(run.verdict, AnalysisVerdict::Successful);
+    assert_eq!(run.metrics[0].inconclusive, 2);
+    assert_eq!(tolerated.status().stable_revision.as_deref(), Some("new"));
+    let over = world_with(3);
+    let run = over.run_status("step-1");
+    assert_eq!(run.verdict, AnalysisVerdict::Inconclusive);
+    assert_eq!(run.metrics[0].inconclusive, 3, "decided on the third");
+    assert_eq!(over.status().phase, RolloutPhase::Paused);
+    assert_eq!(over.status().stable_revision.as_deref(), Some("old"));
+    assert!(
+        over.status()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Paused" && c.reason == "AnalysisInconclusive"),
+        "{:?}",
+        over.status().conditions
+    );
+}
+
+#[test]
+fn a_comparison_with_too_few_samples_follows_no_data() {
+    // Four samples each, below the default minimum: the judge has no data.
+    let few = |_: &str, _: Timestamp| Input::Compare(Ok((vec![0.5; 4], vec![0.2; 4])));
+    let world_with = |no_data: serde_json::Value| {
+        let steps = json!([{"setWeight": 20}, {"analysis": {"metrics": [{"name": "latency", "count": 1,
+            "noData": no_data, "compare": {"canaryQuery": "c", "stableQuery": "s"}}]}}]);
+        let mut world = World::new(rollout(steps, false), "old", "new");
+        world.run(0, 5, &few);
+        world
+    };
+    let default = world_with(serde_json::Value::Null);
+    let m = &default.run_status("step-1").metrics[0].measurements[0];
+    assert_eq!(m.outcome, MeasurementOutcome::Inconclusive);
+    assert!(
+        m.message.as_deref().unwrap().contains("too few samples"),
+        "{m:?}"
+    );
+    assert_eq!(default.status().phase, RolloutPhase::Paused);
+    let failing = world_with(json!("fail"));
+    assert_eq!(
+        failing.run_status("step-1").metrics[0].measurements[0].outcome,
+        MeasurementOutcome::Failed
+    );
+    assert_eq!(failing.status().phase, RolloutPhase::Aborted);
+    let passing = world_with(json!("pass"));
+    assert_eq!(
+        passing.run_status("step-1").metrics[0].measurements[0].outcome,
+        MeasurementOutcome::Successful
+    );
+    assert_eq!(passing.status().stable_revision.as_deref(), Some("new"));
 }
 
 #[test]
