@@ -24,12 +24,17 @@ expect_eq "$(n get cro web -o jsonpath='{.spec.strategy.canary.steps[0].setWeigh
 expect_out "stableService: web" "get -o yaml" n get cro web -o yaml
 
 # a watch sees a status change
-n get cro web -w --request-timeout=4s >"$WORK/watch.out" 2>&1 &
+n get cro web -w --request-timeout=30s >"$WORK/watch.out" 2>&1 &
 watch_pid=$!
-sleep 1
+# The watch has listed the Rollout (not yet Healthy) before the status changes, so the
+# change can only reach it through the watch.
+for _ in $(seq 1 100); do grep -q "^web " "$WORK/watch.out" && break; sleep 0.1; done
+grep -q "^web " "$WORK/watch.out" || { cat "$WORK/watch.out"; fail "get -w listed nothing"; }
+grep -q "Healthy" "$WORK/watch.out" && fail "the Rollout was Healthy before the status change"
 n patch cro web --subresource=status --type merge \
   -p '{"status":{"phase":"Healthy","strategy":"Canary","conditions":[{"type":"Available","status":"True","reason":"Serving","message":"ok","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}' >/dev/null
-wait "$watch_pid" 2>/dev/null || true
+for _ in $(seq 1 100); do grep -q "Healthy" "$WORK/watch.out" && break; sleep 0.1; done
+kill "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null || true
 grep -q "Healthy" "$WORK/watch.out" || { cat "$WORK/watch.out"; fail "get -w did not show the status change"; }
 
 # wait for a condition

@@ -9,11 +9,18 @@
 //! `scale --kubeconfig FILE --rollouts N`: the same on a real control plane (see `real`).
 //! `burst --rollouts N`: how long one person's change waits behind a burst of N (see
 //! `burst`). `hang`: whether one Rollout's hanging Prometheus delays 50 others (see `hang`).
+//! `takeover [--runs N]`: how long a standby takes to lead after the leader is killed (see
+//! `takeover`). `abort-lag [--runs N]`: how soon a spike in a real Prometheus aborts a
+//! canary (see `abort_lag`).
 
+mod abort_lag;
 mod burst;
 mod hang;
 mod heap;
+#[path = "../../../tests/support/prometheus.rs"]
+mod prometheus;
 mod real;
+mod takeover;
 
 use std::time::{Duration, Instant};
 
@@ -592,6 +599,12 @@ fn main() -> std::process::ExitCode {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000usize);
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3usize);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -663,8 +676,14 @@ fn main() -> std::process::ExitCode {
                 Err(e) => Err(e.into()),
             }
         }
+        Some("takeover") => runtime.block_on(takeover::bench(runs)),
+        Some("abort-lag") => runtime
+            .block_on(abort_lag::bench(runs))
+            .map_err(|e| -> Box<dyn std::error::Error> { e }),
         Some(other) => {
-            eprintln!("unknown benchmark {other:?}; available: sim, scale, burst, hang");
+            eprintln!(
+                "unknown benchmark {other:?}; available: sim, scale, burst, hang, takeover, abort-lag"
+            );
             return std::process::ExitCode::from(2);
         }
     };
