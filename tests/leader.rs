@@ -2,11 +2,11 @@
 //! reconciles, the other stands by; killed, the leader is replaced once its lease expired.
 //! (`bench takeover` measures how long that takes.)
 
+#[path = "support/operator.rs"]
+mod support;
+
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{SocketAddr, TcpStream},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    net::SocketAddr,
     time::{Duration, Instant},
 };
 
@@ -14,75 +14,15 @@ use cutover::{controller::Clock, sim::Sim};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-struct Operator {
-    child: Child,
-    metrics: SocketAddr,
-}
+use support::{Operator, leads, metrics};
 
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `cutover run` as `identity`, its metrics on a port it binds itself; the address
-/// is read back from its log, so no port is picked here and handed over later.
 fn operator(kubeconfig: &std::path::Path, identity: &str) -> Operator {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args([
-            "run",
-            "--leader-elect",
-            "--leader-election-namespace",
-            "default",
-            "--log-format",
-            "json",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env("POD_NAME", identity)
-        .env_remove("POD_NAMESPACE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    // Reads the log to its end so the operator never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let Ok(event) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if event["message"] == "serving /metrics, /healthz, /readyz"
-                && let Some(addr) = event["addr"].as_str().and_then(|a| a.parse().ok())
-            {
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let metrics = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the operator logs the address it serves metrics on");
-    Operator { child, metrics }
-}
-
-/// The operator's /metrics text (empty while it does not answer).
-fn metrics(addr: SocketAddr) -> String {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-fn leads(addr: SocketAddr) -> bool {
-    metrics(addr).lines().any(|l| l == "cutover_leader 1")
+    support::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_cutover")),
+        kubeconfig,
+        identity,
+    )
+    .unwrap()
 }
 
 fn reconciles(addr: SocketAddr) -> u64 {

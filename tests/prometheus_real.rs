@@ -7,21 +7,16 @@
 mod prometheus;
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
-use cutover::{
-    api::{AnalysisVerdict, MeasurementOutcome, Rollout, RolloutPhase},
-    controller::{Clock, Config, Context, Metrics},
-    sim::{Sim, workload::WorkloadConfig},
-};
+use cutover::api::{AnalysisVerdict, MeasurementOutcome, Rollout, RolloutPhase};
 use kube::{
     Api,
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use prometheus::{ERROR_RATE, Prometheus, start_exporter, start_prometheus};
 
@@ -31,31 +26,10 @@ struct Operator {
 }
 
 fn start_operator(prometheus: &Prometheus) -> Operator {
-    let sim = Sim::new(Clock::System);
-    cutover::cli::dev::install_crds(&sim).unwrap();
-    let stop = CancellationToken::new();
-    sim.start_workloads(
-        WorkloadConfig {
-            ready_after: Duration::from_millis(200),
-            job_duration: Duration::from_millis(200),
-        },
-        stop.clone(),
-    );
-    let client = sim.client();
-    let config = Config {
-        prometheus_url: Some(format!("http://{}", prometheus.addr)),
-        ..Config::default()
-    };
-    let ctx = Context::new(
-        client.clone(),
-        config,
-        Clock::System,
-        Arc::new(Metrics::new()),
-    );
-    tokio::spawn(cutover::rollout::watch::run(Arc::new(ctx), stop.clone()));
+    let (rollouts, stop) = prometheus.operator().unwrap();
     Operator {
-        rollouts: Api::namespaced(client, "default"),
-        _stop: stop.drop_guard(),
+        rollouts,
+        _stop: stop,
     }
 }
 

@@ -1,6 +1,6 @@
 //! A real Prometheus (Debian's `prometheus`, installed by `scripts/test`) scraping a test
-//! exporter every second whose counters the caller drives; shared by the tests and the
-//! bench binary.
+//! exporter every second whose counters the caller drives, and the Rollout controller
+//! querying it from a sim on the real clock; shared by the tests and the bench binary.
 
 use std::{
     io::{BufRead, BufReader},
@@ -14,6 +14,14 @@ use std::{
     },
     time::{Duration, Instant},
 };
+
+use cutover::{
+    api::Rollout,
+    controller::{Clock, Config, Context, Metrics},
+    sim::{Sim, workload::WorkloadConfig},
+};
+use kube::Api;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -185,5 +193,35 @@ impl Prometheus {
             Ok(cutover::analysis::condition::QueryResult::Number(v)) => Some(v),
             _ => None,
         }
+    }
+}
+
+impl Prometheus {
+    /// Starts the Rollout controller on a sim with the real clock (pods ready and Jobs done
+    /// after 200 ms), this Prometheus its default; it stops when the guard is dropped.
+    pub fn operator(&self) -> Result<(Api<Rollout>, DropGuard), BoxError> {
+        let sim = Sim::new(Clock::System);
+        cutover::cli::dev::install_crds(&sim).map_err(|e| e.to_string())?;
+        let stop = CancellationToken::new();
+        sim.start_workloads(
+            WorkloadConfig {
+                ready_after: Duration::from_millis(200),
+                job_duration: Duration::from_millis(200),
+            },
+            stop.clone(),
+        );
+        let client = sim.client();
+        let config = Config {
+            prometheus_url: Some(format!("http://{}", self.addr)),
+            ..Config::default()
+        };
+        let ctx = Context::new(
+            client.clone(),
+            config,
+            Clock::System,
+            Arc::new(Metrics::new()),
+        );
+        tokio::spawn(cutover::rollout::watch::run(Arc::new(ctx), stop.clone()));
+        Ok((Api::namespaced(client, "default"), stop.drop_guard()))
     }
 }

@@ -8,14 +8,11 @@
 //! being seen Aborted, per run.
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
-use cutover::{
-    api::{Rollout, RolloutPhase},
-    controller::{Clock, Config, Context, Metrics},
-};
+use cutover::api::{Rollout, RolloutPhase};
 use kube::{
     Api,
     api::{Patch, PatchParams, PostParams},
@@ -58,20 +55,7 @@ async fn until(
 async fn once() -> Result<f64, BoxError> {
     let (exporter, exporter_addr) = start_exporter().await?;
     let prometheus = start_prometheus(exporter_addr).await?;
-    let (sim, stop, _stop) = super::live_sim().map_err(|e| e.to_string())?;
-    let client = sim.client();
-    let config = Config {
-        prometheus_url: Some(format!("http://{}", prometheus.addr)),
-        ..Config::default()
-    };
-    let ctx = Context::new(
-        client.clone(),
-        config,
-        Clock::System,
-        Arc::new(Metrics::new()),
-    );
-    tokio::spawn(cutover::rollout::watch::run(Arc::new(ctx), stop.clone()));
-    let api: Api<Rollout> = Api::namespaced(client, "default");
+    let (api, _stop) = prometheus.operator()?;
     api.create(&PostParams::default(), &rollout()?).await?;
     until(&api, "the first revision", |r| {
         r.status

@@ -17,6 +17,8 @@ mod abort_lag;
 mod burst;
 mod hang;
 mod heap;
+#[path = "../../../tests/support/operator.rs"]
+mod operator;
 #[path = "../../../tests/support/prometheus.rs"]
 mod prometheus;
 mod real;
