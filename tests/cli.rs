@@ -127,6 +127,48 @@ fn run_with_unreachable_cluster_exits_nonzero_with_one_line() {
 }
 
 #[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = tempdir();
+    let log = dir.join("dev.log");
+    let mut dev = cutover()
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.join("dev.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cutover dev never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SIGTERM, so that it logs its shutdown on the way out.
+    let term = Command::new("kill")
+        .args(["-TERM", &dev.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    dev.wait().unwrap();
+    let logs = std::fs::read_to_string(dir.join("dev.err")).unwrap();
+    assert!(logs.contains("shutdown requested"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "colour codes in a file: {logs:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn run_with_bad_kubeconfig_exits_nonzero_with_one_line() {
     let dir = tempdir();
     let kubeconfig = dir.join("kubeconfig");

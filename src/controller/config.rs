@@ -36,8 +36,9 @@ pub struct Config {
         value_parser = super::egress::parse_entry
     )]
     pub allowed_hosts: Vec<String>,
-    /// Address serving /metrics, /healthz and /readyz.
-    #[arg(long, env = "CUTOVER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    /// Address serving /metrics, /healthz and /readyz (loopback unless told otherwise; the
+    /// chart and the kustomize config listen on every address for the scraper).
+    #[arg(long, env = "CUTOVER_METRICS_ADDR", default_value = "127.0.0.1:8080")]
     pub metrics_addr: SocketAddr,
     /// Log format.
     #[arg(long, env = "CUTOVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
@@ -133,6 +134,8 @@ mod tests {
         let c = Cli::try_parse_from(["x"]).unwrap().config;
         assert!(c.namespaces.is_empty());
         assert_eq!((c.kube_qps, c.kube_burst, c.concurrency), (100.0, 250, 16));
+        // A bare `cutover run` on a laptop does not serve its metrics to the network.
+        assert_eq!(c.metrics_addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
         let c = Cli::try_parse_from([
             "x",
             "-n",

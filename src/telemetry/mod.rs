@@ -4,6 +4,8 @@ pub mod server;
 
 pub use server::{Health, serve};
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::controller::config::LogFormat;
@@ -33,8 +35,14 @@ pub fn init_logging(format: LogFormat, filter: &str) -> Result<(), LogInitError>
                     .with_writer(std::io::stderr),
             )
             .try_init(),
+        // Colour only for a person at a terminal: a file or a log collector gets plain text.
         LogFormat::Pretty => registry
-            .with(fmt::layer().compact().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .compact()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     // Already initialised (tests, or `dev` running several parts): keep the first.
