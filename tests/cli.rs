@@ -31,6 +31,17 @@ fn every_example_passes_lint() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!("OK in {} file(s)", files.len()))
     );
+    // A directory of scenarios beside the manifests: each says it is one, and is passed over.
+    let out = cutover()
+        .arg("lint")
+        .arg(dir.join("scenarios"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

@@ -128,6 +128,10 @@ pub fn lint_document(value: &Value) -> Option<Vec<FieldError>> {
         .and_then(Value::as_str)
         .unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    // A `cutover simulate` scenario beside the manifests: not a Kubernetes object.
+    if kind == "Scenario" && api_version.is_empty() {
+        return None;
+    }
     if api_version.is_empty() || kind.is_empty() {
         let field = if api_version.is_empty() {
             "apiVersion"
@@ -168,9 +172,15 @@ pub fn lint_document(value: &Value) -> Option<Vec<FieldError>> {
     let schema_found_problems = !errors.is_empty();
     for e in semantic_errors(kind, value) {
         // The schema already said it (or, for an undecodable object, said why).
-        let repeated = errors
-            .iter()
-            .any(|s| s.path == e.path || s.message == e.message);
+        // A rule on the whole object names its field in its message ("spec.selector is
+        // required with spec.template"): the same problem as that field's own error.
+        let repeated = errors.iter().any(|s| {
+            s.path == e.path
+                || s.message == e.message
+                || (s.path.is_empty()
+                    && !e.path.is_empty()
+                    && s.message.starts_with(&format!("{} ", e.path)))
+        });
         let undecodable =
             e.path.is_empty() && e.message.starts_with("cannot be read") && schema_found_problems;
         if !repeated && !undecodable {
@@ -351,6 +361,29 @@ mod tests {
         assert_eq!(r.skipped, 1);
         assert_eq!(r.problems.len(), 1);
         assert_eq!(r.problems[0].to_string(), "f:2: kind: Required value");
+    }
+
+    #[test]
+    fn scenario_files_are_passed_over_and_other_kindless_documents_are_not() {
+        let r = lint_text("s", "kind: Scenario\nname: x\nduration: 10m\nobjects: []\n");
+        assert_eq!((r.checked, r.skipped, r.problems.len()), (0, 1, 0));
+        let r = lint_text("s", "name: x\nduration: 10m\nobjects: []\n");
+        assert_eq!(r.problems[0].to_string(), "s:1: apiVersion: Required value");
+    }
+
+    #[test]
+    fn a_missing_selector_is_reported_once() {
+        let r = lint_text(
+            "f",
+            "apiVersion: cutover.dev/v1alpha1\nkind: Rollout\nmetadata: {name: web}\nspec:\n  replicas: 1\n\
+             \x20 template: {metadata: {labels: {app: web}}, spec: {containers: [{name: a, image: b}]}}\n\
+             \x20 strategy: {canary: {steps: [{setWeight: 10}]}}\n",
+        );
+        let problems: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            vec!["f:1: spec.selector is required with spec.template"]
+        );
     }
 
     #[test]

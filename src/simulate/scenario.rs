@@ -26,10 +26,21 @@ pub struct ScenarioError {
     pub message: String,
 }
 
+/// The one kind a scenario file may name.
+#[derive(Debug, Deserialize)]
+enum ScenarioKind {
+    Scenario,
+}
+
 /// The file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ScenarioFile {
+    /// `Scenario`: tells the file apart from a manifest, so `cutover lint` of a directory
+    /// passes over it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    kind: Option<ScenarioKind>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
