@@ -149,6 +149,14 @@ async fn the_plugin_drives_a_canary_through_kubectl() {
         (0, 1),
         "only the header: {out}"
     );
+    let (code, out, err) = env.kubectl(&["get", "-A"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("NAMESPACE   NAME"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("default ") && l.contains(" web ") && l.contains("Healthy")),
+        "{out}"
+    );
 
     let (code, _, err) = env.kubectl(&["set", "image", "web", "web=web:2"]).await;
     assert_eq!(code, 0, "{err}");

@@ -44,6 +44,9 @@ pub enum PluginCommand {
     Get {
         /// One Rollout; all when absent.
         name: Option<String>,
+        /// Rollouts of every namespace, with a NAMESPACE column.
+        #[arg(short = 'A', long, conflicts_with = "name")]
+        all_namespaces: bool,
     },
     /// Show a Rollout's steps, traffic, analysis, migrations and last decision.
     Status {
@@ -201,12 +204,21 @@ async fn run(cli: PluginCli) -> Result<(), PluginError> {
             })
     };
     match &cli.command {
-        PluginCommand::Get { name } => {
+        PluginCommand::Get {
+            name,
+            all_namespaces,
+        } => {
             let items = match name {
                 Some(n) => vec![get(n).await?],
+                None if *all_namespaces => {
+                    Api::<Rollout>::all(client.clone())
+                        .list(&ListParams::default())
+                        .await?
+                        .items
+                }
                 None => rollouts.list(&ListParams::default()).await?.items,
             };
-            print!("{}", table(&items));
+            print!("{}", table(&items, *all_namespaces));
         }
         PluginCommand::Status { name, watch } => {
             let mjs: Api<MigrationJob> = Api::namespaced(client.clone(), &ns);
@@ -416,8 +428,8 @@ async fn undo(
 }
 
 /// The `get` table.
-pub fn table(items: &[Rollout]) -> String {
-    let mut rows = vec![[
+pub fn table(items: &[Rollout], with_namespace: bool) -> String {
+    let mut rows = vec![vec![
         "NAME".to_string(),
         "STRATEGY".into(),
         "PHASE".into(),
@@ -429,7 +441,7 @@ pub fn table(items: &[Rollout]) -> String {
     for r in items {
         let s = r.status.clone().unwrap_or_default();
         let steps = step_count(r);
-        rows.push([
+        rows.push(vec![
             r.name_any(),
             s.strategy.map_or("-".into(), |k| format!("{k:?}")),
             format!("{:?}", s.phase),
@@ -442,7 +454,15 @@ pub fn table(items: &[Rollout]) -> String {
             s.current_revision.unwrap_or_else(|| "-".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
+    if with_namespace {
+        // First, as kubectl prints it with -A.
+        rows[0].insert(0, "NAMESPACE".into());
+        for (row, r) in rows.iter_mut().skip(1).zip(items) {
+            row.insert(0, r.namespace().unwrap_or_default());
+        }
+    }
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
