@@ -33,12 +33,13 @@ where
 }
 
 /// The value of the metric line starting with `prefix` (0 when absent).
+/// The sum of the samples whose series starts with `prefix` (a name, or a name and labels).
 fn metric(metrics: &Metrics, prefix: &str) -> f64 {
     metrics
         .render()
         .lines()
-        .filter_map(|l| l.strip_prefix(prefix))
-        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 

@@ -16,6 +16,15 @@ pub enum ErrorCategory {
 }
 
 impl ErrorCategory {
+    /// Every category.
+    pub const ALL: [Self; 5] = [
+        Self::InvalidSpec,
+        Self::Conflict,
+        Self::Transient,
+        Self::NotFound,
+        Self::Internal,
+    ];
+
     /// Label value for metrics and Event reasons.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use super::error::ErrorCategory;
+
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -118,6 +120,23 @@ impl Metrics {
         }
     }
 
+    /// Shows `controller`'s reconcile and error counters at zero from its start, so that a
+    /// rate or an alert on them has a series before the first error.
+    pub fn start(&self, controller: &'static str) {
+        // Creating the series is the point; the read guard each call returns is let go.
+        for result in ["success", "error"] {
+            let _ = self
+                .reconciles
+                .get_or_create(&ReconcileLabels { controller, result });
+        }
+        for category in ErrorCategory::ALL {
+            let _ = self.errors.get_or_create(&ErrorLabels {
+                controller,
+                category: category.as_str(),
+            });
+        }
+    }
+
     /// Records one finished reconcile.
     pub fn observe(&self, controller: &'static str, seconds: f64, error: Option<&'static str>) {
         let result = if error.is_some() { "error" } else { "success" };
@@ -152,6 +171,29 @@ pub type SharedMetrics = Arc<Metrics>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_started_controller_shows_its_counters_at_zero() {
+        let m = Metrics::new();
+        assert!(!m.render().contains("cutover_reconcile_errors_total{"));
+        m.start("rollout");
+        let text = m.render();
+        for category in [
+            "InvalidSpec",
+            "Conflict",
+            "Transient",
+            "NotFound",
+            "Internal",
+        ] {
+            let line = format!(
+                "cutover_reconcile_errors_total{{controller=\"rollout\",category=\"{category}\"}} 0"
+            );
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert!(
+            text.contains(r#"cutover_reconciles_total{controller="rollout",result="error"} 0"#)
+        );
+    }
 
     #[test]
     fn renders_reconcile_counters_and_histograms_per_controller() {

@@ -52,6 +52,7 @@ pub struct Reads {
 
 /// Runs the FeatureFlag controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    ctx.metrics.start(CONTROLLER);
     let client = ctx.client.clone();
     let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
         vec![None]

@@ -87,6 +87,7 @@ type RolloutGuarded = kube::core::DeserializeGuard<Rollout>;
 
 /// Runs the MigrationJob controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    ctx.metrics.start(CONTROLLER);
     let client = ctx.client.clone();
     let namespaces = ctx.config.namespaces.clone();
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {

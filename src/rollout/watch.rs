@@ -113,6 +113,7 @@ fn names_migration(rollout: &Rollout, migration: &str) -> bool {
 
 /// Runs the Rollout controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    ctx.metrics.start(reconcile::CONTROLLER);
     let client = ctx.client.clone();
     let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
         vec![None]
