@@ -109,7 +109,8 @@ differential!(
     a_status_applied_with_a_stale_resource_version_conflicts,
     a_rollout_selector_cannot_change,
     a_secret_keeps_string_data_only_as_data,
-    an_apply_that_changes_nothing_after_another_manager_writes_nothing;
+    an_apply_that_changes_nothing_after_another_manager_writes_nothing,
+    a_rollout_table_fills_its_printer_columns;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1342,4 +1343,47 @@ async fn a_deployment_selector_cannot_change(t: Target) {
         .await
         .unwrap_err();
     assert_eq!(code(err), 422, "spec.selector is immutable");
+}
+
+/// `kubectl get cro -o wide`: the Table's cells come from the CRD's printer columns,
+/// condition filters and list indexes included.
+async fn a_rollout_table_fills_its_printer_columns(t: Target) {
+    let Target { client, ns, .. } = t;
+    install_crds(&client).await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &rollout("web"))
+        .await
+        .unwrap();
+    let status = json!({"status": {"phase": "Degraded", "message": "spec.replicas: too many",
+        "conditions": [
+            {"type": "InvalidSpec", "status": "True", "reason": "InvalidSpec", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    api.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let request = http::Request::get(format!(
+        "/apis/cutover.dev/v1alpha1/namespaces/{ns}/rollouts/web"
+    ))
+    .header(
+        "Accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    )
+    .body(Vec::new())
+    .unwrap();
+    let table: serde_json::Value = client.request(request).await.unwrap();
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let cells = table["rows"][0]["cells"].as_array().unwrap();
+    let cell = |name: &str| {
+        let i = names.iter().position(|n| *n == name).unwrap();
+        cells[i].clone()
+    };
+    assert_eq!(cell("Phase"), json!("Degraded"));
+    assert_eq!(cell("Reason"), json!("InvalidSpec"));
+    assert_eq!(cell("Image"), json!("web:1"));
+    assert_eq!(cell("Message"), json!("spec.replicas: too many"));
 }

@@ -9,6 +9,7 @@ pub mod duration;
 // kube's `printcolumn(...)` attributes repeat their keys by design.
 #[allow(clippy::duplicated_attributes)]
 pub mod flag;
+pub mod health;
 #[allow(clippy::duplicated_attributes)]
 pub mod migration;
 pub mod openapi;

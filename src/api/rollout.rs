@@ -54,6 +54,24 @@ pub const ANNOTATION_RETRY: &str = "cutover.dev/retry";
     printcolumn(name = "Stable", type_ = "string", json_path = ".status.stableRevision"),
     printcolumn(name = "Current", type_ = "string", json_path = ".status.currentRevision"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Image",
+        type_ = "string",
+        json_path = ".spec.template.spec.containers[0].image",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = 1
+    ),
     validation = kube::core::Rule::new("has(self.spec.template) != has(self.spec.workloadRef)").message("exactly one of spec.template or spec.workloadRef must be set"),
     validation = kube::core::Rule::new("!has(self.spec.template) || has(self.spec.selector)").message("spec.selector is required with spec.template"),
     validation = kube::core::Rule::new("!has(self.metadata.name) || size(self.metadata.name) <= 52").message("a Rollout name may have at most 52 characters: revisions are named <rollout>-<10-character hash> and must stay valid label values")

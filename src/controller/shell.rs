@@ -91,6 +91,9 @@ pub const STALE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 pub trait InvalidSpecStatus {
     /// Conditions, observed generation and message.
     fn invalid_parts(&mut self) -> (&mut Vec<Condition>, &mut Option<i64>, &mut Option<String>);
+
+    /// Marks the phase as one a person must act on, where the kind's phases have one.
+    fn mark_invalid(&mut self) {}
 }
 
 impl InvalidSpecStatus for crate::api::RolloutStatus {
@@ -100,6 +103,11 @@ impl InvalidSpecStatus for crate::api::RolloutStatus {
             &mut self.observed_generation,
             &mut self.message,
         )
+    }
+
+    // As Argo Rollouts shows it: `kubectl get` reads Degraded, the message says why.
+    fn mark_invalid(&mut self) {
+        self.phase = crate::api::RolloutPhase::Degraded;
     }
 }
 
@@ -139,6 +147,8 @@ where
 {
     let generation = obj.meta().generation;
     let mut status = current.cloned().unwrap_or_default();
+    status.mark_invalid();
+    let now = Time(ctx.clock.now());
     let (conditions, observed, status_message) = status.invalid_parts();
     let changed = cond::set(
         conditions,
@@ -149,8 +159,13 @@ where
             message: message.to_string(),
         },
         generation,
-        &Time(ctx.clock.now()),
+        &now,
     );
+    let stalled = crate::api::health::Health::Stalled {
+        reason: "InvalidSpec",
+        message: message.to_string(),
+    };
+    crate::api::health::record(conditions, &stalled, generation, &now);
     *observed = generation;
     *status_message = Some(message.to_string());
     match apply_status(api, obj, current, &status, changed).await? {

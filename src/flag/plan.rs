@@ -108,6 +108,13 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         requeue_at: None,
     };
     decide(&mut ctx, spec_changed);
+    let health = crate::api::health::flag(&ctx.status);
+    crate::api::health::record(
+        &mut ctx.status.conditions,
+        &health,
+        obs.flag.metadata.generation,
+        &Time(obs.now),
+    );
     Plan {
         status: ctx.status,
         notes: ctx.notes,
@@ -128,7 +135,6 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
             ctx.note("Conflict", message.clone(), true);
         }
         ctx.condition(cond::CONFLICT, cond::TRUE, "KeyInUse", message.clone());
-        ctx.condition(cond::READY, cond::FALSE, "Conflict", message.clone());
         // Not served: no percentage to report, no step baking, no analysis of traffic it
         // does not get. Served again, it starts over from its first step.
         if let Some(run) = &mut ctx.status.analysis
@@ -158,7 +164,6 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
         };
         ctx.status.phase = phase;
         ctx.status.message = Some(message.clone());
-        ctx.condition(cond::READY, cond::TRUE, "Rendered", message);
         return;
     };
     if flag.spec.state == FlagState::Disabled {
@@ -181,8 +186,6 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
             ctx.status.phase = FlagPhase::Disabled;
             ctx.status.message = Some(format!("{key} is DISABLED"));
         }
-        let message = ctx.status.message.clone().unwrap_or_default();
-        ctx.condition(cond::READY, cond::TRUE, "Rendered", message);
         ctx.condition(
             cond::PROGRESSING,
             cond::FALSE,
@@ -212,8 +215,6 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
     }
     if ctx.status.phase == FlagPhase::RolledBack {
         ctx.status.percentage = Some(0);
-        let message = ctx.status.message.clone().unwrap_or_default();
-        ctx.condition(cond::READY, cond::TRUE, "Rendered", message);
         return;
     }
     let last = rollout.steps.len().saturating_sub(1);
@@ -248,14 +249,11 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
                     "AnalysisFailed",
                     format!("{message}: variant {} back to 0 %", rollout.variant),
                 );
-                let message = ctx.status.message.clone().unwrap_or_default();
-                ctx.condition(cond::READY, cond::TRUE, "Rendered", message);
                 return;
             }
             Gate::Blocked(reason, message) => {
                 ctx.status.message = Some(format!("held at {percent} %: {message}"));
                 ctx.condition(cond::PROGRESSING, cond::FALSE, reason, message);
-                ctx.condition(cond::READY, cond::TRUE, "Rendered", format!("{percent} %"));
                 return;
             }
             Gate::Passed | Gate::Waiting(_) => {}
@@ -302,7 +300,6 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
             "RolloutCompleted",
             message.clone(),
         );
-        ctx.condition(cond::READY, cond::TRUE, "Rendered", message);
     } else {
         ctx.status.phase = FlagPhase::Progressing;
         let message = format!(
@@ -318,7 +315,6 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
             "StepRunning",
             message.clone(),
         );
-        ctx.condition(cond::READY, cond::TRUE, "Rendered", message);
     }
 }
 

@@ -201,6 +201,13 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         requeue_at: None,
     };
     decide(&mut ctx);
+    let health = crate::api::health::migration(&ctx.status);
+    crate::api::health::record_progress(
+        &mut ctx.status.conditions,
+        &health,
+        obs.migration.metadata.generation,
+        &Time(obs.now),
+    );
     Plan {
         actions: ctx.actions,
         status: ctx.status,

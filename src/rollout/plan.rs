@@ -11,7 +11,17 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
     let mut status = rollout.status.clone().unwrap_or_default();
     status.observed_generation = rollout.metadata.generation;
     status.strategy = rollout.spec.strategy_kind();
-    cond::remove(&mut status.conditions, cond::INVALID_SPEC);
+    if cond::remove(&mut status.conditions, cond::INVALID_SPEC)
+        && status.phase == RolloutPhase::Degraded
+    {
+        // The phase an invalid spec showed is not one the strategy decided: back to where
+        // it stood, and the strategy decides again from there.
+        status.phase = if cond::is_true(&status.conditions, cond::ABORTED) {
+            RolloutPhase::Aborted
+        } else {
+            RolloutPhase::Progressing
+        };
+    }
     let mut ctx = Ctx::new(obs, status);
     if migration_gate(&mut ctx) {
         finish(&mut ctx);
@@ -253,6 +263,10 @@ fn finish(ctx: &mut Ctx<'_>) {
         reason,
         format!("{available} of {replicas} pods available"),
     );
+    let health = crate::api::health::rollout(&ctx.status);
+    let now = super::record::ts(ctx.obs.now);
+    let generation = ctx.obs.rollout.metadata.generation;
+    crate::api::health::record(&mut ctx.status.conditions, &health, generation, &now);
 }
 
 /// Whether a person changed the Rollout and waits for the operator to act: a spec it has

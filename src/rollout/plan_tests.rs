@@ -7,8 +7,10 @@ use serde_json::json;
 use super::*;
 use crate::api::RolloutStatus;
 use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, Rollout, RolloutPhase,
+    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY, Rollout,
+    RolloutPhase,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 const T0: i64 = 1_800_000_000;
 
@@ -1530,4 +1532,113 @@ fn a_new_spec_or_an_untaken_request_awaits_the_operator() {
     let mut other = r.clone();
     other.metadata.annotations = Some(BTreeMap::from([("team".to_string(), "a".to_string())]));
     assert!(!awaits_operator(&other), "other annotations are routine");
+}
+
+fn health(world: &World) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = world
+        .status()
+        .conditions
+        .iter()
+        .filter(|c| ["Ready", "Reconciling", "Stalled"].contains(&c.type_.as_str()))
+        .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn h(type_: &str, status: &str, reason: &str) -> (String, String, String) {
+    (type_.into(), status.into(), reason.into())
+}
+
+#[test]
+fn ready_only_once_fully_promoted_reconciling_on_the_way_stalled_when_aborted() {
+    let mut world = World::new(
+        rollout(json!([{"setWeight": 20}, {"pause": {}}]), false),
+        "old",
+        "new",
+    );
+    world.settle(at(0), true);
+    assert_eq!(
+        health(&world),
+        vec![
+            h("Ready", "False", "Paused"),
+            h("Reconciling", "True", "Paused")
+        ],
+        "at the manual gate: under way, not done"
+    );
+    let conditions = &world.status().conditions;
+    assert!(
+        conditions.iter().all(|c| c.observed_generation == Some(2)),
+        "each condition names the generation it judged"
+    );
+    world.annotate(ANNOTATION_ABORT, "1");
+    world.settle(at(1), true);
+    assert_eq!(
+        health(&world),
+        vec![
+            h("Ready", "False", "Aborted"),
+            h("Stalled", "True", "Aborted")
+        ],
+    );
+    world.annotate(ANNOTATION_RETRY, "1");
+    world.settle(at(2), true);
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    world.settle(at(3), true);
+    assert_eq!(world.status().phase, RolloutPhase::Healthy);
+    assert_eq!(health(&world), vec![h("Ready", "True", "Healthy")]);
+}
+
+/// What the shell records for a spec it refuses: Degraded, InvalidSpec, Stalled.
+fn mark_invalid(world: &mut World) {
+    let mut status = world.status().clone();
+    status.phase = RolloutPhase::Degraded;
+    let now = Time(at(0));
+    cond::set(
+        &mut status.conditions,
+        cond::ConditionUpdate {
+            type_: cond::INVALID_SPEC,
+            status: cond::TRUE,
+            reason: "InvalidSpec",
+            message: "bad".into(),
+        },
+        Some(2),
+        &now,
+    );
+    let stalled = crate::api::health::Health::Stalled {
+        reason: "InvalidSpec",
+        message: "bad".into(),
+    };
+    crate::api::health::record(&mut status.conditions, &stalled, Some(2), &now);
+    world.rollout.status = Some(status);
+}
+
+#[test]
+fn a_spec_fixed_after_it_was_invalid_goes_on_where_it_stood() {
+    let mut world = World::new(
+        rollout(json!([{"setWeight": 20}, {"pause": {}}]), false),
+        "old",
+        "new",
+    );
+    world.settle(at(0), true);
+    mark_invalid(&mut world);
+    world.settle(at(1), true);
+    assert_eq!(
+        world.status().phase,
+        RolloutPhase::Paused,
+        "back at its gate"
+    );
+    assert_eq!(world.status().current_step_index, Some(1));
+    assert!(cond::find(&world.status().conditions, cond::INVALID_SPEC).is_none());
+    assert_eq!(health(&world)[0], h("Ready", "False", "Paused"));
+
+    world.annotate(ANNOTATION_ABORT, "1");
+    world.settle(at(2), true);
+    mark_invalid(&mut world);
+    world.settle(at(3), true);
+    assert_eq!(
+        world.status().phase,
+        RolloutPhase::Aborted,
+        "an abort is not lost to an invalid spec"
+    );
+    assert_eq!(world.replicas("new"), 0);
 }

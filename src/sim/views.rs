@@ -85,11 +85,7 @@ pub(super) fn to_table(rt: &ResourceType, value: &Value, now: jiff::Timestamp) -
                     continue;
                 }
                 let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or_default();
-                let mut current = Some(item);
-                for part in path.split('.').filter(|p| !p.is_empty()) {
-                    current = current.and_then(|x| x.get(part));
-                }
-                let cell = current.cloned().unwrap_or(Value::Null);
+                let cell = first_at(item, path).cloned().unwrap_or(Value::Null);
                 let is_date = c.get("type").and_then(Value::as_str) == Some("date");
                 cells.push(if is_date { age_cell(&cell, now) } else { cell });
             }
@@ -102,6 +98,53 @@ pub(super) fn to_table(rt: &ResourceType, value: &Value, now: jiff::Timestamp) -
         .cloned()
         .unwrap_or(json!(""));
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": columns, "rows": rows})
+}
+
+/// The first value a printer column's JSONPath finds, as kube-apiserver fills a cell: fields,
+/// `[N]`, `[*]` and `[?(@.field=="value")]` filters.
+fn first_at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut found = vec![value];
+    let mut rest = path.trim_start_matches('{').trim_end_matches('}');
+    while !rest.is_empty() {
+        if let Some(tail) = rest.strip_prefix('[') {
+            let end = tail.find(']')?;
+            let index = &tail[..end];
+            rest = &tail[end + 1..];
+            found = found.into_iter().flat_map(|v| select(v, index)).collect();
+        } else if let Some(tail) = rest.strip_prefix('.') {
+            let end = tail.find(['.', '[']).unwrap_or(tail.len());
+            let field = &tail[..end];
+            rest = &tail[end..];
+            found = found.into_iter().filter_map(|v| v.get(field)).collect();
+        } else {
+            return None;
+        }
+    }
+    found.into_iter().next()
+}
+
+/// The members of `value` an index selects: a position, every one, or a filter.
+fn select<'a>(value: &'a Value, index: &str) -> Vec<&'a Value> {
+    let Some(items) = value.as_array() else {
+        return Vec::new();
+    };
+    if index == "*" {
+        return items.iter().collect();
+    }
+    if let Ok(n) = index.parse::<usize>() {
+        return items.get(n).into_iter().collect();
+    }
+    let Some(filter) = index.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) else {
+        return Vec::new();
+    };
+    let Some((field, wanted)) = filter.split_once("==") else {
+        return Vec::new();
+    };
+    let wanted = wanted.trim().trim_matches(['"', '\'']);
+    items
+        .iter()
+        .filter(|item| item.get(field.trim()).and_then(Value::as_str) == Some(wanted))
+        .collect()
 }
 
 /// A timestamp cell as kubectl shows it: the age, e.g. `45s`, `3m12s`, `5h`, `12d`.
