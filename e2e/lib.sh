@@ -99,3 +99,25 @@ expect_out() {
   [ "$status" = 0 ] || fail "$what: '$*' exited with $status:"$'\n'"$out"
   grep -q -- "$pattern" <<<"$out" || fail "$what: expected /$pattern/ in:"$'\n'"$out"
 }
+
+# argocd_health KIND NAME: the Argo CD health (`Status: message`) of an object, from the
+# Lua check in config/argocd/ run with Lua 5.1.
+argocd_health() {
+  kubectl -n "$NS" get "$1" "$2" -o json | python3 "$(dirname "${BASH_SOURCE[0]}")/argocd_health.py" "$1"
+}
+
+# expect_health KIND NAME STATUS: fails unless the Argo CD health of the object is STATUS.
+expect_health() {
+  local got
+  got=$(argocd_health "$1" "$2") || fail "the Argo CD health check of $1/$2 failed"
+  [ "${got%%:*}" = "$3" ] || fail "Argo CD health of $1/$2: expected $3, got '$got'"
+}
+
+# plugin ARGS...: `kubectl cutover ARGS`, the plugin found on PATH as kubectl finds it.
+plugin() {
+  if [ ! -e "$WORK/bin/kubectl-cutover" ]; then
+    mkdir -p "$WORK/bin"
+    ln -s "$(realpath "$(command -v "$CUTOVER")")" "$WORK/bin/kubectl-cutover"
+  fi
+  PATH="$WORK/bin:$PATH" kubectl cutover -n "$NS" "$@"
+}

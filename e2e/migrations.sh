@@ -34,6 +34,7 @@ YAML
 migration add-column migrate:1 '{}'
 wait_for mj/add-column --for=condition=Ready
 expect_eq "$(k get mj add-column -o jsonpath='{.status.phase}')" "Succeeded" "migration succeeded"
+expect_health migrationjob add-column Healthy
 expect_out "Succeeded" "printer columns" k get mj add-column
 job=$(k get mj add-column -o jsonpath='{.status.jobName}')
 expect_eq "$(k get jobs -l cutover.dev/migration=add-column -o name | wc -l | tr -d ' ')" "1" "one Job"
@@ -47,6 +48,8 @@ expect_eq "$(k get mj add-column -o jsonpath='{.status.jobName}')" "$job" "same 
 # --- a migration that fails, readable with kubectl describe ---------------------------
 migration broken migrate:2 '{"sim.cutover.dev/fail-attempts": "always", "sim.cutover.dev/log": "ERROR: relation orders is locked"}'
 wait_for mj/broken --for=jsonpath='{.status.phase}'=Failed
+wait_for mj/broken --for=condition=Stalled
+expect_health migrationjob broken Degraded
 expect_out "relation orders is locked" "the log tail in describe" k describe mj broken
 expect_eq "$(k get mj broken -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')" "BackoffLimitExceeded" "failure reason"
 

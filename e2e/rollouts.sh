@@ -27,15 +27,28 @@ YAML
 }
 
 # --- canary with a manual gate -------------------------------------------------------
+# exit_code CMD...: CMD's exit code, its output in $WORK/out.
+exit_code() { local code=0; "$@" >"$WORK/out" 2>&1 || code=$?; echo "$code"; }
+condition() { k get "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].status}"; }
+
 rollout web 10 '{canary: {steps: [{setWeight: 20}, {pause: {duration: 2s}}, {setWeight: 50}, {pause: {}}]}}'
-wait_for cro/web --for=jsonpath='{.status.phase}'=Healthy
+wait_for cro/web --for=condition=Ready
+expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Healthy" "Ready means Healthy"
+expect_health rollout web Healthy
 set_image web web:2
 wait_for cro/web --for=jsonpath='{.status.currentStepIndex}'=3
 expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Paused" "canary waits at the gate"
 expect_eq "$(k get cro web -o jsonpath='{.status.canaryWeight}')" "50" "canary weight at the gate"
 expect_out "Canary *Paused *3 *50" "printer columns during the canary" k get cro web
+expect_eq "$(condition cro/web Ready)/$(condition cro/web Reconciling)/$(condition cro/web Stalled)" "False/True/" "kstatus: in progress at the gate"
+expect_health rollout web Suspended
+expect_eq "$(exit_code plugin status web --wait --timeout 2s)" "2" "status --wait times out at the gate: $(cat "$WORK/out")"
+grep -q "Paused step 3 weight 50%" "$WORK/out" || fail "status --wait prints the decision: $(cat "$WORK/out")"
 k annotate cro web cutover.dev/promote=1 >/dev/null
-wait_for cro/web --for=jsonpath='{.status.phase}'=Healthy
+expect_eq "$(exit_code plugin status web --wait --timeout 60s)" "0" "status --wait after promotion"
+grep -q "rollout web is healthy" "$WORK/out" || fail "status --wait: $(cat "$WORK/out")"
+wait_for cro/web --for=condition=Ready
+expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Healthy" "promoted and Ready"
 expect_eq "$(k get cro web -o jsonpath='{.status.stableRevision}')" "$(k get cro web -o jsonpath='{.status.currentRevision}')" "promoted"
 
 # --- Gateway API canary --------------------------------------------------------------
@@ -65,6 +78,12 @@ wait_for cro/shop --for=jsonpath='{.status.phase}'=Paused
 expect_eq "$(k get httproute shop -o jsonpath='{.spec.rules[0].backendRefs[*].weight}')" "75 25" "route weights"
 k annotate cro shop cutover.dev/abort=1 >/dev/null
 wait_for cro/shop --for=jsonpath='{.status.phase}'=Aborted
+wait_for cro/shop --for=condition=Stalled
+expect_eq "$(condition cro/shop Ready)" "False" "an aborted rollout is not Ready"
+expect_health rollout shop Degraded
+expect_eq "$(exit_code plugin status shop)" "1" "status of an aborted rollout"
+expect_eq "$(exit_code plugin status shop --wait --timeout 60s)" "1" "status --wait of an aborted rollout"
+grep -q "needs a person: Aborted" "$WORK/out" || fail "status --wait: $(cat "$WORK/out")"
 expect_eq "$(k get httproute shop -o jsonpath='{.spec.rules[0].backendRefs[*].weight}')" "100 0" "abort takes the weight back"
 
 # --- blue-green with a scale-down delay ------------------------------------------------
@@ -93,6 +112,15 @@ expect_eq "$(k get svc api -o jsonpath='{.spec.selector.cutover\.dev/revision}')
 expect_eq "$(k get deploy "api-$blue" -o jsonpath='{.spec.replicas}')" "3" "blue kept during the delay"
 wait_for deploy/"api-$blue" --for=jsonpath='{.spec.replicas}'=0
 
+# --- an invalid spec: shown as such, nothing done ------------------------------------------
+rollout bad 1 '{canary: {steps: [{analysis: {metrics: [{name: errors, successCondition: "result < ", prometheus: {query: up}}]}}]}}'
+wait_for cro/bad --for=condition=Stalled
+expect_eq "$(k get cro bad -o jsonpath='{.status.phase}')" "Degraded" "an invalid rollout is Degraded"
+expect_out "Degraded.*InvalidSpec.*invalid CEL expression" "-o wide names the reason" k get cro bad -o wide
+expect_health rollout bad Degraded
+expect_eq "$(exit_code plugin status bad)" "1" "status of an invalid rollout"
+expect_eq "$(k get deploy -l cutover.dev/rollout=bad -o name)" "" "nothing deployed for an invalid spec"
+
 # --- rolling update --------------------------------------------------------------------
 rollout worker 6 '{rolling: {batchSize: 2, maxUnavailable: 0}}'
 wait_for cro/worker --for=jsonpath='{.status.phase}'=Healthy
@@ -102,6 +130,25 @@ wait_for cro/worker --for=jsonpath='{.status.phase}'=Healthy
 new=$(k get cro worker -o jsonpath='{.status.stableRevision}')
 [ "$old" != "$new" ] || fail "rolling update did not change the stable revision"
 expect_eq "$(k get deploy "worker-$old" -o jsonpath='{.spec.replicas}')" "0" "old revision scaled to zero"
+
+# --- a feature flag stepping, then served -------------------------------------------------
+cat <<'YAML' | k apply -f - >/dev/null
+apiVersion: cutover.dev/v1alpha1
+kind: FeatureFlag
+metadata: {name: banner}
+spec:
+  state: ENABLED
+  variants: {"on": true, "off": false}
+  defaultVariant: "off"
+  rollout: {variant: "on", steps: [50, 100], interval: 3s}
+  output: {configMap: {name: flags}}
+YAML
+wait_for ff/banner --for=jsonpath='{.status.percentage}'=50
+expect_eq "$(condition ff/banner Ready)/$(condition ff/banner Reconciling)" "False/True" "kstatus: a stepping flag is in progress"
+expect_health featureflag banner Progressing
+wait_for ff/banner --for=condition=Ready
+expect_eq "$(k get ff banner -o jsonpath='{.status.percentage}')" "100" "Ready once served to everyone"
+expect_health featureflag banner Healthy
 
 stop_dev
 echo "rollout e2e: ok"

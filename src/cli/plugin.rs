@@ -13,6 +13,7 @@ use kube::{
 };
 use serde_json::json;
 
+use crate::api::health::Health;
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
     ANNOTATION_TEMPLATE, AnalysisVerdict, LABEL_REVISION, LABEL_ROLLOUT, MigrationJob, Rollout,
@@ -53,8 +54,15 @@ pub enum PluginCommand {
         /// Rollout name.
         name: String,
         /// Redraw in place as it changes.
-        #[arg(long, short = 'w')]
+        #[arg(long, short = 'w', conflicts_with = "wait")]
         watch: bool,
+        /// Block until the rollout is done, printing each decision: exit 0 when Healthy, 1
+        /// when Aborted, Degraded or invalid, 2 on timeout.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: how long to wait (e.g. 90s, 10m); without it, for ever.
+        #[arg(long, requires = "wait")]
+        timeout: Option<crate::api::Duration>,
     },
     /// Go past the current pause or analysis step (with --full: skip all remaining steps).
     Promote {
@@ -140,6 +148,11 @@ pub enum PluginError {
     Api(#[from] kube::Error),
 }
 
+/// Exit code of `status` for a rollout that needs a person: Aborted, Degraded or invalid.
+pub const EXIT_STALLED: u8 = 1;
+/// Exit code of `status --wait` when the timeout passed first.
+pub const EXIT_TIMEOUT: u8 = 2;
+
 /// Runs the plugin; errors become one line on stderr and exit code 1.
 pub fn main(cli: PluginCli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -153,7 +166,7 @@ pub fn main(cli: PluginCli) -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", crate::controller::error::one_line(&e));
             ExitCode::FAILURE
@@ -190,7 +203,7 @@ async fn client(cli: &PluginCli) -> Result<(kube::Client, String), PluginError> 
     Ok((client, namespace))
 }
 
-async fn run(cli: PluginCli) -> Result<(), PluginError> {
+async fn run(cli: PluginCli) -> Result<u8, PluginError> {
     let (client, ns) = client(&cli).await?;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns);
     let get = async |name: &str| -> Result<Rollout, PluginError> {
@@ -220,8 +233,17 @@ async fn run(cli: PluginCli) -> Result<(), PluginError> {
             };
             print!("{}", table(&items, *all_namespaces));
         }
-        PluginCommand::Status { name, watch } => {
+        PluginCommand::Status {
+            name,
+            watch,
+            wait,
+            timeout,
+        } => {
             let mjs: Api<MigrationJob> = Api::namespaced(client.clone(), &ns);
+            if *wait {
+                get(name).await?;
+                return wait_for(&rollouts, name, timeout.map(|t| t.as_std())).await;
+            }
             loop {
                 let r = get(name).await?;
                 let mut migrations = Vec::new();
@@ -244,7 +266,10 @@ async fn run(cli: PluginCli) -> Result<(), PluginError> {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 } else {
                     print!("{text}");
-                    break;
+                    return Ok(match health_of(&r) {
+                        Health::Stalled { .. } => EXIT_STALLED,
+                        _ => 0,
+                    });
                 }
             }
         }
@@ -342,7 +367,97 @@ async fn run(cli: PluginCli) -> Result<(), PluginError> {
             println!("rollout {name} image updated");
         }
     }
-    Ok(())
+    Ok(0)
+}
+
+/// A Rollout's health as its status records it; under way while the operator has not yet
+/// observed its current spec.
+fn health_of(r: &Rollout) -> Health {
+    let status = r.status.clone().unwrap_or_default();
+    if status.observed_generation != r.metadata.generation {
+        return Health::Reconciling {
+            reason: "Pending",
+            message: "waiting for the operator to observe the current spec".into(),
+        };
+    }
+    crate::api::health::rollout(&status)
+}
+
+/// One line for a decision, printed when it differs from the previous one.
+fn decision_line(r: &Rollout) -> String {
+    let status = r.status.clone().unwrap_or_default();
+    let step = status
+        .current_step_index
+        .map(|i| format!(" step {i}"))
+        .unwrap_or_default();
+    let weight = status
+        .canary_weight
+        .filter(|w| *w > 0)
+        .map(|w| format!(" weight {w}%"))
+        .unwrap_or_default();
+    let message = status
+        .message
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    format!("{:?}{step}{weight}{message}", status.phase)
+}
+
+/// `status --wait`: follows the Rollout with a watch until it is done or stalled, or the
+/// timeout passes.
+async fn wait_for(
+    rollouts: &Api<Rollout>,
+    name: &str,
+    timeout: Option<Duration>,
+) -> Result<u8, PluginError> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher(rollouts.clone(), config).applied_objects().boxed();
+    let mut last = String::new();
+    let follow = async {
+        while let Some(event) = stream.next().await {
+            let r = match event {
+                Ok(r) => r,
+                // The watcher retries on its own; a lost connection is not the rollout's verdict.
+                Err(error) => {
+                    tracing::debug!(%error, "watch interrupted");
+                    continue;
+                }
+            };
+            let line = decision_line(&r);
+            if line != last {
+                println!("{} {line}", jiff::Timestamp::now().strftime("%H:%M:%S"));
+                last = line;
+            }
+            match health_of(&r) {
+                Health::Ready { .. } => {
+                    println!("rollout {name} is healthy");
+                    return Ok(0);
+                }
+                Health::Stalled { reason, message } => {
+                    println!("rollout {name} needs a person: {reason}: {message}");
+                    return Ok(EXIT_STALLED);
+                }
+                Health::Reconciling { .. } => {}
+            }
+        }
+        Err(PluginError::NotApplicable(format!(
+            "the watch of rollout {name} ended"
+        )))
+    };
+    match timeout {
+        None => follow.await,
+        Some(limit) => match tokio::time::timeout(limit, follow).await {
+            Ok(result) => result,
+            Err(_) => {
+                println!(
+                    "rollout {name} is not done after {}",
+                    crate::api::Duration::from(limit)
+                );
+                Ok(EXIT_TIMEOUT)
+            }
+        },
+    }
 }
 
 fn phase_of(r: &Rollout) -> RolloutPhase {
@@ -574,7 +689,19 @@ pub fn status_view(r: &Rollout, migrations: &[(String, String)]) -> String {
             out.push_str(&format!("  {n}: {phase}\n"));
         }
     }
-    let last = s.conditions.iter().max_by_key(|c| c.last_transition_time.0);
+    // The decisions are these conditions; Available, Ready, Reconciling and Stalled follow
+    // from them and would only repeat the newest one.
+    let decisions = [
+        crate::api::PROGRESSING,
+        crate::api::PAUSED,
+        crate::api::ABORTED,
+        crate::api::INVALID_SPEC,
+    ];
+    let last = s
+        .conditions
+        .iter()
+        .filter(|c| decisions.contains(&c.type_.as_str()) && c.status == crate::api::TRUE)
+        .max_by_key(|c| c.last_transition_time.0);
     if let Some(c) = last {
         out.push_str(&format!(
             "\nLast decision: {} {} ({}){}\n",
