@@ -103,7 +103,20 @@ expect_out() {
 # argocd_health KIND NAME: the Argo CD health (`Status: message`) of an object, from the
 # Lua check in config/argocd/ run with Lua 5.1.
 argocd_health() {
-  kubectl -n "$NS" get "$1" "$2" -o json | python3 "$(dirname "${BASH_SOURCE[0]}")/argocd_health.py" "$1"
+  kubectl -n "$NS" get "$1" "$2" -o json | python3 "$(dirname "${BASH_SOURCE[0]}")/argocd_lua.py" health "$1"
+}
+
+# argocd_actions KIND NAME: the Argo CD resource actions enabled on the object, sorted.
+argocd_actions() {
+  kubectl -n "$NS" get "$1" "$2" -o json | python3 "$(dirname "${BASH_SOURCE[0]}")/argocd_lua.py" actions "$1" | tr '\n' ' '
+}
+
+# argocd_action KIND NAME ACTION: runs the Argo CD resource action and writes its result
+# back, as Argo CD does when a person picks the action.
+argocd_action() {
+  kubectl -n "$NS" get "$1" "$2" -o json \
+    | python3 "$(dirname "${BASH_SOURCE[0]}")/argocd_lua.py" action "$1" "$3" \
+    | kubectl -n "$NS" replace -f - >/dev/null || fail "Argo CD action $3 on $1/$2"
 }
 
 # expect_health KIND NAME STATUS: fails unless the Argo CD health of the object is STATUS.
@@ -120,4 +133,19 @@ plugin() {
     ln -s "$(realpath "$(command -v "$CUTOVER")")" "$WORK/bin/kubectl-cutover"
   fi
   PATH="$WORK/bin:$PATH" kubectl cutover -n "$NS" "$@"
+}
+
+# expect_kstatus KIND NAME STATUS: fails unless the kstatus library (sigs.k8s.io/cli-utils,
+# as Flux reads health) computes STATUS (Current, InProgress, Failed) for the object. The
+# checker in e2e/kstatus is built on first use and rebuilt when its source changes.
+expect_kstatus() {
+  local root bin got
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  bin="$root/target/e2e-kstatus"
+  if [ ! -x "$bin" ] || [ "$root/e2e/kstatus/main.go" -nt "$bin" ] || [ "$root/e2e/kstatus/go.sum" -nt "$bin" ]; then
+    (cd "$root/e2e/kstatus" && go build -o "$bin.$$" . && mv -f "$bin.$$" "$bin") >&2 \
+      || fail "cannot build the kstatus checker"
+  fi
+  got=$(kubectl -n "$NS" get "$1" "$2" -o json | "$bin") || fail "kstatus could not read $1/$2"
+  [ "${got%%:*}" = "$3" ] || fail "kstatus of $1/$2: expected $3, got '$got'"
 }

@@ -35,6 +35,7 @@ migration add-column migrate:1 '{}'
 wait_for mj/add-column --for=condition=Ready
 expect_eq "$(k get mj add-column -o jsonpath='{.status.phase}')" "Succeeded" "migration succeeded"
 expect_health migrationjob add-column Healthy
+expect_kstatus migrationjob add-column Current
 expect_out "Succeeded" "printer columns" k get mj add-column
 job=$(k get mj add-column -o jsonpath='{.status.jobName}')
 expect_eq "$(k get jobs -l cutover.dev/migration=add-column -o name | wc -l | tr -d ' ')" "1" "one Job"
@@ -50,6 +51,7 @@ migration broken migrate:2 '{"sim.cutover.dev/fail-attempts": "always", "sim.cut
 wait_for mj/broken --for=jsonpath='{.status.phase}'=Failed
 wait_for mj/broken --for=condition=Stalled
 expect_health migrationjob broken Degraded
+expect_kstatus migrationjob broken Failed
 expect_out "relation orders is locked" "the log tail in describe" k describe mj broken
 expect_eq "$(k get mj broken -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')" "BackoffLimitExceeded" "failure reason"
 

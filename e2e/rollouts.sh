@@ -35,6 +35,7 @@ rollout web 10 '{canary: {steps: [{setWeight: 20}, {pause: {duration: 2s}}, {set
 wait_for cro/web --for=condition=Ready
 expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Healthy" "Ready means Healthy"
 expect_health rollout web Healthy
+expect_kstatus rollout web Current
 set_image web web:2
 wait_for cro/web --for=jsonpath='{.status.currentStepIndex}'=3
 expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Paused" "canary waits at the gate"
@@ -42,9 +43,11 @@ expect_eq "$(k get cro web -o jsonpath='{.status.canaryWeight}')" "50" "canary w
 expect_out "Canary *Paused *3 *50" "printer columns during the canary" k get cro web
 expect_eq "$(condition cro/web Ready)/$(condition cro/web Reconciling)/$(condition cro/web Stalled)" "False/True/" "kstatus: in progress at the gate"
 expect_health rollout web Suspended
+expect_kstatus rollout web InProgress
 expect_eq "$(exit_code plugin status web --wait --timeout 2s)" "2" "status --wait times out at the gate: $(cat "$WORK/out")"
 grep -q "Paused step 3 weight 50%" "$WORK/out" || fail "status --wait prints the decision: $(cat "$WORK/out")"
-k annotate cro web cutover.dev/promote=1 >/dev/null
+expect_eq "$(argocd_actions rollout web)" "abort promote promote-full " "Argo CD actions at the gate"
+argocd_action rollout web promote
 expect_eq "$(exit_code plugin status web --wait --timeout 60s)" "0" "status --wait after promotion"
 grep -q "rollout web is healthy" "$WORK/out" || fail "status --wait: $(cat "$WORK/out")"
 wait_for cro/web --for=condition=Ready
@@ -81,9 +84,11 @@ wait_for cro/shop --for=jsonpath='{.status.phase}'=Aborted
 wait_for cro/shop --for=condition=Stalled
 expect_eq "$(condition cro/shop Ready)" "False" "an aborted rollout is not Ready"
 expect_health rollout shop Degraded
+expect_kstatus rollout shop Failed
 expect_eq "$(exit_code plugin status shop)" "1" "status of an aborted rollout"
 expect_eq "$(exit_code plugin status shop --wait --timeout 60s)" "1" "status --wait of an aborted rollout"
 grep -q "needs a person: Aborted" "$WORK/out" || fail "status --wait: $(cat "$WORK/out")"
+expect_eq "$(argocd_actions rollout shop)" "retry " "Argo CD actions of an aborted rollout"
 expect_eq "$(k get httproute shop -o jsonpath='{.spec.rules[0].backendRefs[*].weight}')" "100 0" "abort takes the weight back"
 
 # --- blue-green with a scale-down delay ------------------------------------------------
@@ -118,6 +123,7 @@ wait_for cro/bad --for=condition=Stalled
 expect_eq "$(k get cro bad -o jsonpath='{.status.phase}')" "Degraded" "an invalid rollout is Degraded"
 expect_out "Degraded.*InvalidSpec.*invalid CEL expression" "-o wide names the reason" k get cro bad -o wide
 expect_health rollout bad Degraded
+expect_kstatus rollout bad Failed
 expect_eq "$(exit_code plugin status bad)" "1" "status of an invalid rollout"
 expect_eq "$(k get deploy -l cutover.dev/rollout=bad -o name)" "" "nothing deployed for an invalid spec"
 
@@ -146,9 +152,11 @@ YAML
 wait_for ff/banner --for=jsonpath='{.status.percentage}'=50
 expect_eq "$(condition ff/banner Ready)/$(condition ff/banner Reconciling)" "False/True" "kstatus: a stepping flag is in progress"
 expect_health featureflag banner Progressing
+expect_kstatus featureflag banner InProgress
 wait_for ff/banner --for=condition=Ready
 expect_eq "$(k get ff banner -o jsonpath='{.status.percentage}')" "100" "Ready once served to everyone"
 expect_health featureflag banner Healthy
+expect_kstatus featureflag banner Current
 
 stop_dev
 echo "rollout e2e: ok"

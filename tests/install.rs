@@ -218,3 +218,42 @@ fn the_dockerfile_builds_what_the_chart_runs() {
     assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
     assert!(read("CHANGELOG.md").contains(&format!("## [{}]", env!("CARGO_PKG_VERSION"))));
 }
+
+#[test]
+fn the_argocd_config_carries_each_lua_chunk_as_kept_in_its_file() {
+    let cm: Value = cutover::yaml::from_str(&read("config/argocd/argocd-cm.yaml")).unwrap();
+    let data = &cm["data"];
+    for kind in ["Rollout", "MigrationJob", "FeatureFlag"] {
+        let key = format!("resource.customizations.health.cutover.dev_{kind}");
+        assert_eq!(
+            data[&key].as_str(),
+            Some(read(&format!("config/argocd/health-{}.lua", kind.to_lowercase())).as_str()),
+            "{key}"
+        );
+    }
+    let actions: Value = cutover::yaml::from_str(
+        data["resource.customizations.actions.cutover.dev_Rollout"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        actions["discovery.lua"].as_str(),
+        Some(read("config/argocd/actions-rollout-discovery.lua").as_str())
+    );
+    let names: Vec<&str> = actions["definitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let name = d["name"].as_str().unwrap();
+            assert_eq!(
+                d["action.lua"].as_str(),
+                Some(read(&format!("config/argocd/action-rollout-{name}.lua")).as_str()),
+                "{name}"
+            );
+            name
+        })
+        .collect();
+    assert_eq!(names, ["promote", "promote-full", "abort", "retry"]);
+}
