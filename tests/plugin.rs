@@ -233,5 +233,33 @@ async fn the_plugin_drives_a_canary_through_kubectl() {
     );
     let (code, _, err) = env.kubectl(&["promote", "web", "--full"]).await;
     assert_eq!(code, 0, "{err}");
-    env.until("promoted fully", settled).await;
+    let back = env.until("promoted fully", settled).await;
+    assert_eq!(
+        back.status.unwrap().stable_revision.unwrap(),
+        first_revision
+    );
+
+    // Abort a release, undo, undo again: the second undo goes to the release promoted
+    // before, never to the one just aborted.
+    let (code, _, err) = env.kubectl(&["set", "image", "web", "web=web:3"]).await;
+    assert_eq!(code, 0, "{err}");
+    env.until("web:3 at the gate", |r| phase(r) == RolloutPhase::Paused)
+        .await;
+    let (code, _, err) = env.kubectl(&["abort", "web"]).await;
+    assert_eq!(code, 0, "{err}");
+    env.until("aborted", |r| phase(r) == RolloutPhase::Aborted)
+        .await;
+    let (code, out, err) = env.kubectl(&["undo", "web"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&first_revision) && out.contains("web=web:1"),
+        "back to the stable release, named by its image: {out}"
+    );
+    env.until("settled on web:1", settled).await;
+    let (code, out, err) = env.kubectl(&["undo", "web"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("web=web:2"),
+        "the release promoted before, not the aborted web:3: {out}"
+    );
 }

@@ -395,10 +395,7 @@ fn decision_line(r: &Rollout) -> String {
         .filter(|w| *w > 0)
         .map(|w| format!(" weight {w}%"))
         .unwrap_or_default();
-    let message = status
-        .message
-        .map(|m| format!(": {m}"))
-        .unwrap_or_default();
+    let message = status.message.map(|m| format!(": {m}")).unwrap_or_default();
     format!("{:?}{step}{weight}{message}", status.phase)
 }
 
@@ -507,12 +504,18 @@ async fn undo(
             .ok_or_else(|| {
                 PluginError::NotApplicable(format!("rollout {name} has no revision {rev}"))
             })?,
-        None => owned
-            .into_iter()
-            .find(|d| revision_of(d) != current)
-            .ok_or_else(|| {
-                PluginError::NotApplicable(format!("rollout {name} has no earlier revision"))
-            })?,
+        None => {
+            let revisions: Vec<(Option<String>, Option<jiff::Timestamp>)> = owned
+                .iter()
+                .map(|d| (revision_of(d), promoted_at(d)))
+                .collect();
+            let pick = undo_target(&revisions, current.as_deref()).ok_or_else(|| {
+                PluginError::NotApplicable(format!(
+                    "rollout {name} has no earlier promoted revision; name one with --to-revision"
+                ))
+            })?;
+            owned.swap_remove(pick)
+        }
     };
     let revision = revision_of(&target).unwrap_or_default();
     if Some(&revision) == current.as_ref() {
@@ -538,8 +541,54 @@ async fn undo(
         deployments.clone().into_client(),
         &r.namespace().unwrap_or_default(),
     );
+    let images = images_of(&template);
     patch(&api, &name, json!({"spec": {"template": template}})).await?;
-    Ok(revision)
+    Ok(format!("{revision} ({images})"))
+}
+
+/// When a revision's Deployment last started serving, as the operator stamped it.
+fn promoted_at(d: &Deployment) -> Option<jiff::Timestamp> {
+    d.annotations()
+        .get(crate::api::ANNOTATION_PROMOTED_AT)
+        .and_then(|t| t.parse().ok())
+}
+
+/// The revision `undo` goes back to, by index into `revisions` (revision, when it was last
+/// promoted; newest Deployment first): the last promoted one other than `current`. Without
+/// any stamp (Deployments from before stamps were kept), the newest other revision.
+pub fn undo_target(
+    revisions: &[(Option<String>, Option<jiff::Timestamp>)],
+    current: Option<&str>,
+) -> Option<usize> {
+    let others = || {
+        revisions
+            .iter()
+            .enumerate()
+            .filter(|(_, (rev, _))| rev.as_deref() != current)
+    };
+    if revisions.iter().any(|(_, at)| at.is_some()) {
+        others()
+            .filter_map(|(i, (_, at))| at.map(|at| (i, at)))
+            .max_by_key(|(_, at)| *at)
+            .map(|(i, _)| i)
+    } else {
+        others().map(|(i, _)| i).next()
+    }
+}
+
+/// `container=image` pairs of a pod template, for messages.
+fn images_of(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> String {
+    template
+        .spec
+        .as_ref()
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| format!("{}={}", c.name, c.image.as_deref().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// The `get` table.
@@ -716,4 +765,47 @@ pub fn status_view(r: &Rollout, migrations: &[(String, String)]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Option<jiff::Timestamp> {
+        Some(jiff::Timestamp::from_second(s).unwrap())
+    }
+
+    fn rev(r: &str, t: Option<jiff::Timestamp>) -> (Option<String>, Option<jiff::Timestamp>) {
+        (Some(r.to_string()), t)
+    }
+
+    #[test]
+    fn undo_goes_to_the_last_promoted_revision_never_an_aborted_one() {
+        // Newest Deployment first: 1.2.0 was aborted, 1.1.0 then 1.0.0 were promoted.
+        let revisions = [rev("v12", None), rev("v11", at(20)), rev("v10", at(10))];
+        assert_eq!(
+            undo_target(&revisions, Some("v12")),
+            Some(1),
+            "back to 1.1.0"
+        );
+        assert_eq!(
+            undo_target(&revisions, Some("v11")),
+            Some(2),
+            "again: 1.0.0, not the aborted 1.2.0"
+        );
+        assert_eq!(undo_target(&revisions, Some("v10")), Some(1));
+        let only_aborted = [rev("v12", None), rev("v11", at(20))];
+        assert_eq!(undo_target(&only_aborted, Some("v11")), None);
+        // Re-promoted later, an older revision is the newer release.
+        let repromoted = [rev("v12", at(5)), rev("v11", at(30))];
+        assert_eq!(undo_target(&repromoted, Some("v12")), Some(1));
+        assert_eq!(undo_target(&repromoted, Some("v11")), Some(0));
+    }
+
+    #[test]
+    fn without_stamps_undo_takes_the_newest_other_revision() {
+        let revisions = [rev("c", None), rev("b", None), rev("a", None)];
+        assert_eq!(undo_target(&revisions, Some("c")), Some(1));
+        assert_eq!(undo_target(&revisions, Some("b")), Some(0));
+    }
 }

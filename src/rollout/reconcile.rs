@@ -14,14 +14,15 @@ use serde_json::{Value, json};
 use super::{
     analysis::{self, Taken},
     plan::{self, Action, MigrationObserved, Observed, RevisionObserved},
-    revision::{deployment_name, template_hash},
+    revision::{deployment_name, promotion_stamp, template_hash},
     route,
 };
 use crate::{
     analysis::fetch::Subject,
     api::{
-        ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER, FeatureFlag, LABEL_REVISION,
-        LABEL_ROLE, LABEL_ROLLOUT, MigrationJob, MigrationPhase, Rollout, validate,
+        ANNOTATION_PROMOTED_AT, ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER,
+        FeatureFlag, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, MigrationJob, MigrationPhase,
+        Rollout, validate,
     },
     controller::{
         Context, Error,
@@ -317,8 +318,18 @@ async fn reconcile_rollout(
                 // an existing Deployment's own template carries the apiserver's defaults.
                 let written =
                     existing.and_then(|d| d.annotations().get(ANNOTATION_TEMPLATE).cloned());
+                let promoted_at = promotion_stamp(
+                    existing
+                        .and_then(|d| d.labels().get(LABEL_ROLE))
+                        .map(String::as_str),
+                    existing
+                        .and_then(|d| d.annotations().get(ANNOTATION_PROMOTED_AT))
+                        .map(String::as_str),
+                    *role,
+                    ctx.clock.now(),
+                );
                 let template = source.unwrap_or_else(|| template.clone());
-                let desired = revision_deployment(
+                let mut desired = revision_deployment(
                     &rollout,
                     selector.as_ref(),
                     revision,
@@ -326,6 +337,9 @@ async fn reconcile_rollout(
                     role.as_str(),
                     (&template, written),
                 )?;
+                if let Some(at) = promoted_at {
+                    desired["metadata"]["annotations"][ANNOTATION_PROMOTED_AT] = json!(at);
+                }
                 let params = PatchParams::apply(FIELD_MANAGER).force();
                 let written = deployments
                     .patch(

@@ -2,6 +2,8 @@
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
+use super::record::Role;
+
 /// Length of a revision hash.
 pub const HASH_LEN: usize = 10;
 
@@ -34,8 +36,73 @@ pub fn deployment_name(rollout: &str, revision: &str) -> String {
     format!("{rollout}-{revision}")
 }
 
+/// The `cutover.dev/promoted-at` stamp a revision's Deployment carries after a write with
+/// `role`: now as it takes the serving role (stable, or active for blue-green), the one it
+/// had otherwise. A revision that was only ever a canary or a preview is never stamped.
+pub fn promotion_stamp(
+    was: Option<&str>,
+    stamped: Option<&str>,
+    role: Role,
+    now: jiff::Timestamp,
+) -> Option<String> {
+    let serving = |r: &str| r == Role::Stable.as_str() || r == Role::Active.as_str();
+    if serving(role.as_str()) && (stamped.is_none() || !was.is_some_and(serving)) {
+        Some(now.to_string())
+    } else {
+        stamped.map(str::to_string)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_revision_is_stamped_as_it_starts_serving_and_keeps_the_stamp() {
+        let t = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        let stamp = |s: i64| Some(t(s).to_string());
+        assert_eq!(
+            promotion_stamp(None, None, Role::Stable, t(1)),
+            stamp(1),
+            "first revision"
+        );
+        assert_eq!(promotion_stamp(None, None, Role::Canary, t(1)), None);
+        assert_eq!(
+            promotion_stamp(Some("canary"), None, Role::History, t(2)),
+            None,
+            "aborted: never served"
+        );
+        assert_eq!(
+            promotion_stamp(Some("canary"), None, Role::Stable, t(3)),
+            stamp(3),
+            "promoted"
+        );
+        assert_eq!(
+            promotion_stamp(Some("preview"), None, Role::Active, t(3)),
+            stamp(3),
+            "blue-green switch"
+        );
+        let kept = t(3).to_string();
+        assert_eq!(
+            promotion_stamp(Some("stable"), Some(&kept), Role::Stable, t(9)),
+            stamp(3),
+            "a rescale keeps it"
+        );
+        assert_eq!(
+            promotion_stamp(Some("stable"), Some(&kept), Role::History, t(9)),
+            stamp(3),
+            "retired, it remembers when it served"
+        );
+        assert_eq!(
+            promotion_stamp(Some("history"), Some(&kept), Role::Stable, t(9)),
+            stamp(9),
+            "serving again: the newer time"
+        );
+        assert_eq!(
+            promotion_stamp(Some("stable"), None, Role::Stable, t(9)),
+            stamp(9),
+            "a stable revision from before stamps were kept"
+        );
+    }
+
     use super::*;
     use serde_json::json;
 
