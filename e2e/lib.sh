@@ -149,3 +149,8 @@ expect_kstatus() {
   got=$(kubectl -n "$NS" get "$1" "$2" -o json | "$bin") || fail "kstatus could not read $1/$2"
   [ "${got%%:*}" = "$3" ] || fail "kstatus of $1/$2: expected $3, got '$got'"
 }
+
+# operator_log: the log of the operator under test (cutover dev's own, or the test bed's).
+operator_log() {
+  if [ "$TARGET" = testbed ]; then cat "$WORK/operator.log"; else cat "$WORK/dev.log"; fi
+}

@@ -52,6 +52,8 @@ expect_eq "$(exit_code plugin status web --wait --timeout 60s)" "0" "status --wa
 grep -q "rollout web is healthy" "$WORK/out" || fail "status --wait: $(cat "$WORK/out")"
 wait_for cro/web --for=condition=Ready
 expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Healthy" "promoted and Ready"
+# Each decision is one info line naming the object.
+operator_log | grep "decision" | grep "web" | grep -q "Promoted" || { operator_log | tail -20 >&2; fail "no decision line for the promotion"; }
 expect_eq "$(k get cro web -o jsonpath='{.status.stableRevision}')" "$(k get cro web -o jsonpath='{.status.currentRevision}')" "promoted"
 
 # --- Gateway API canary --------------------------------------------------------------

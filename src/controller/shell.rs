@@ -190,6 +190,16 @@ pub async fn publish(
     message: &str,
     warning: bool,
 ) {
+    // Each decision is also one info line, for whoever reads the operator's log.
+    tracing::info!(
+        kind = reference.kind.as_deref().unwrap_or_default(),
+        namespace = reference.namespace.as_deref().unwrap_or_default(),
+        name = reference.name.as_deref().unwrap_or_default(),
+        reason,
+        note = message,
+        warning,
+        "decision"
+    );
     let event = event_for(ctx, reference, reason, message, warning);
     let namespace = reference.namespace.as_deref().unwrap_or("default");
     let api: Api<Event> = Api::namespaced(ctx.client.clone(), namespace);
