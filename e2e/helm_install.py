@@ -2,7 +2,8 @@
 """Installs the chart into the test bed with the real Helm engine (helm-sdkpy).
 
 The chart must install on a real kube-apiserver exactly as a user's `helm install` does;
-only `rbac.readSecrets` is turned off, so the tests see what the operator can do without it.
+only `rbac.readSecrets` is turned off, so the tests see what the operator can do without it,
+and the Grafana dashboard is turned on.
 """
 import argparse
 import asyncio
@@ -19,7 +20,8 @@ def main() -> int:
     parser.add_argument("--chart", required=True)
     args = parser.parse_args()
     config = helm_sdkpy.Configuration(namespace=args.namespace, kubeconfig=args.kubeconfig)
-    values = {"rbac": {"readSecrets": False}}
+    # The dashboard ConfigMap is off by default; installed here so it is seen to render.
+    values = {"rbac": {"readSecrets": False}, "metrics": {"grafanaDashboard": {"enabled": True}}}
     try:
         result = asyncio.run(
             helm_sdkpy.Install(config).run(

@@ -200,6 +200,36 @@ async fn every_crd_is_established_and_the_chart_installed_its_objects() {
             "the chart's {kind} missing: {objects}"
         );
     }
+    let out = kubectl(
+        bed,
+        &[
+            "-n",
+            "cutover-system",
+            "get",
+            "configmap",
+            "cutover-dashboard",
+            "-o",
+            "jsonpath={.data.cutover\\.json}",
+        ],
+    );
+    let installed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the dashboard ConfigMap holds JSON: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/charts/cutover/files/dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        installed, file,
+        "the chart ships the dashboard as it is kept"
+    );
 }
 
 #[tokio::test]

@@ -66,6 +66,10 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Reads of watched kinds, by kind and where they were answered from.
     pub cache_reads: Family<CacheLabels, Counter>,
+    /// Each Rollout's info, weight and step gauges, read at scrape time.
+    pub rollouts: super::rollout_metrics::RolloutGauges,
+    /// Analysis runs ended, by Rollout and verdict.
+    pub verdicts: super::rollout_metrics::VerdictCounters,
 }
 
 impl Default for Metrics {
@@ -110,6 +114,14 @@ impl Metrics {
             cache_reads.clone(),
         );
         registry.register("build_info", "Version of the running binary", build);
+        let rollouts = super::rollout_metrics::RolloutGauges::default();
+        registry.register_collector(Box::new(rollouts.clone()));
+        let verdicts = super::rollout_metrics::VerdictCounters::default();
+        registry.register(
+            "analysis_verdicts",
+            "Analysis runs ended, by Rollout and verdict",
+            verdicts.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -117,6 +129,8 @@ impl Metrics {
             reconcile_duration,
             leader,
             cache_reads,
+            rollouts,
+            verdicts,
         }
     }
 

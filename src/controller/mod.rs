@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod rbac;
 pub mod reconcile;
+pub mod rollout_metrics;
 pub mod runner;
 pub mod shell;
 

@@ -29,6 +29,7 @@ use crate::{
         cache::Cache,
         fair::Urgency,
         reconcile::{error_policy, instrumented, requeue_at},
+        rollout_metrics,
         shell::{self, Recorded},
     },
 };
@@ -303,6 +304,21 @@ async fn reconcile_rollout(
         Recorded::Written(rv) => rv,
         Recorded::Unchanged => rollout.resource_version().unwrap_or_default(),
     };
+    let before = rollout
+        .status
+        .as_ref()
+        .map(|s| s.analysis.as_slice())
+        .unwrap_or_default();
+    for verdict in rollout_metrics::ended_runs(before, &decision.status.analysis) {
+        ctx.metrics
+            .verdicts
+            .get_or_create(&rollout_metrics::VerdictLabels {
+                namespace: ns.clone(),
+                name: name.clone(),
+                verdict: rollout_metrics::verdict_label(verdict),
+            })
+            .inc();
+    }
     for action in &decision.actions {
         match action {
             Action::ApplyRevision {

@@ -196,6 +196,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             watcher::Config::default().any_semantic(),
         );
         let store = controller.store();
+        ctx.metrics.rollouts.read_from({
+            let store = store.clone();
+            move || {
+                store
+                    .state()
+                    .iter()
+                    .filter_map(|guarded: &Arc<reconcile::Guarded>| guarded.0.as_ref().ok())
+                    .map(crate::controller::rollout_metrics::RolloutSample::of)
+                    .collect()
+            }
+        });
         let reconcile = gated(gate.clone(), controller.store(), reconcile::urgency, {
             move |rollout, ctx| reconcile::reconcile(rollout, ctx, reads.clone())
         });

@@ -123,6 +123,16 @@ fn listening_on(line: &str) -> Option<SocketAddr> {
 /// Starts Prometheus scraping `exporter` every second, on a port it binds itself (read back
 /// from its log), and returns once it has enough samples for a 5 s rate.
 pub async fn start_prometheus(exporter: SocketAddr) -> Result<Prometheus, BoxError> {
+    start_prometheus_until(exporter, "sum(rate(http_requests_total[5s])) > 0").await
+}
+
+/// Starts Prometheus scraping `target` every second and returns once `ready` (an instant
+/// query) gives a number.
+pub async fn start_prometheus_until(
+    target: SocketAddr,
+    ready: &str,
+) -> Result<Prometheus, BoxError> {
+    let exporter = target;
     static STARTED: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "cutover-prom-{}-{}",
@@ -172,11 +182,7 @@ pub async fn start_prometheus(exporter: SocketAddr) -> Result<Prometheus, BoxErr
     let prometheus = Prometheus { child, addr, dir };
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if prometheus
-            .query("sum(rate(http_requests_total[5s]))")
-            .await
-            .is_some_and(|v| v > 0.0)
-        {
+        if prometheus.query(ready).await.is_some() {
             return Ok(prometheus);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
