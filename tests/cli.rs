@@ -64,7 +64,7 @@ fn every_invalid_example_fails_lint_with_its_message() {
             "{} has no `# expect:` line",
             file.display()
         );
-        let prefix = format!("{}:1: ", file.display());
+        let prefix = format!("{}:", file.display());
         let reported: Vec<&str> = stdout.lines().filter(|l| l.starts_with(&prefix)).collect();
         for e in expected {
             assert!(
@@ -73,11 +73,34 @@ fn every_invalid_example_fails_lint_with_its_message() {
                 file.display()
             );
         }
+        // Each problem names the line and column where its field is written.
+        for line in &reported {
+            let rest = &line[prefix.len()..];
+            let mut parts = rest.splitn(3, ':');
+            let (l, c) = (parts.next().unwrap(), parts.next().unwrap());
+            let (l, c): (usize, usize) = (l.parse().unwrap(), c.parse().unwrap());
+            let text_line = text.lines().nth(l - 1).unwrap_or_default();
+            assert!(c >= 1 && c <= text_line.len() + 1, "{line}");
+            let field = parts
+                .next()
+                .unwrap()
+                .trim_start()
+                .split(": ")
+                .next()
+                .unwrap();
+            let key = field.rsplit('.').next().unwrap_or_default();
+            if field.starts_with("spec.") && !key.contains('[') {
+                assert!(
+                    text_line[c - 1..].starts_with(key),
+                    "{line}: line {l} column {c} is {text_line:?}, not the field {key}"
+                );
+            }
+        }
     }
 }
 
 #[test]
-fn lint_reports_each_document_of_a_stream_by_number() {
+fn lint_reports_each_problem_at_its_line_and_column_in_the_stream() {
     let dir = tempdir();
     let path = dir.join("stream.yaml");
     std::fs::write(
@@ -88,13 +111,26 @@ fn lint_reports_each_document_of_a_stream_by_number() {
     let out = cutover().arg("lint").arg(&path).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
+    // file:line:column of the field at fault, counted in the whole stream; a missing
+    // field is reported where its nearest written parent is.
     assert!(
-        stdout.contains(&format!("{}:2: ", path.display())),
+        stdout.contains(&format!(
+            "{}:8:8: spec.strategy: exactly one strategy must be set",
+            path.display()
+        )),
         "{stdout}"
     );
     assert!(
-        !stdout.contains(&format!("{}:1: ", path.display())),
+        stdout.contains(&format!(
+            "{}:5:1: exactly one of spec.template or spec.workloadRef",
+            path.display()
+        )),
         "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        2,
+        "the Service is not checked: {stdout}"
     );
 }
 

@@ -22,6 +22,8 @@ pub struct Problem {
     pub file: String,
     /// 1-based index of the (non-empty) document in the file.
     pub doc: usize,
+    /// Where the field at fault (or its nearest written parent) is in the file.
+    pub at: super::positions::Position,
     /// The field at fault, dotted (empty for the whole document).
     pub field: String,
     /// What is wrong.
@@ -30,13 +32,14 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (line, column) = (self.at.line, self.at.column);
         if self.field.is_empty() {
-            write!(f, "{}:{}: {}", self.file, self.doc, self.message)
+            write!(f, "{}:{line}:{column}: {}", self.file, self.message)
         } else {
             write!(
                 f,
-                "{}:{}: {}: {}",
-                self.file, self.doc, self.field, self.message
+                "{}:{line}:{column}: {}: {}",
+                self.file, self.field, self.message
             )
         }
     }
@@ -55,19 +58,28 @@ pub struct Report {
 
 /// Splits a YAML stream at `---` lines, keeping only documents with content.
 pub fn split_documents(text: &str) -> Vec<String> {
+    split_documents_at(text)
+        .into_iter()
+        .map(|(_, doc)| doc)
+        .collect()
+}
+
+/// Like [`split_documents`], with the number of lines before each document in the stream.
+pub fn split_documents_at(text: &str) -> Vec<(usize, String)> {
     let mut docs = Vec::new();
-    let mut current = String::new();
-    for line in text.lines() {
+    let (mut start, mut current) = (0, String::new());
+    for (n, line) in text.lines().enumerate() {
         let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
         if is_separator || line == "..." {
-            docs.push(std::mem::take(&mut current));
+            docs.push((start, std::mem::take(&mut current)));
+            start = n + 1;
             continue;
         }
         current.push_str(line);
         current.push('\n');
     }
-    docs.push(current);
-    docs.into_iter().filter(|d| has_content(d)).collect()
+    docs.push((start, current));
+    docs.into_iter().filter(|(_, d)| has_content(d)).collect()
 }
 
 fn has_content(doc: &str) -> bool {
@@ -80,13 +92,18 @@ fn has_content(doc: &str) -> bool {
 /// Lints every document of `text`, naming problems after `file`.
 pub fn lint_text(file: &str, text: &str) -> Report {
     let mut report = Report::default();
-    for (i, doc) in split_documents(text).iter().enumerate() {
+    for (i, (before, doc)) in split_documents_at(text).iter().enumerate() {
+        let mut parse_error_at = None;
         let errors = match crate::yaml::from_str::<Value>(doc) {
-            Err(e) => vec![FieldError::new(
-                "",
-                FieldErrorKind::Invalid,
-                format!("not valid YAML: {}", one_line(&e.to_string())),
-            )],
+            Err(e) => {
+                let message = e.to_string();
+                parse_error_at = yaml_error_position(&message);
+                vec![FieldError::new(
+                    "",
+                    FieldErrorKind::Invalid,
+                    format!("not valid YAML: {}", one_line(&message)),
+                )]
+            }
             Ok(value) => match lint_document(&value) {
                 None => {
                     report.skipped += 1;
@@ -96,14 +113,32 @@ pub fn lint_text(file: &str, text: &str) -> Report {
             },
         };
         report.checked += 1;
-        report.problems.extend(errors.into_iter().map(|e| Problem {
-            file: file.to_string(),
-            doc: i + 1,
-            field: e.path,
-            message: e.message,
+        let positions = super::positions::Positions::of(doc);
+        report.problems.extend(errors.into_iter().map(|e| {
+            let mut at = parse_error_at.unwrap_or_else(|| positions.locate(&e.path));
+            at.line += before;
+            Problem {
+                file: file.to_string(),
+                doc: i + 1,
+                at,
+                field: e.path,
+                message: e.message,
+            }
         }));
     }
     report
+}
+
+/// The `line L column C` a YAML parser's message names.
+fn yaml_error_position(message: &str) -> Option<super::positions::Position> {
+    let rest = &message[message.find("line ")? + 5..];
+    let (line, rest) = rest.split_once(' ')?;
+    let column = rest.strip_prefix("column ")?;
+    let column: String = column.chars().take_while(char::is_ascii_digit).collect();
+    Some(super::positions::Position {
+        line: line.parse().ok()?,
+        column: column.parse().ok()?,
+    })
 }
 
 fn one_line(s: &str) -> String {
@@ -360,7 +395,7 @@ mod tests {
         );
         assert_eq!(r.skipped, 1);
         assert_eq!(r.problems.len(), 1);
-        assert_eq!(r.problems[0].to_string(), "f:2: kind: Required value");
+        assert_eq!(r.problems[0].to_string(), "f:5:1: kind: Required value");
     }
 
     #[test]
@@ -368,7 +403,10 @@ mod tests {
         let r = lint_text("s", "kind: Scenario\nname: x\nduration: 10m\nobjects: []\n");
         assert_eq!((r.checked, r.skipped, r.problems.len()), (0, 1, 0));
         let r = lint_text("s", "name: x\nduration: 10m\nobjects: []\n");
-        assert_eq!(r.problems[0].to_string(), "s:1: apiVersion: Required value");
+        assert_eq!(
+            r.problems[0].to_string(),
+            "s:1:1: apiVersion: Required value"
+        );
     }
 
     #[test]
@@ -382,7 +420,7 @@ mod tests {
         let problems: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             problems,
-            vec!["f:1: spec.selector is required with spec.template"]
+            vec!["f:1:1: spec.selector is required with spec.template"]
         );
     }
 

@@ -4,6 +4,7 @@ pub mod crd;
 pub mod dev;
 pub mod lint;
 pub mod plugin;
+pub mod positions;
 pub mod simulate;
 
 use std::{path::PathBuf, process::ExitCode};
