@@ -171,6 +171,26 @@ async fn the_plugin_drives_a_canary_through_kubectl() {
     assert!(out.contains("[x] 0: setWeight 50"), "{out}");
     assert!(out.contains("Steps [##########----------] 1/2"), "{out}");
     assert!(out.contains("(new)     50%"), "{out}");
+    // The last decision is the gate, not whichever condition moved last.
+    assert!(
+        out.contains("Last decision: Paused True (ManualGate"),
+        "{out}"
+    );
+    // The tree: each revision with its role and image, its Deployment and ready pods.
+    assert!(out.contains("Revisions\n"), "{out}");
+    assert!(out.contains("(canary) web=web:2"), "{out}");
+    assert!(out.contains(&format!("({}) web=web:1", "stable")), "{out}");
+    assert!(
+        out.contains("2/2 ready"),
+        "two pods on each side at 50% of 4: {out}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.contains(" pod web-") && l.ends_with("Running, ready"))
+            .count()
+            == 4,
+        "{out}"
+    );
 
     // A verb that does not apply is refused with the reason.
     let (code, _, err) = env.kubectl(&["retry", "web"]).await;

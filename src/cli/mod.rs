@@ -6,6 +6,7 @@ pub mod lint;
 pub mod plugin;
 pub mod positions;
 pub mod simulate;
+pub mod views;
 
 use std::{path::PathBuf, process::ExitCode};
 

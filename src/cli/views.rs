@@ -1,0 +1,325 @@
+//! What `kubectl cutover` prints: the `get` table and the `status` view, with its
+//! revision → Deployment → pods tree.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{Api, ResourceExt, api::ListParams};
+
+use super::plugin::PluginError;
+use crate::api::{
+    AnalysisVerdict, LABEL_REVISION, LABEL_ROLLOUT, Rollout, StepAction, StrategyKind,
+};
+
+/// `container=image` pairs of a pod template, for messages.
+pub fn images_of(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> String {
+    template
+        .spec
+        .as_ref()
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| format!("{}={}", c.name, c.image.as_deref().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// The `get` table.
+pub fn table(items: &[Rollout], with_namespace: bool) -> String {
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "STRATEGY".into(),
+        "PHASE".into(),
+        "STEP".into(),
+        "WEIGHT".into(),
+        "STABLE".into(),
+        "CURRENT".into(),
+    ]];
+    for r in items {
+        let s = r.status.clone().unwrap_or_default();
+        let steps = step_count(r);
+        rows.push(vec![
+            r.name_any(),
+            s.strategy.map_or("-".into(), |k| format!("{k:?}")),
+            format!("{:?}", s.phase),
+            match (s.current_step_index, steps) {
+                (Some(i), Some(n)) => format!("{}/{n}", i.min(n as i32)),
+                _ => "-".into(),
+            },
+            s.canary_weight.map_or("-".into(), |w| format!("{w}%")),
+            s.stable_revision.unwrap_or_else(|| "-".into()),
+            s.current_revision.unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    if with_namespace {
+        // First, as kubectl prints it with -A.
+        rows[0].insert(0, "NAMESPACE".into());
+        for (row, r) in rows.iter_mut().skip(1).zip(items) {
+            row.insert(0, r.namespace().unwrap_or_default());
+        }
+    }
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn step_count(r: &Rollout) -> Option<usize> {
+    r.spec.strategy.canary.as_ref().map(|c| c.steps.len())
+}
+
+fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = (done.min(total) * width)
+        .checked_div(total)
+        .unwrap_or(width);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+/// One revision's Deployment as the status view's tree shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevisionRow {
+    /// Revision hash.
+    pub revision: String,
+    /// Role label (stable, canary, active, preview, previous, history).
+    pub role: String,
+    /// Deployment name.
+    pub deployment: String,
+    /// Ready pods.
+    pub ready: i32,
+    /// Desired pods.
+    pub desired: i32,
+    /// `container=image` pairs.
+    pub images: String,
+    /// Its pods: name and phase (with `ready` when ready).
+    pub pods: Vec<(String, String)>,
+}
+
+/// The revision → Deployment → pods tree, newest revision first.
+fn revision_tree(rows: &[RevisionRow]) -> String {
+    let mut out = String::from("\nRevisions\n");
+    for (i, row) in rows.iter().enumerate() {
+        let last = i + 1 == rows.len();
+        let (branch, stem) = if last {
+            ("└─", "  ")
+        } else {
+            ("├─", "│ ")
+        };
+        out.push_str(&format!(
+            "{branch} {} ({}) {}\n",
+            row.revision, row.role, row.images
+        ));
+        out.push_str(&format!(
+            "{stem} └─ deployment {}  {}/{} ready\n",
+            row.deployment, row.ready, row.desired
+        ));
+        for (j, (pod, state)) in row.pods.iter().enumerate() {
+            let twig = if j + 1 == row.pods.len() {
+                "└─"
+            } else {
+                "├─"
+            };
+            out.push_str(&format!("{stem}    {twig} pod {pod}  {state}\n"));
+        }
+    }
+    out
+}
+
+/// The tree's rows from a Rollout's Deployments and pods (newest Deployment first).
+pub async fn revision_rows(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Result<Vec<RevisionRow>, PluginError> {
+    use k8s_openapi::api::core::v1::Pod;
+    let selector = format!("{LABEL_ROLLOUT}={name}");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let mut owned = deployments
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items;
+    owned.sort_by_key(|d| std::cmp::Reverse(d.metadata.creation_timestamp.clone().map(|t| t.0)));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pods = pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items;
+    Ok(owned
+        .iter()
+        .map(|d| {
+            let revision = d.labels().get(LABEL_REVISION).cloned().unwrap_or_default();
+            let template = d
+                .spec
+                .as_ref()
+                .map(|s| s.template.clone())
+                .unwrap_or_default();
+            RevisionRow {
+                role: d
+                    .labels()
+                    .get(crate::api::LABEL_ROLE)
+                    .cloned()
+                    .unwrap_or_default(),
+                deployment: d.name_any(),
+                ready: d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0),
+                desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                images: images_of(&template),
+                pods: pods
+                    .iter()
+                    .filter(|p| p.labels().get(LABEL_REVISION) == Some(&revision))
+                    .map(|p| {
+                        let status = p.status.clone().unwrap_or_default();
+                        let ready = status
+                            .conditions
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == crate::api::TRUE);
+                        let phase = status.phase.unwrap_or_else(|| "Pending".into());
+                        (
+                            p.name_any(),
+                            if ready {
+                                format!("{phase}, ready")
+                            } else {
+                                phase
+                            },
+                        )
+                    })
+                    .collect(),
+                revision,
+            }
+        })
+        .collect())
+}
+
+/// The status view: phase, traffic, steps, analysis, migrations, revisions, last decision.
+pub fn status_view(
+    r: &Rollout,
+    migrations: &[(String, String)],
+    revisions: &[RevisionRow],
+) -> String {
+    let s = r.status.clone().unwrap_or_default();
+    let name = r.name_any();
+    let mut out = String::new();
+    let strategy = s.strategy.map_or("-".into(), |k| format!("{k:?}"));
+    out.push_str(&format!("Rollout {name} ({strategy}): {:?}\n", s.phase));
+    if let Some(m) = &s.message {
+        out.push_str(&format!("  {m}\n"));
+    }
+    let stable = s.stable_revision.clone().unwrap_or_else(|| "-".into());
+    let current = s.current_revision.clone().unwrap_or_else(|| "-".into());
+    let weight = s.canary_weight.unwrap_or(0);
+    out.push_str("\nTraffic\n");
+    if stable == current {
+        out.push_str(&format!("  {stable} (stable)  100%\n"));
+    } else {
+        out.push_str(&format!("  {stable} (stable)  {}%\n", 100 - weight));
+        out.push_str(&format!("  {current} (new)     {weight}%\n"));
+    }
+    if let (Some(StrategyKind::Canary), Some(canary)) = (s.strategy, &r.spec.strategy.canary) {
+        let n = canary.steps.len();
+        let at = s.current_step_index.map(|i| i as usize);
+        let done = if stable == current {
+            n
+        } else {
+            at.unwrap_or(0)
+        };
+        out.push_str(&format!("\nSteps {} {done}/{n}\n", bar(done, n, 20)));
+        for (i, step) in canary.steps.iter().enumerate() {
+            let mark = match at {
+                Some(a) if a == i && stable != current => ">",
+                _ if i < done => "x",
+                _ => " ",
+            };
+            let what = match step.action() {
+                Some(StepAction::SetWeight(w)) => format!("setWeight {w}"),
+                Some(StepAction::Pause(Some(d))) => format!("pause {d}"),
+                Some(StepAction::Pause(None)) => "pause (until promoted)".into(),
+                Some(StepAction::Analysis(a)) => format!(
+                    "analysis {}",
+                    a.metrics
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => "?".into(),
+            };
+            out.push_str(&format!("  [{mark}] {i}: {what}\n"));
+        }
+    }
+    if !s.analysis.is_empty() {
+        out.push_str("\nAnalysis\n");
+        for run in &s.analysis {
+            let verdict = match run.verdict {
+                AnalysisVerdict::Running => "Running",
+                AnalysisVerdict::Successful => "Successful",
+                AnalysisVerdict::Inconclusive => "Inconclusive",
+                AnalysisVerdict::Error => "Error",
+                AnalysisVerdict::Failed => "Failed",
+            };
+            out.push_str(&format!("  {}: {verdict}\n", run.name));
+            for m in &run.metrics {
+                let last = m.measurements.last().map_or("-".to_string(), |x| {
+                    format!(
+                        "{} {:?}",
+                        x.value.clone().unwrap_or_else(|| "-".into()),
+                        x.outcome
+                    )
+                });
+                out.push_str(&format!(
+                    "    {}: {} measured ({} ok, {} failed, {} inconclusive, {} errors), last {last}\n",
+                    m.name, m.count, m.successful, m.failed, m.inconclusive, m.error
+                ));
+            }
+        }
+    }
+    if !migrations.is_empty() {
+        out.push_str("\nMigrations\n");
+        for (n, phase) in migrations {
+            out.push_str(&format!("  {n}: {phase}\n"));
+        }
+    }
+    if !revisions.is_empty() {
+        out.push_str(&revision_tree(revisions));
+    }
+    // The decisions are these conditions; Available, Ready, Reconciling and Stalled follow
+    // from them and would only repeat the newest one.
+    let decisions = [
+        crate::api::PROGRESSING,
+        crate::api::PAUSED,
+        crate::api::ABORTED,
+        crate::api::INVALID_SPEC,
+    ];
+    let last = s
+        .conditions
+        .iter()
+        .filter(|c| decisions.contains(&c.type_.as_str()) && c.status == crate::api::TRUE)
+        .max_by_key(|c| c.last_transition_time.0);
+    if let Some(c) = last {
+        out.push_str(&format!(
+            "\nLast decision: {} {} ({}){}\n",
+            c.type_,
+            c.status,
+            c.reason,
+            if c.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", c.message)
+            }
+        ));
+    }
+    out
+}
