@@ -159,3 +159,102 @@ fn scenario_errors_name_file_and_line() {
         "{stderr}"
     );
 }
+
+fn svg_labels(scenario: &str) -> Vec<String> {
+    let file = root().join(scenario);
+    let svg = std::env::temp_dir().join(format!(
+        "cutover-plot-{}-{}.svg",
+        std::process::id(),
+        scenario.replace('/', "-")
+    ));
+    let (code, _, stderr) = run(&[file.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn a_comparison_is_plotted_canary_against_stable_and_its_figures_are_numbers() {
+    let labels = svg_labels("examples/scenarios/canary-gateway.yaml");
+    for series in [
+        "metric latency-vs-stable canary",
+        "metric latency-vs-stable stable",
+    ] {
+        assert!(labels.iter().any(|l| l == series), "{series} in {labels:?}");
+    }
+    let file = root().join("examples/scenarios/canary-gateway.yaml");
+    let (code, json, _) = run(&[file.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(code, Some(0));
+    let judged: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "measurement" && e["metric"] == "latency-vs-stable")
+        .collect();
+    assert!(!judged.is_empty());
+    for e in judged {
+        let f = &e["figures"];
+        for key in ["p", "shift", "low", "high", "ratio", "canary", "stable"] {
+            assert!(f[key].is_f64(), "{key} is a number: {e}");
+        }
+        assert!(
+            f["canarySamples"].is_u64() && f["stableSamples"].is_u64(),
+            "{e}"
+        );
+        let (canary, stable, ratio) = (
+            f["canary"].as_f64().unwrap(),
+            f["stable"].as_f64().unwrap(),
+            f["ratio"].as_f64().unwrap(),
+        );
+        assert!(
+            (canary / stable - ratio).abs() < 0.01,
+            "the medians give the ratio: {e}"
+        );
+    }
+}
+
+#[test]
+fn pauses_and_gates_are_shaded_and_decision_labels_never_overlap() {
+    let labels = svg_labels("examples/scenarios/canary-manual-gate.yaml");
+    assert!(
+        labels.iter().any(|l| l == "pause"),
+        "the timed pause: {labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l == "gate"),
+        "the manual gate: {labels:?}"
+    );
+    // Decision labels on one row stay apart: the scenario completes two steps within two
+    // seconds, which once printed as one smeared `StepCompletedStepCompleted`.
+    let file = root().join("examples/scenarios/canary-manual-gate.yaml");
+    let svg = std::env::temp_dir().join(format!("cutover-plot-gate-{}.svg", std::process::id()));
+    let (code, _, _) = run(&[file.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let mut markers: Vec<(f64, f64)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter(|n| {
+            n.text().is_some_and(|t| {
+                ["StepCompleted", "Promoted", "Healthy", "Aborted"].contains(&t.trim())
+            })
+        })
+        .map(|n| {
+            let at = |a: &str| n.attribute(a).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            (at("y"), at("x"))
+        })
+        .collect();
+    assert!(markers.len() >= 2, "{markers:?}");
+    markers.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    for pair in markers.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            assert!(pair[1].1 - pair[0].1 >= 25.0, "labels overlap: {markers:?}");
+        }
+    }
+}

@@ -39,6 +39,8 @@ pub struct Judgement {
     pub interval: (f64, f64),
     /// Median of canary over median of stable (NaN when the stable median is 0).
     pub median_ratio: f64,
+    /// Medians of the canary and of the stable sample.
+    pub medians: (f64, f64),
     /// Samples used (canary, stable), after NaN cleanup.
     pub samples: (usize, usize),
 }
@@ -53,16 +55,74 @@ impl Judgement {
             );
         }
         format!(
-            "{:?}: p={:.4} shift={:+.4} [{:.4}, {:.4}] ratio={:.3} n={}/{}",
+            "{:?}: p={:.4} shift={:+.4} [{:.4}, {:.4}] ratio={:.3} canary={:.4} stable={:.4} n={}/{}",
             self.classification,
             self.p_value,
             self.shift,
             self.interval.0,
             self.interval.1,
             self.median_ratio,
+            self.medians.0,
+            self.medians.1,
             self.samples.0,
             self.samples.1
         )
+    }
+}
+
+/// The numbers of a judgement, read back from its one-line summary (the value a
+/// measurement keeps in status), for reports and plots.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    /// p-value.
+    pub p: f64,
+    /// Hodges-Lehmann shift, canary minus stable.
+    pub shift: f64,
+    /// Lower end of the shift's confidence interval.
+    pub low: f64,
+    /// Upper end of the shift's confidence interval.
+    pub high: f64,
+    /// Median of canary over median of stable.
+    pub ratio: f64,
+    /// Median of the canary sample.
+    pub canary: f64,
+    /// Median of the stable sample.
+    pub stable: f64,
+    /// Canary samples.
+    pub canary_samples: u64,
+    /// Stable samples.
+    pub stable_samples: u64,
+}
+
+impl Figures {
+    /// Reads the summary [`Judgement::render`] writes; `None` for anything else (NoData, a
+    /// threshold metric's number).
+    pub fn parse(summary: &str) -> Option<Self> {
+        let field = |name: &str| -> Option<&str> {
+            summary
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        };
+        let number = |name: &str| field(name)?.parse::<f64>().ok();
+        let (low, high) = summary
+            .split_once('[')?
+            .1
+            .split_once(']')?
+            .0
+            .split_once(", ")?;
+        let (canary_samples, stable_samples) = field("n")?.split_once('/')?;
+        Some(Self {
+            p: number("p")?,
+            shift: number("shift")?,
+            low: low.parse().ok()?,
+            high: high.parse().ok()?,
+            ratio: number("ratio")?,
+            canary: number("canary")?,
+            stable: number("stable")?,
+            canary_samples: canary_samples.parse().ok()?,
+            stable_samples: stable_samples.parse().ok()?,
+        })
     }
 }
 
@@ -176,6 +236,7 @@ pub fn judge(metric: &CompareMetric, canary: &[f64], stable: &[f64]) -> Judgemen
         shift: f64::NAN,
         interval: (f64::NAN, f64::NAN),
         median_ratio: f64::NAN,
+        medians: (f64::NAN, f64::NAN),
         samples: (x.len(), y.len()),
     };
     if x.len() < min || y.len() < min {
@@ -244,6 +305,7 @@ pub fn judge(metric: &CompareMetric, canary: &[f64], stable: &[f64]) -> Judgemen
         shift,
         interval,
         median_ratio,
+        medians: (canary_median, stable_median),
         samples: (x.len(), y.len()),
     }
 }
@@ -420,6 +482,45 @@ pub fn normal_quantile(p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_reads_back_as_its_figures() {
+        let j = Judgement {
+            classification: Classification::High,
+            u: 300.0,
+            p_value: 0.000_12,
+            shift: 0.152,
+            interval: (0.121, -0.18),
+            median_ratio: 1.712,
+            medians: (0.35, 0.2),
+            samples: (20, 19),
+        };
+        let summary = j.render();
+        assert_eq!(
+            summary,
+            "High: p=0.0001 shift=+0.1520 [0.1210, -0.1800] ratio=1.712 canary=0.3500 stable=0.2000 n=20/19"
+        );
+        assert_eq!(
+            Figures::parse(&summary),
+            Some(Figures {
+                p: 0.0001,
+                shift: 0.152,
+                low: 0.121,
+                high: -0.18,
+                ratio: 1.712,
+                canary: 0.35,
+                stable: 0.2,
+                canary_samples: 20,
+                stable_samples: 19,
+            })
+        );
+        let no_data = Judgement {
+            classification: Classification::NoData,
+            ..j
+        };
+        assert_eq!(Figures::parse(&no_data.render()), None);
+        assert_eq!(Figures::parse("0.05"), None, "a threshold metric's value");
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol * b.abs().max(1e-300)

@@ -69,6 +69,9 @@ pub enum Entry {
         metric: String,
         /// The value, as recorded.
         value: Option<String>,
+        /// A comparison's figures as numbers (canary and stable medians, p, shift...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        figures: Option<crate::analysis::judge::Figures>,
         /// Successful, Failed, Inconclusive or Error.
         outcome: String,
         /// Why, if said.
@@ -796,6 +799,10 @@ impl<'a> Watcher<'a> {
                         rollout: name.to_string(),
                         run: run.name.clone(),
                         metric: m.name.clone(),
+                        figures: x
+                            .value
+                            .as_deref()
+                            .and_then(crate::analysis::judge::Figures::parse),
                         value: x.value.clone(),
                         outcome: format!("{:?}", x.outcome),
                         message: x.message.clone(),

@@ -8,12 +8,11 @@ use plotters::prelude::*;
 use super::{Entry, Report};
 
 /// Decision reasons worth a marker.
-const MARKED: [&str; 11] = [
+const MARKED: [&str; 10] = [
     "KillSwitch",
     "MigrationFailed",
     "RolledBack",
     "StepCompleted",
-    "Paused",
     "Aborted",
     "Promoted",
     "PromotedFull",
@@ -99,20 +98,71 @@ fn weight_series(report: &Report) -> BTreeMap<String, Vec<(f64, f64)>> {
     series
 }
 
-/// Values of each metric (minutes, value), from measurements with a number.
+/// Pauses of the report, in seconds from the start: from each `Paused` decision to the next
+/// decision that moves its object on; `true` for a manual gate (waiting for promote).
+fn pauses(report: &Report) -> Vec<(f64, f64, bool)> {
+    let mut open: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in &report.timeline {
+        let Entry::Decision {
+            t,
+            object,
+            reason,
+            message,
+            ..
+        } = e
+        else {
+            continue;
+        };
+        if reason == "Paused" {
+            let gate = message.contains("promote");
+            open.entry(object.clone()).or_insert((*t, gate));
+        } else if matches!(
+            reason.as_str(),
+            "StepCompleted" | "Aborted" | "Promoted" | "PromotedFull" | "Retried"
+        ) && let Some((from, gate)) = open.remove(object)
+        {
+            out.push((from as f64, *t as f64, gate));
+        }
+    }
+    let end = report.duration as f64;
+    out.extend(
+        open.into_values()
+            .map(|(from, gate)| (from as f64, end, gate)),
+    );
+    out
+}
+
+/// Values of each metric (minutes, value), from measurements with a number; a comparison
+/// gives two series, its canary and its stable median.
 fn metric_series(report: &Report) -> BTreeMap<String, Vec<(f64, f64)>> {
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for e in &report.timeline {
-        if let Entry::Measurement {
-            t, metric, value, ..
+        let Entry::Measurement {
+            t,
+            metric,
+            value,
+            figures,
+            ..
         } = e
-            && let Some(v) = value.as_deref().and_then(|v| v.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let x = *t as f64 / 60.0;
+        // A comparison: canary against stable, each side's median.
+        if let Some(f) = figures {
+            for (side, v) in [("canary", f.canary), ("stable", f.stable)] {
+                if v.is_finite() {
+                    series
+                        .entry(format!("{metric} {side}"))
+                        .or_default()
+                        .push((x, v));
+                }
+            }
+        } else if let Some(v) = value.as_deref().and_then(|v| v.parse::<f64>().ok())
             && v.is_finite()
         {
-            series
-                .entry(metric.clone())
-                .or_default()
-                .push((*t as f64 / 60.0, v));
+            series.entry(metric.clone()).or_default().push((x, v));
         }
     }
     series
@@ -168,6 +218,23 @@ fn draw_weights(
                 format!("revision {label}")
             })
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+    }
+    // Pauses as shaded bands: a manual gate darker than a timed pause.
+    for (from, to, gate) in pauses(report) {
+        let (shade, label) = if gate {
+            (RGBColor(255, 170, 0).mix(0.25), "gate")
+        } else {
+            (BLACK.mix(0.08), "pause")
+        };
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(from / 60.0, 0.0), (to / 60.0, 100.0)],
+            shade.filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            label,
+            (from / 60.0, 96.0),
+            ("sans-serif", 10).into_font().color(&BLACK.mix(0.6)),
+        )))?;
     }
     // Decision markers: a dashed vertical line and the reason.
     let mut last_label_x = f64::NEG_INFINITY;
