@@ -92,9 +92,19 @@ fn rollout_crd_has_names_columns_and_subresources_users_rely_on() {
     assert_eq!(
         columns,
         [
-            "Strategy", "Phase", "Step", "Weight", "Stable", "Current", "Age"
+            "Strategy", "Phase", "Step", "Weight", "Stable", "Current", "Age", "Reason", "Image",
+            "Message"
         ]
     );
+    // The last three are for `-o wide` only.
+    let wide: Vec<&str> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .filter(|c| c.priority == Some(1))
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(wide, ["Reason", "Image", "Message"]);
     let sub = version.subresources.as_ref().unwrap();
     assert!(sub.status.is_some());
     let scale = sub.scale.as_ref().unwrap();

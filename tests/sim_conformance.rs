@@ -110,7 +110,8 @@ differential!(
     a_rollout_selector_cannot_change,
     a_secret_keeps_string_data_only_as_data,
     an_apply_that_changes_nothing_after_another_manager_writes_nothing,
-    a_rollout_table_fills_its_printer_columns;
+    a_rollout_table_fills_its_printer_columns,
+    a_deployment_annotation_is_a_new_generation_and_a_label_is_not;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1386,4 +1387,38 @@ async fn a_rollout_table_fills_its_printer_columns(t: Target) {
     assert_eq!(cell("Reason"), json!("InvalidSpec"));
     assert_eq!(cell("Image"), json!("web:1"));
     assert_eq!(cell("Message"), json!("spec.replicas: too many"));
+}
+
+/// A Deployment's annotations are copied to its ReplicaSets: changing one is a new
+/// generation (and its status is stale until the controller observes it); a label is not.
+async fn a_deployment_annotation_is_a_new_generation_and_a_label_is_not(t: Target) {
+    let Target { client, ns, .. } = t;
+    let api: Api<Deployment> = Api::namespaced(client, &ns);
+    let created = api
+        .create(&PostParams::default(), &deployment())
+        .await
+        .unwrap();
+    let first = created.metadata.generation.unwrap();
+    let labelled = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"role": "stable"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(labelled.metadata.generation, Some(first), "a label");
+    let annotated = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"note": "x"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        annotated.metadata.generation,
+        Some(first + 1),
+        "an annotation"
+    );
 }

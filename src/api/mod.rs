@@ -46,9 +46,11 @@ pub const LABEL_ROLE: &str = "cutover.dev/role";
 /// `undo` restores. The Deployment's own template carries the apiserver's defaults, and
 /// hashes to another revision.
 pub const ANNOTATION_TEMPLATE: &str = "cutover.dev/template";
-/// Annotation on a revision's Deployment: when it last became the revision serving stable
-/// traffic, so `undo` goes back to the last promoted release, never to an aborted one.
-pub const ANNOTATION_PROMOTED_AT: &str = "cutover.dev/promoted-at";
+/// Label on a revision's Deployment: when (Unix seconds) it last became the revision
+/// serving stable traffic, so `undo` goes back to the last promoted release, never to an
+/// aborted one. A label, not an annotation: a Deployment's annotation change is a new
+/// generation, and its status would read stale until the controller caught up.
+pub const LABEL_PROMOTED_AT: &str = "cutover.dev/promoted-at";
 
 /// Every CustomResourceDefinition of the API, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

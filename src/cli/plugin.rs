@@ -549,9 +549,10 @@ async fn undo(
 
 /// When a revision's Deployment last started serving, as the operator stamped it.
 fn promoted_at(d: &Deployment) -> Option<jiff::Timestamp> {
-    d.annotations()
-        .get(crate::api::ANNOTATION_PROMOTED_AT)
-        .and_then(|t| t.parse().ok())
+    d.labels()
+        .get(crate::api::LABEL_PROMOTED_AT)
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
 }
 
 /// The revision `undo` goes back to, by index into `revisions` (revision, when it was last

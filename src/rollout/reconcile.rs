@@ -20,9 +20,8 @@ use super::{
 use crate::{
     analysis::fetch::Subject,
     api::{
-        ANNOTATION_PROMOTED_AT, ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER,
-        FeatureFlag, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, MigrationJob, MigrationPhase,
-        Rollout, validate,
+        ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER, FeatureFlag, LABEL_PROMOTED_AT,
+        LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, MigrationJob, MigrationPhase, Rollout, validate,
     },
     controller::{
         Context, Error,
@@ -339,7 +338,7 @@ async fn reconcile_rollout(
                         .and_then(|d| d.labels().get(LABEL_ROLE))
                         .map(String::as_str),
                     existing
-                        .and_then(|d| d.annotations().get(ANNOTATION_PROMOTED_AT))
+                        .and_then(|d| d.labels().get(LABEL_PROMOTED_AT))
                         .map(String::as_str),
                     *role,
                     ctx.clock.now(),
@@ -354,7 +353,7 @@ async fn reconcile_rollout(
                     (&template, written),
                 )?;
                 if let Some(at) = promoted_at {
-                    desired["metadata"]["annotations"][ANNOTATION_PROMOTED_AT] = json!(at);
+                    desired["metadata"]["labels"][LABEL_PROMOTED_AT] = json!(at);
                 }
                 let params = PatchParams::apply(FIELD_MANAGER).force();
                 let written = deployments

@@ -36,9 +36,10 @@ pub fn deployment_name(rollout: &str, revision: &str) -> String {
     format!("{rollout}-{revision}")
 }
 
-/// The `cutover.dev/promoted-at` stamp a revision's Deployment carries after a write with
-/// `role`: now as it takes the serving role (stable, or active for blue-green), the one it
-/// had otherwise. A revision that was only ever a canary or a preview is never stamped.
+/// The `cutover.dev/promoted-at` stamp (Unix seconds) a revision's Deployment carries after
+/// a write with `role`: now as it takes the serving role (stable, or active for blue-green),
+/// the one it had otherwise. A revision that was only ever a canary or a preview is never
+/// stamped.
 pub fn promotion_stamp(
     was: Option<&str>,
     stamped: Option<&str>,
@@ -47,7 +48,7 @@ pub fn promotion_stamp(
 ) -> Option<String> {
     let serving = |r: &str| r == Role::Stable.as_str() || r == Role::Active.as_str();
     if serving(role.as_str()) && (stamped.is_none() || !was.is_some_and(serving)) {
-        Some(now.to_string())
+        Some(now.as_second().to_string())
     } else {
         stamped.map(str::to_string)
     }
@@ -58,7 +59,7 @@ mod tests {
     #[test]
     fn a_revision_is_stamped_as_it_starts_serving_and_keeps_the_stamp() {
         let t = |s: i64| jiff::Timestamp::from_second(s).unwrap();
-        let stamp = |s: i64| Some(t(s).to_string());
+        let stamp = |s: i64| Some(s.to_string());
         assert_eq!(
             promotion_stamp(None, None, Role::Stable, t(1)),
             stamp(1),
@@ -80,7 +81,7 @@ mod tests {
             stamp(3),
             "blue-green switch"
         );
-        let kept = t(3).to_string();
+        let kept = 3.to_string();
         assert_eq!(
             promotion_stamp(Some("stable"), Some(&kept), Role::Stable, t(9)),
             stamp(3),

@@ -1009,7 +1009,7 @@ impl Store {
         rules::fold_string_data(rt, &mut new);
         self.validate(rt, &mut new, Some(&old), opts)?;
         rules::check_immutable(rt, &old, &new)?;
-        if strip_for_generation(&old) != strip_for_generation(&new) {
+        if strip_for_generation(rt, &old) != strip_for_generation(rt, &new) {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)

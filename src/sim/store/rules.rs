@@ -199,11 +199,19 @@ pub(super) fn compose(rt: &ResourceType, old: &Value, body: Value, sub: Subresou
     new
 }
 
-pub(super) fn strip_for_generation(object: &Value) -> Value {
+pub(super) fn strip_for_generation(rt: &ResourceType, object: &Value) -> Value {
     let mut v = object.clone();
+    // A Deployment's annotations are copied to its ReplicaSets, so kube-apiserver counts
+    // their change as a new generation too.
+    let annotations = (rt.group == "apps" && rt.plural == "deployments")
+        .then(|| object.pointer("/metadata/annotations").cloned())
+        .flatten();
     if let Some(m) = v.as_object_mut() {
         m.remove("metadata");
         m.remove("status");
+        if let Some(a) = annotations {
+            m.insert("annotations".into(), a);
+        }
     }
     v
 }
