@@ -163,6 +163,9 @@ async fn every_dashboard_query_parses_and_returns_data_from_a_running_operator()
         r#"cutover_rollout_step{name="search"} == 1"#,
         r#"cutover_rollout_info{name="checkout",phase="Healthy"}"#,
         r#"cutover_analysis_verdicts_total{name="checkout",verdict="Successful"} == 1"#,
+        // Two scrapes of every series, so the rates and increases over them have data.
+        r#"min(count_over_time(cutover_analysis_verdicts_total[1h])) >= 2"#,
+        r#"min(count_over_time(cutover_rollout_info{name="search",phase="Paused"}[1h])) >= 2"#,
     ];
     for check in checks {
         loop {
