@@ -128,7 +128,29 @@ fn serve(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, revision: &str, replicas: i3
             retire_old(ctx, revision, None);
         }
     }
+    let switched = ctx
+        .obs
+        .service_revisions
+        .get(&bg.active_service)
+        .cloned()
+        .flatten()
+        .as_deref()
+        == Some(revision);
     match waiting {
+        // Recorded before it is acted on: done only once the switch is seen, so Ready never
+        // claims the new revision while the active Service still selects the old one.
+        None if !switched => {
+            let message = format!("switching the active Service to {revision}");
+            ctx.status.canary_weight = Some(0);
+            ctx.status.phase = RolloutPhase::Progressing;
+            ctx.status.message = Some(message.clone());
+            ctx.condition(
+                cond::PROGRESSING,
+                cond::TRUE,
+                "SwitchingActiveService",
+                message,
+            );
+        }
         None => report_serving(ctx, revision, replicas),
         Some((None, message)) => {
             ctx.status.canary_weight = Some(0);

@@ -703,7 +703,15 @@ fn bluegreen_previews_then_switches_the_active_service_in_one_write() {
             revision: "green".into()
         }]
     );
+    assert_eq!(
+        p.status.phase,
+        RolloutPhase::Progressing,
+        "not Healthy (nor Ready) before the switch is seen: the status is written first"
+    );
+    assert!(!p.notes.iter().any(|n| n.reason == "Healthy"));
     world.apply(&p, true);
+    let p = world.plan(at(10));
+    assert_eq!(p.status.phase, RolloutPhase::Healthy, "the switch seen");
     world.settle(at(10), true);
     assert_eq!(world.status().stable_revision.as_deref(), Some("green"));
     assert_eq!(
