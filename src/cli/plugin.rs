@@ -372,16 +372,15 @@ async fn run(cli: PluginCli) -> Result<u8, PluginError> {
 }
 
 /// A Rollout's health as its status records it; under way while the operator has not yet
-/// observed its current spec.
+/// acted on its current spec or on a request (`retry` right before `status --wait`).
 fn health_of(r: &Rollout) -> Health {
-    let status = r.status.clone().unwrap_or_default();
-    if status.observed_generation != r.metadata.generation {
+    if crate::rollout::plan::awaits_operator(r) {
         return Health::Reconciling {
             reason: "Pending",
-            message: "waiting for the operator to observe the current spec".into(),
+            message: "waiting for the operator to act on the current spec and requests".into(),
         };
     }
-    crate::api::health::rollout(&status)
+    crate::api::health::rollout(&r.status.clone().unwrap_or_default())
 }
 
 /// One line for a decision, printed when it differs from the previous one.
@@ -611,6 +610,26 @@ mod tests {
         let repromoted = [rev("v12", at(5)), rev("v11", at(30))];
         assert_eq!(undo_target(&repromoted, Some("v12")), Some(1));
         assert_eq!(undo_target(&repromoted, Some("v11")), Some(0));
+    }
+
+    #[test]
+    fn an_aborted_rollout_with_a_retry_not_yet_taken_is_under_way() {
+        let mut r: Rollout = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "generation": 2},
+            "spec": {"strategy": {"canary": {}}},
+            "status": {"observedGeneration": 2, "phase": "Aborted"}
+        }))
+        .unwrap();
+        assert!(matches!(health_of(&r), Health::Stalled { .. }));
+        r.metadata.annotations = Some([(ANNOTATION_RETRY.to_string(), "1".to_string())].into());
+        assert!(matches!(health_of(&r), Health::Reconciling { .. }));
+        r.status.as_mut().unwrap().handled_requests =
+            [(ANNOTATION_RETRY.to_string(), "1".to_string())].into();
+        assert!(
+            matches!(health_of(&r), Health::Stalled { .. }),
+            "taken, still aborted"
+        );
     }
 
     #[test]
