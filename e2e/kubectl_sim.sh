@@ -48,6 +48,23 @@ expect_eq "$(n get cro web -o jsonpath='{.spec.replicas}')" "4" "scale"
 out=$(n apply --server-side -f "$examples/invalid/weight-over-100.yaml" 2>&1 || true)
 grep -q "should be less than or equal to 100" <<<"$out" || fail "invalid manifest accepted: $out"
 
+# kubectl diff and server-side dry runs answer with the change and write nothing
+rv=$(n get cro web -o jsonpath='{.metadata.resourceVersion}')
+sed 's#web:1\.0\.0#web:9.9.9#' "$examples/canary.yaml" >"$WORK/changed.yaml"
+grep -q 'web:9.9.9' "$WORK/changed.yaml" || fail "the example's image moved; update this test"
+rc=0; out=$(n diff -f "$WORK/changed.yaml" 2>&1) || rc=$?
+expect_eq "$rc" "1" "kubectl diff exits 1 on a difference: $out"
+grep -q '^+.*image: .*web:9.9.9' <<<"$out" || fail "kubectl diff shows no new image: $out"
+rc=0; out=$(n diff --server-side --force-conflicts -f "$WORK/changed.yaml" 2>&1) || rc=$?
+expect_eq "$rc" "1" "kubectl diff --server-side exits 1 on a difference: $out"
+out=$(n patch cro web --type merge -p '{"spec":{"replicas":9}}' --dry-run=server -o jsonpath='{.spec.replicas}')
+expect_eq "$out" "9" "patch --dry-run=server answers with the patched object"
+n annotate cro web note=dry --dry-run=server >/dev/null
+n label cro web tier=dry --dry-run=server >/dev/null
+n delete cro web --dry-run=server >/dev/null
+expect_eq "$(n get cro web -o jsonpath='{.metadata.resourceVersion}')" "$rv" "dry runs stored nothing"
+expect_eq "$(n get cro web -o jsonpath='{.spec.replicas}/{.metadata.annotations.note}')" "4/" "dry runs changed nothing"
+
 # delete
 n delete cro web >/dev/null
 out=$(n get cro web 2>&1 || true)

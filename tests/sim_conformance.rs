@@ -111,7 +111,8 @@ differential!(
     a_secret_keeps_string_data_only_as_data,
     an_apply_that_changes_nothing_after_another_manager_writes_nothing,
     a_rollout_table_fills_its_printer_columns,
-    a_deployment_annotation_is_a_new_generation_and_a_label_is_not;
+    a_deployment_annotation_is_a_new_generation_and_a_label_is_not,
+    a_dry_run_answers_what_would_be_stored_and_writes_nothing;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1420,5 +1421,121 @@ async fn a_deployment_annotation_is_a_new_generation_and_a_label_is_not(t: Targe
         annotated.metadata.generation,
         Some(first + 1),
         "an annotation"
+    );
+}
+
+/// `kubectl diff` and `--dry-run=server`: every verb answers as if it had written, runs
+/// validation and immutability, and stores nothing.
+async fn a_dry_run_answers_what_would_be_stored_and_writes_nothing(t: Target) {
+    let Target { client, ns, .. } = t;
+    let dry_post = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let dry_patch = PatchParams::default().dry_run();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+
+    let would = cms.create(&dry_post, &cm("dry")).await.unwrap();
+    assert_eq!(would.metadata.name.as_deref(), Some("dry"));
+    assert_eq!(would.data.unwrap()["k"], "v", "the object as it would be");
+    assert_eq!(
+        code(cms.get("dry").await.unwrap_err()),
+        404,
+        "create stored nothing"
+    );
+    let invalid: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "Not_Valid"}})).unwrap();
+    assert_eq!(
+        code(cms.create(&dry_post, &invalid).await.unwrap_err()),
+        422,
+        "names are still checked"
+    );
+
+    let stored = cms.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let rv = stored.metadata.resource_version.clone();
+    let patched = cms
+        .patch(
+            "a",
+            &dry_patch,
+            &Patch::Merge(&json!({"data": {"k": "merge"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data.unwrap()["k"], "merge");
+    // The create above named no manager: the server recorded one for it all the same.
+    let apply = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "apply"}});
+    let err = cms
+        .patch(
+            "a",
+            &PatchParams::apply("dry-manager").dry_run(),
+            &Patch::Apply(&apply),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), 409, "conflicts are still found");
+    let applied = cms
+        .patch(
+            "a",
+            &PatchParams::apply("dry-manager").dry_run().force(),
+            &Patch::Apply(&apply),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.data.unwrap()["k"], "apply");
+    let mut replaced = stored.clone();
+    replaced.data = Some([("k".to_string(), "replace".to_string())].into());
+    let put = cms.replace("a", &dry_post, &replaced).await.unwrap();
+    assert_eq!(put.data.unwrap()["k"], "replace");
+    let dry_delete = DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    cms.delete("a", &dry_delete).await.unwrap();
+    let after = cms.get("a").await.unwrap();
+    assert_eq!(after.data.unwrap()["k"], "v", "no write took");
+    assert_eq!(after.metadata.resource_version, rv, "nothing was stored");
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments
+        .create(&PostParams::default(), &deployment())
+        .await
+        .unwrap();
+    let moved = json!({"spec": {"selector": {"matchLabels": {"app": "web", "tier": "x"}},
+        "template": {"metadata": {"labels": {"app": "web", "tier": "x"}}}}});
+    let err = deployments
+        .patch("web", &dry_patch, &Patch::Merge(&moved))
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), 422, "immutable fields are still refused");
+
+    install_crds(&client).await;
+    let rollouts: Api<Rollout> = Api::namespaced(client, &ns);
+    let created = rollouts
+        .create(&PostParams::default(), &rollout("web"))
+        .await
+        .unwrap();
+    let status = json!({"status": {"phase": "Degraded"}});
+    let would = rollouts
+        .patch_status("web", &dry_patch, &Patch::Merge(&status))
+        .await
+        .unwrap();
+    assert_eq!(
+        would.status.map(|s| s.phase),
+        Some(cutover::api::RolloutPhase::Degraded)
+    );
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}});
+    rollouts
+        .patch("web", &dry_patch, &Patch::Merge(&image))
+        .await
+        .unwrap();
+    let after = rollouts.get("web").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    assert_eq!(
+        after.metadata.generation,
+        Some(1),
+        "a dry run moves no generation"
     );
 }

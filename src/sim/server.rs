@@ -50,20 +50,24 @@ pub(super) fn error(e: &ApiError) -> Response<Body> {
     )
 }
 
-/// Query parameters of a request.
+/// Query parameters of a request, and the client's name for a write without a manager.
 #[derive(Debug, Default)]
-pub(super) struct Query(Vec<(String, String)>);
+pub(super) struct Query {
+    params: Vec<(String, String)>,
+    client: String,
+}
 
 impl Query {
     fn parse(query: Option<&str>) -> Self {
-        Self(
-            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        Self {
+            params: form_urlencoded::parse(query.unwrap_or_default().as_bytes())
                 .into_owned()
                 .collect(),
-        )
+            client: String::new(),
+        }
     }
     pub(super) fn get(&self, key: &str) -> Option<&str> {
-        self.0
+        self.params
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
@@ -131,7 +135,16 @@ pub async fn handle(
         }
         return response;
     }
-    let query = Query::parse(parts.uri.query());
+    let mut query = Query::parse(parts.uri.query());
+    // A write without a fieldManager is recorded under the User-Agent's product name.
+    query.client = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|name| !name.is_empty())
+        .unwrap_or("unknown")
+        .to_string();
     let accept = parts
         .headers
         .get(http::header::ACCEPT)
@@ -166,7 +179,7 @@ pub async fn handle(
                     &target.rt,
                     target.namespace.as_deref().unwrap_or_default(),
                     b,
-                    &write_options(&query),
+                    &write_options(&query, false)?,
                 )
                 .map(|v| (StatusCode::CREATED, v))
         }),
@@ -201,11 +214,29 @@ fn wants_table(accept: &str) -> bool {
     accept.contains("as=Table")
 }
 
-fn write_options(query: &Query) -> WriteOptions {
-    WriteOptions {
-        field_manager: query.get("fieldManager").map(str::to_string),
+/// The options of a write; only server-side apply must name its manager.
+fn write_options(query: &Query, apply: bool) -> Result<WriteOptions, ApiError> {
+    let manager = query.get("fieldManager").filter(|m| !m.is_empty());
+    Ok(WriteOptions {
+        field_manager: match manager {
+            Some(m) => Some(m.to_string()),
+            None if apply => None,
+            None => Some(query.client.clone()),
+        },
         force: query.flag("force"),
         strict: query.get("fieldValidation") == Some("Strict"),
+        dry_run: dry_run(query.get("dryRun"))?,
+    })
+}
+
+/// `dryRun`: absent, empty or `All`, as the API server accepts.
+fn dry_run(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Unsupported value: {other:?}: supported values: \"All\""
+        ))),
     }
 }
 
@@ -348,7 +379,7 @@ fn update(
     body: Value,
     query: &Query,
 ) -> Result<(StatusCode, Value), ApiError> {
-    let opts = write_options(query);
+    let opts = write_options(query, false)?;
     match subresource(target)? {
         Some(sub) => store
             .update(&target.rt, ns(target), name(target), body, sub, &opts)
@@ -419,7 +450,7 @@ fn patch(
             "the body of the request was in an unknown format: {content_type}"
         )));
     };
-    let opts = write_options(query);
+    let opts = write_options(query, kind == PatchKind::Apply)?;
     match subresource(target)? {
         Some(sub) => {
             let existed = store.get(&target.rt, ns(target), name(target)).is_ok();
@@ -488,6 +519,11 @@ fn delete(
     let precondition = options
         .pointer("/preconditions/resourceVersion")
         .and_then(Value::as_str);
+    if deletes_dry(&options, query)? {
+        return store
+            .delete_dry_run(&target.rt, ns(target), name(target), precondition)
+            .map(|v| (StatusCode::OK, v));
+    }
     store
         .delete(
             &target.rt,
@@ -499,12 +535,38 @@ fn delete(
         .map(|v| (StatusCode::OK, v))
 }
 
+/// A delete's dry run is asked in its options body (kubectl) or query.
+fn deletes_dry(options: &Value, query: &Query) -> Result<bool, ApiError> {
+    let in_body = match options.get("dryRun") {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(values)) => {
+            let mut dry = false;
+            for v in values {
+                dry |= dry_run(v.as_str())?;
+            }
+            dry
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "dryRun must be a list, not {other}"
+            )));
+        }
+    };
+    Ok(in_body || dry_run(query.get("dryRun"))?)
+}
+
 fn delete_collection(
     store: &Store,
     target: &Target,
     query: &Query,
 ) -> Result<(StatusCode, Value), ApiError> {
     let page = store.list(&target.rt, &filter(target, query)?, None, None)?;
+    if dry_run(query.get("dryRun"))? {
+        return Ok((
+            StatusCode::OK,
+            json!({"kind": format!("{}List", target.rt.kind), "apiVersion": target.rt.api_version(), "metadata": {}, "items": page.items}),
+        ));
+    }
     let mut deleted = Vec::new();
     for item in page.items {
         let namespace = item

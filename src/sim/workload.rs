@@ -684,7 +684,7 @@ impl Simulator {
                 &WriteOptions {
                     field_manager: Some(MANAGER.into()),
                     force: true,
-                    strict: false,
+                    ..Default::default()
                 },
             );
         }

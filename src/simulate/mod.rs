@@ -403,7 +403,7 @@ fn opts() -> WriteOptions {
     WriteOptions {
         field_manager: Some("cutover-simulate".into()),
         force: true,
-        strict: false,
+        ..Default::default()
     }
 }
 

@@ -39,6 +39,47 @@ impl Store {
         Ok(self.delete_locked(&mut inner, rt, key, old, propagation))
     }
 
+    /// What a delete would answer, deleting nothing (`dryRun=All`).
+    pub fn delete_dry_run(
+        &self,
+        rt: &Arc<ResourceType>,
+        namespace: &str,
+        name: &str,
+        precondition_rv: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let inner = self.lock();
+        let key = Self::key(rt, namespace, name);
+        let mut object = inner
+            .objects
+            .get(&key)
+            .map(super::Packed::unpack)
+            .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
+        if let Some(rv) = precondition_rv
+            && Some(rv)
+                != object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+        {
+            return Err(ApiError::conflict(
+                &resource_name(rt),
+                name,
+                "Precondition failed: the resourceVersion does not match",
+            ));
+        }
+        let held = object
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if held && object.pointer("/metadata/deletionTimestamp").is_none() {
+            let now = self.now();
+            if let Some(meta) = object.get_mut("metadata") {
+                set(meta, "deletionTimestamp", json!(now));
+                set(meta, "deletionGracePeriodSeconds", json!(0));
+            }
+        }
+        Ok(object)
+    }
+
     pub(super) fn delete_locked(
         &self,
         inner: &mut Inner,

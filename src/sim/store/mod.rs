@@ -118,6 +118,8 @@ pub struct WriteOptions {
     pub force: bool,
     /// `fieldValidation=Strict`: unknown fields are an error instead of being dropped.
     pub strict: bool,
+    /// `dryRun=All`: everything a write does but store it.
+    pub dry_run: bool,
 }
 
 /// How dependents are treated when their owner is deleted.
@@ -778,6 +780,7 @@ impl Store {
             m.remove("deletionTimestamp");
         }
         rules::fold_string_data(rt, &mut object);
+        rules::drop_empty_metadata(&mut object);
         self.validate(rt, &mut object, None, opts)?;
         if let Some(manager) = &opts.field_manager {
             let fields = merge::fields_of(&object);
@@ -790,6 +793,12 @@ impl Store {
                 &rt.api_version(),
                 &self.now(),
             );
+        }
+        if opts.dry_run {
+            if rt.kind == "CustomResourceDefinition" {
+                rules::check_crd(&object)?;
+            }
+            return Ok(object);
         }
         if rt.kind == "CustomResourceDefinition" {
             self.establish_crd(inner, &mut object)?;
@@ -1007,6 +1016,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         // `compose` already kept the server's metadata (deletionTimestamp included).
         rules::fold_string_data(rt, &mut new);
+        rules::drop_empty_metadata(&mut new);
         self.validate(rt, &mut new, Some(&old), opts)?;
         rules::check_immutable(rt, &old, &new)?;
         if strip_for_generation(rt, &old) != strip_for_generation(rt, &new) {
@@ -1026,6 +1036,12 @@ impl Store {
         }
         if strip_volatile(&old) == strip_volatile(&new) {
             return Ok(old);
+        }
+        if opts.dry_run {
+            if rt.kind == "CustomResourceDefinition" {
+                rules::check_crd(&new)?;
+            }
+            return Ok(new);
         }
         if rt.kind == "CustomResourceDefinition" {
             self.establish_crd(inner, &mut new)?;

@@ -10,21 +10,7 @@ use crate::sim::{error::ApiError, resources::ResourceType};
 
 impl Store {
     pub(super) fn establish_crd(&self, inner: &mut Inner, crd: &mut Value) -> Result<(), ApiError> {
-        let name = name_of(crd);
-        let served = ResourceType::from_crd(crd).map_err(|e| {
-            ApiError::invalid("CustomResourceDefinition", &name, vec![("spec".into(), e)])
-        })?;
-        let expected = format!("{}.{}", served.plural, served.group);
-        if name != expected {
-            return Err(ApiError::invalid(
-                "CustomResourceDefinition",
-                &name,
-                vec![(
-                    "metadata.name".into(),
-                    format!("must be spec.names.plural+\".\"+spec.group: {expected:?}"),
-                )],
-            ));
-        }
+        let served = check_crd(crd)?;
         let now = self.now();
         crd["status"] = json!({
             "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(json!({})),
@@ -60,6 +46,26 @@ impl Store {
             .types
             .retain(|t| !(t.group == served.group && t.plural == served.plural));
     }
+}
+
+/// The kind a CRD would serve, or why it is invalid.
+pub(super) fn check_crd(crd: &Value) -> Result<ResourceType, ApiError> {
+    let name = name_of(crd);
+    let served = ResourceType::from_crd(crd).map_err(|e| {
+        ApiError::invalid("CustomResourceDefinition", &name, vec![("spec".into(), e)])
+    })?;
+    let expected = format!("{}.{}", served.plural, served.group);
+    if name != expected {
+        return Err(ApiError::invalid(
+            "CustomResourceDefinition",
+            &name,
+            vec![(
+                "metadata.name".into(),
+                format!("must be spec.names.plural+\".\"+spec.group: {expected:?}"),
+            )],
+        ));
+    }
+    Ok(served)
 }
 
 /// A write based on `rv` conflicts when the object has moved on since (an empty or absent
@@ -261,6 +267,24 @@ pub(super) fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Re
         }
     }
     Ok(())
+}
+
+/// Empty metadata maps and lists are not kept: the API server's ObjectMeta omits them, so
+/// a patch that leaves `annotations: {}` reads back without it.
+pub(super) fn drop_empty_metadata(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in ["labels", "annotations", "finalizers", "ownerReferences", "managedFields"] {
+            let empty = match meta.get(key) {
+                Some(Value::Object(m)) => m.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                meta.remove(key);
+            }
+        }
+    }
 }
 
 /// A Secret's `stringData` is write-only, as in the API server: merged into `data`
