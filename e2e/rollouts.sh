@@ -55,6 +55,9 @@ expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Healthy" "promoted a
 # Each decision is one info line naming the object.
 operator_log | grep "decision" | grep "web" | grep -q "Promoted" || { operator_log | tail -20 >&2; fail "no decision line for the promotion"; }
 expect_eq "$(k get cro web -o jsonpath='{.status.stableRevision}')" "$(k get cro web -o jsonpath='{.status.currentRevision}')" "promoted"
+# The operator's Events (events.k8s.io/v1) are what describe and get events (core v1) show.
+expect_out "Normal *Promoted .*cutover" "describe shows the operator's events" k describe cro web
+expect_out "Promoted *rollout/web" "get events lists them" k get events --field-selector involvedObject.name=web
 
 # --- Gateway API canary --------------------------------------------------------------
 cat <<'YAML' | k apply -f - >/dev/null

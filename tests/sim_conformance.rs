@@ -13,7 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
-        core::v1::{ConfigMap, Namespace},
+        core::v1::{ConfigMap, Namespace, Secret, Service},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
@@ -112,7 +112,9 @@ differential!(
     an_apply_that_changes_nothing_after_another_manager_writes_nothing,
     a_rollout_table_fills_its_printer_columns,
     a_deployment_annotation_is_a_new_generation_and_a_label_is_not,
-    a_dry_run_answers_what_would_be_stored_and_writes_nothing;
+    a_dry_run_answers_what_would_be_stored_and_writes_nothing,
+    events_are_one_set_of_objects_under_both_apis,
+    built_in_kinds_print_the_columns_kubectl_shows;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1538,4 +1540,236 @@ async fn a_dry_run_answers_what_would_be_stored_and_writes_nothing(t: Target) {
         Some(1),
         "a dry run moves no generation"
     );
+}
+
+/// The operator publishes events.k8s.io/v1 Events; `kubectl describe` and `kubectl get
+/// events` read core v1 ones. Both APIs serve the same objects, converted.
+async fn events_are_one_set_of_objects_under_both_apis(t: Target) {
+    use k8s_openapi::api::{core::v1::Event as CoreEvent, events::v1::Event};
+    let Target { client, ns, .. } = t;
+    let owner = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &cm("owner"))
+        .await
+        .unwrap();
+    let regarding = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+        "namespace": ns, "uid": owner.metadata.uid});
+    let published: Event = serde_json::from_value(json!({
+        "metadata": {"name": "owner.1", "namespace": ns},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "type": "Normal", "reason": "Promoted",
+        "action": "Promoted", "note": "promoted to web:2", "regarding": regarding,
+        "reportingController": "cutover.dev/operator", "reportingInstance": "cutover-0"}))
+    .unwrap();
+    Api::<Event>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &published)
+        .await
+        .unwrap();
+
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), &ns);
+    let seen = core
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.name=owner,involvedObject.kind=ConfigMap,involvedObject.uid={}",
+            owner.metadata.uid.clone().unwrap()
+        )))
+        .await
+        .unwrap();
+    assert_eq!(seen.items.len(), 1, "describe's query finds the event");
+    let event = &seen.items[0];
+    assert_eq!(event.message.as_deref(), Some("promoted to web:2"));
+    assert_eq!(event.reason.as_deref(), Some("Promoted"));
+    assert_eq!(event.involved_object.name.as_deref(), Some("owner"));
+    assert_eq!(
+        event.reporting_component.as_deref(),
+        Some("cutover.dev/operator")
+    );
+    assert_eq!(core.get("owner.1").await.unwrap().message, event.message);
+    let none = core
+        .list(&ListParams::default().fields("involvedObject.name=other"))
+        .await
+        .unwrap();
+    assert!(none.items.is_empty(), "the selector filters");
+
+    let legacy: CoreEvent = serde_json::from_value(json!({
+        "metadata": {"name": "owner.2", "namespace": ns},
+        "involvedObject": regarding, "reason": "Scaled", "message": "scaled to 3",
+        "type": "Normal", "source": {"component": "deployment-controller"},
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z", "count": 1}))
+    .unwrap();
+    core.create(&PostParams::default(), &legacy).await.unwrap();
+    let v1 = Api::<Event>::namespaced(client, &ns)
+        .get("owner.2")
+        .await
+        .unwrap();
+    assert_eq!(v1.note.as_deref(), Some("scaled to 3"));
+    assert_eq!(v1.regarding.and_then(|r| r.name).as_deref(), Some("owner"));
+    assert_eq!(v1.deprecated_count, Some(1));
+    assert_eq!(
+        v1.deprecated_source.and_then(|s| s.component).as_deref(),
+        Some("deployment-controller")
+    );
+}
+
+/// The Table of `path` as `kubectl get` asks for it: column names and each row's cells.
+async fn table(client: &Client, path: &str) -> (Vec<String>, Vec<Vec<serde_json::Value>>) {
+    let request = http::Request::get(path)
+        .header(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let table: serde_json::Value = client.request(request).await.unwrap();
+    let columns = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    let rows = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cells"].as_array().unwrap().clone())
+        .collect();
+    (columns, rows)
+}
+
+/// `kubectl get pods|deploy|jobs|svc|events|cm|secrets|ns|sa` print kube-apiserver's own
+/// columns, not only a name and an age.
+async fn built_in_kinds_print_the_columns_kubectl_shows(t: Target) {
+    let Target { client, ns, .. } = t;
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &cm("c"))
+        .await
+        .unwrap();
+    let service: Service = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
+    .unwrap();
+    Api::<Service>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"a": "b"}}))
+            .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &deployment())
+        .await
+        .unwrap();
+    let named = |rows: &[Vec<serde_json::Value>], name: &str| {
+        rows.iter()
+            .find(|r| r[0] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {name} in {rows:?}"))
+    };
+    let columns = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+
+    let (cols, rows) = table(&client, &format!("/api/v1/namespaces/{ns}/configmaps")).await;
+    assert_eq!(cols, columns(&["Name", "Data", "Age"]));
+    assert_eq!(named(&rows, "c")[1], json!(1));
+    let (cols, rows) = table(&client, &format!("/api/v1/namespaces/{ns}/services")).await;
+    assert_eq!(
+        cols,
+        columns(&[
+            "Name",
+            "Type",
+            "Cluster-IP",
+            "External-IP",
+            "Port(s)",
+            "Age",
+            "Selector"
+        ])
+    );
+    let web = named(&rows, "web");
+    assert_eq!(
+        (&web[1], &web[3], &web[4], &web[6]),
+        (
+            &json!("ClusterIP"),
+            &json!("<none>"),
+            &json!("80/TCP"),
+            &json!("app=web")
+        )
+    );
+    let (cols, rows) = table(&client, &format!("/api/v1/namespaces/{ns}/secrets")).await;
+    assert_eq!(cols, columns(&["Name", "Type", "Data", "Age"]));
+    assert_eq!(named(&rows, "s")[1..3], [json!("Opaque"), json!(1)]);
+    let (cols, rows) = table(
+        &client,
+        &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+    )
+    .await;
+    assert_eq!(
+        cols,
+        columns(&[
+            "Name",
+            "Ready",
+            "Up-to-date",
+            "Available",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector"
+        ])
+    );
+    let web = named(&rows, "web");
+    assert!(
+        web[1].as_str().unwrap().ends_with("/2"),
+        "ready of desired: {web:?}"
+    );
+    assert_eq!(web[7], json!("app=web"));
+    let (cols, _) = table(&client, &format!("/api/v1/namespaces/{ns}/pods")).await;
+    assert_eq!(
+        cols,
+        columns(&[
+            "Name",
+            "Ready",
+            "Status",
+            "Restarts",
+            "Age",
+            "IP",
+            "Node",
+            "Nominated Node",
+            "Readiness Gates"
+        ])
+    );
+    let (cols, _) = table(&client, &format!("/apis/batch/v1/namespaces/{ns}/jobs")).await;
+    assert_eq!(
+        cols,
+        columns(&[
+            "Name",
+            "Status",
+            "Completions",
+            "Duration",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector"
+        ])
+    );
+    let events = columns(&[
+        "Last Seen",
+        "Type",
+        "Reason",
+        "Object",
+        "Subobject",
+        "Source",
+        "Message",
+        "First Seen",
+        "Count",
+        "Name",
+    ]);
+    for path in [
+        format!("/api/v1/namespaces/{ns}/events"),
+        format!("/apis/events.k8s.io/v1/namespaces/{ns}/events"),
+    ] {
+        assert_eq!(table(&client, &path).await.0, events, "{path}");
+    }
+    let (cols, rows) = table(&client, &format!("/api/v1/namespaces/{ns}")).await;
+    assert_eq!(cols, columns(&["Name", "Status", "Age"]));
+    assert_eq!(rows[0][1], json!("Active"));
+    let (cols, _) = table(&client, &format!("/api/v1/namespaces/{ns}/serviceaccounts")).await;
+    assert_eq!(cols, columns(&["Name", "Age"]));
 }

@@ -6,8 +6,10 @@
 
 pub mod discovery;
 pub mod error;
+mod events;
 pub mod faults;
 pub mod merge;
+mod printers;
 pub mod prometheus;
 pub mod resources;
 pub mod selector;

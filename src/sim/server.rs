@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{
     discovery::discovery,
     error::ApiError,
+    events,
     prometheus::ScriptedPrometheus,
     resources::ResourceType,
     selector::{FieldSelector, LabelSelector},
@@ -71,6 +72,10 @@ impl Query {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+    fn set(&mut self, key: &str, value: String) {
+        self.params.retain(|(k, _)| k != key);
+        self.params.push((key.to_string(), value));
     }
     pub(super) fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
@@ -162,14 +167,33 @@ pub async fn handle(
         Some(Err(e)) => return error(&e),
         None => {}
     }
-    let (target, legacy_watch) = match parse_target(&store, &path) {
+    let (mut target, legacy_watch) = match parse_target(&store, &path) {
         Ok(t) => t,
         Err(e) => return error(&e),
+    };
+    // Core v1 Events are served from the events.k8s.io/v1 objects, as one set under two APIs.
+    let asked = target.rt.clone();
+    let view = match store.resolve("events.k8s.io", "v1", "events") {
+        Some(stored) if events::is_core_events(&asked) => {
+            target.rt = stored;
+            if let Some(selector) = query.get("fieldSelector") {
+                let selector = events::field_selector_from_core(selector);
+                query.set("fieldSelector", selector);
+            }
+            Some(asked.clone())
+        }
+        _ => None,
+    };
+    let parse_body = |body: &Bytes, content_type: &str| {
+        parse_body(body, content_type).map(|b| match view {
+            Some(_) => events::from_core(b),
+            None => b,
+        })
     };
     let watch = legacy_watch || query.flag("watch");
     let result = match (parts.method, target.name.is_some()) {
         (Method::GET, _) if watch => {
-            return watch_response(&store, &target, &query, wants_table(&accept));
+            return watch_response(&store, &target, &query, wants_table(&accept), view);
         }
         (Method::GET, true) => get(&store, &target),
         (Method::GET, false) => list(&store, &target, &query),
@@ -194,12 +218,16 @@ pub async fn handle(
             "{m} is not supported on {path}"
         ))),
     };
+    let result = match view {
+        Some(_) => result.map(|(status, value)| (status, events::to_core(value))),
+        None => result,
+    };
     match result {
         Ok((status, value)) if value.get("$text").is_some() => {
             text(status, value["$text"].as_str().unwrap_or_default())
         }
         Ok((status, value)) if wants_table(&accept) && parts_is_read(status) => {
-            full(status, &to_table(&target.rt, &value, store.clock().now()))
+            full(status, &to_table(&asked, &value, store.clock().now()))
         }
         Ok((status, value)) => full(status, &value),
         Err(e) => error(&e),

@@ -63,6 +63,22 @@ pub(super) fn to_table(rt: &ResourceType, value: &Value, now: jiff::Timestamp) -
         Some(items) => items.clone(),
         None => vec![value.clone()],
     };
+    let rv = value
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(json!(""));
+    if let Some(printer) = super::printers::printer(&rt.group, &rt.plural) {
+        let columns: Vec<Value> = printer
+            .columns
+            .iter()
+            .map(|c| super::printers::definition(*c))
+            .collect();
+        let rows: Vec<Value> = items
+            .iter()
+            .map(|item| json!({"cells": (printer.cells)(item, now), "object": partial(item)}))
+            .collect();
+        return json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": columns, "rows": rows});
+    }
     let mut columns = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
     ];
@@ -84,20 +100,28 @@ pub(super) fn to_table(rt: &ResourceType, value: &Value, now: jiff::Timestamp) -
                 if c.get("name").and_then(Value::as_str) == Some("Age") {
                     continue;
                 }
-                let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or_default();
+                let path = c
+                    .get("jsonPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let cell = first_at(item, path).cloned().unwrap_or(Value::Null);
                 let is_date = c.get("type").and_then(Value::as_str) == Some("date");
                 cells.push(if is_date { age_cell(&cell, now) } else { cell });
             }
-            cells.push(age_cell(item.pointer("/metadata/creationTimestamp").unwrap_or(&Value::Null), now));
-            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata")}})
+            cells.push(age_cell(
+                item.pointer("/metadata/creationTimestamp")
+                    .unwrap_or(&Value::Null),
+                now,
+            ));
+            json!({"cells": cells, "object": partial(item)})
         })
         .collect();
-    let rv = value
-        .pointer("/metadata/resourceVersion")
-        .cloned()
-        .unwrap_or(json!(""));
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": columns, "rows": rows})
+}
+
+/// A row's object: its metadata alone, as kubectl asks for by default.
+fn partial(item: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata")})
 }
 
 /// The first value a printer column's JSONPath finds, as kube-apiserver fills a cell: fields,
@@ -158,16 +182,27 @@ fn age_cell(timestamp: &Value, now: jiff::Timestamp) -> Value {
     json!(human_age(now.duration_since(then).as_secs().max(0) as u64))
 }
 
-/// Short age in the style of `kubectl get`.
+/// Short age as kubectl prints it (apimachinery's `HumanDuration`): `45s`, `3m12s`, `2m`,
+/// `5h`, `12d`, `3y`.
 pub fn human_age(secs: u64) -> String {
-    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
+    let (m, h) = (secs / 60, secs / 3600);
+    let (d, y) = (h / 24, h / (24 * 365));
+    let unless_zero = |n: u64, unit: &str| {
+        if n == 0 {
+            String::new()
+        } else {
+            format!("{n}{unit}")
+        }
+    };
     match secs {
         s if s < 120 => format!("{s}s"),
-        s if s < 600 => format!("{m}m{}s", s % 60),
-        s if s < 3 * 3600 => format!("{m}m"),
-        s if s < 8 * 3600 => format!("{h}h{}m", (s % 3600) / 60),
-        s if s < 48 * 3600 => format!("{h}h"),
-        s if s < 8 * 86_400 => format!("{d}d{}h", (s % 86_400) / 3600),
-        _ => format!("{d}d"),
+        s if m < 10 => format!("{m}m{}", unless_zero(s % 60, "s")),
+        _ if m < 3 * 60 => format!("{m}m"),
+        _ if h < 8 => format!("{h}h{}", unless_zero(m % 60, "m")),
+        _ if h < 48 => format!("{h}h"),
+        _ if h < 24 * 8 => format!("{d}d{}", unless_zero(h % 24, "h")),
+        _ if h < 24 * 365 * 2 => format!("{d}d"),
+        _ if h < 24 * 365 * 8 => format!("{y}y{}", unless_zero(d % 365, "d")),
+        _ => format!("{y}y"),
     }
 }

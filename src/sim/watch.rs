@@ -31,14 +31,21 @@ struct EventFormat {
     table: bool,
     columns_sent: bool,
     store: Arc<Store>,
+    /// The kind asked for when it is a second API of the stored one (core v1 Events).
+    view: Option<Arc<ResourceType>>,
 }
 
 impl EventFormat {
     fn line(&mut self, rt: &ResourceType, event: &WatchEvent) -> Bytes {
+        let (rt, object) = match &self.view {
+            Some(view) => (view.as_ref(), super::events::to_core(event.object())),
+            None if !self.table => return event_line(event),
+            None => (rt, event.object()),
+        };
         if !self.table {
-            return event_line(event);
+            return encode(&json!({"type": event.kind.as_str(), "object": object}));
         }
-        let mut table = to_table(rt, &event.object(), self.store.clock().now());
+        let mut table = to_table(rt, &object, self.store.clock().now());
         if self.columns_sent {
             table["columnDefinitions"] = json!([]);
         }
@@ -98,11 +105,13 @@ pub(super) fn watch_response(
     target: &Target,
     query: &Query,
     table: bool,
+    view: Option<Arc<ResourceType>>,
 ) -> Response<Body> {
     let mut format = EventFormat {
         table,
         columns_sent: false,
         store: store.clone(),
+        view,
     };
     let filter = match filter(target, query) {
         Ok(f) => f,

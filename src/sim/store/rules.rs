@@ -273,7 +273,13 @@ pub(super) fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Re
 /// a patch that leaves `annotations: {}` reads back without it.
 pub(super) fn drop_empty_metadata(object: &mut Value) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        for key in ["labels", "annotations", "finalizers", "ownerReferences", "managedFields"] {
+        for key in [
+            "labels",
+            "annotations",
+            "finalizers",
+            "ownerReferences",
+            "managedFields",
+        ] {
             let empty = match meta.get(key) {
                 Some(Value::Object(m)) => m.is_empty(),
                 Some(Value::Array(a)) => a.is_empty(),
