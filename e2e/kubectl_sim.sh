@@ -9,6 +9,9 @@ start_dev --api-only
 [ "$TARGET" = testbed ] || echo "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$NS\"}}" | kubectl apply -f - >/dev/null
 n() { kubectl -n "$NS" "$@"; }
 
+# the CRD install the operator's missing-CRD error suggests works where they are installed
+out=$("$CUTOVER" crd | kubectl apply --server-side -f - 2>&1) || fail "cutover crd | kubectl apply --server-side: $out"
+
 # server-side apply, then client-side apply of another manifest, twice (the second is a no-op)
 n apply --server-side -f "$examples/canary.yaml" >/dev/null
 n apply -f "$examples/bluegreen.yaml" >/dev/null

@@ -278,19 +278,23 @@ fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    match serde_json::from_slice(body) {
-        Ok(v) => Ok(v),
+    let mut value = match serde_json::from_slice(body) {
+        Ok(v) => v,
         Err(json_error) if content_type.contains("yaml") => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
             crate::yaml::from_str(text).map_err(|e| {
                 ApiError::bad_request(format!("cannot decode the body: {e} ({json_error})"))
-            })
+            })?
         }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "cannot decode the body as JSON: {e}"
-        ))),
-    }
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "cannot decode the body as JSON: {e}"
+            )));
+        }
+    };
+    super::store::whole_numbers_as_integers(&mut value);
+    Ok(value)
 }
 
 fn parse_target(store: &Store, path: &str) -> Result<(Target, bool), ApiError> {

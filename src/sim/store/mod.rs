@@ -24,6 +24,7 @@ mod packed;
 mod rules;
 
 pub use packed::Packed;
+pub use rules::whole_numbers_as_integers;
 
 use ownership::{record_update, set_managed};
 use rules::{
@@ -781,6 +782,7 @@ impl Store {
         }
         rules::fold_string_data(rt, &mut object);
         rules::drop_empty_metadata(&mut object);
+        rules::whole_numbers_as_integers(&mut object);
         self.validate(rt, &mut object, None, opts)?;
         if let Some(manager) = &opts.field_manager {
             let fields = merge::fields_of(&object);
@@ -1017,6 +1019,7 @@ impl Store {
         // `compose` already kept the server's metadata (deletionTimestamp included).
         rules::fold_string_data(rt, &mut new);
         rules::drop_empty_metadata(&mut new);
+        rules::whole_numbers_as_integers(&mut new);
         self.validate(rt, &mut new, Some(&old), opts)?;
         rules::check_immutable(rt, &old, &new)?;
         if strip_for_generation(rt, &old) != strip_for_generation(rt, &new) {

@@ -269,6 +269,25 @@ pub(super) fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Re
     Ok(())
 }
 
+/// `3600.0` is stored and compared as `3600`, as the API server's decoding and Go's
+/// encoding of a float make it; otherwise an apply of the same manifest written with a
+/// decimal point would conflict with itself.
+pub fn whole_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9_007_199_254_740_992.0
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
+}
+
 /// Empty metadata maps and lists are not kept: the API server's ObjectMeta omits them, so
 /// a patch that leaves `annotations: {}` reads back without it.
 pub(super) fn drop_empty_metadata(object: &mut Value) {
@@ -319,5 +338,31 @@ pub(super) fn fold_string_data(rt: &ResourceType, object: &mut Value) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_lose_their_decimal_point_and_fractions_keep_it() {
+        let mut value = json!({"maximum": 3600.0, "ratio": 0.5, "list": [1.0, 2, -7.0], "big": 1e300, "text": "1.0"});
+        whole_numbers_as_integers(&mut value);
+        assert_eq!(
+            value,
+            json!({"maximum": 3600, "ratio": 0.5, "list": [1, 2, -7], "big": 1e300, "text": "1.0"})
+        );
+        assert!(value["maximum"].is_i64());
+    }
+
+    #[test]
+    fn empty_metadata_is_not_kept() {
+        let mut value = json!({"metadata": {"name": "a", "labels": {}, "annotations": {"k": "v"}, "finalizers": []}});
+        drop_empty_metadata(&mut value);
+        assert_eq!(
+            value,
+            json!({"metadata": {"name": "a", "annotations": {"k": "v"}}})
+        );
     }
 }
