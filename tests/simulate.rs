@@ -258,3 +258,81 @@ fn pauses_and_gates_are_shaded_and_decision_labels_never_overlap() {
         }
     }
 }
+
+/// The comment lines at the top of an example, as one text.
+fn header(text: &str) -> String {
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Each example that rolls out a Rollout ends in the phase its header names for a new image
+/// on a plain `cutover dev` (its built-in metrics, no --scenario), and never aborts: run on
+/// the simulator's virtual clock with those same metrics.
+#[test]
+fn every_example_ends_as_its_header_says_on_the_default_dev_metrics() {
+    use serde_json::{Value, json};
+    let metrics: Value = cutover::yaml::from_str(cutover::cli::dev::DEFAULT_METRICS).unwrap();
+    let docs = |name: &str| -> (String, Vec<Value>) {
+        let text = std::fs::read_to_string(root().join("examples").join(name)).unwrap();
+        let docs = cutover::yaml::from_multi_str::<Value>(&text)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        (text, docs)
+    };
+    let dir = std::env::temp_dir().join(format!("cutover-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = "On a plain `cutover dev`, a new image ends ";
+    let mut checked = Vec::new();
+    for name in [
+        "bluegreen.yaml",
+        "canary.yaml",
+        "canary-analysis.yaml",
+        "canary-gateway.yaml",
+        "rolling.yaml",
+    ] {
+        let (text, mut objects) = docs(name);
+        let header = header(&text);
+        let phase: String = header
+            .split(marker)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name}: no '{marker}…' in its header"))
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        if header.contains("Apply examples/migration.yaml first") {
+            objects.extend(docs("migration.yaml").1);
+        }
+        let rollout = objects.iter().find(|o| o["kind"] == "Rollout").unwrap();
+        let rollout_name = rollout["metadata"]["name"].as_str().unwrap().to_string();
+        let image = rollout["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let scenario = json!({
+            "kind": "Scenario",
+            "name": format!("{name} on the default dev metrics"),
+            "duration": "40m",
+            "objects": objects,
+            "metrics": metrics,
+            "events": [{"at": "1m", "setImage": {"rollout": rollout_name, "image": format!("{image}-next")}}],
+            "expect": [{"never": true, "reason": "Aborted"}, {"never": true, "phase": "Degraded"}, {"phase": phase}],
+        });
+        // JSON is YAML: the scenario file is written as JSON.
+        let file = dir.join(name);
+        std::fs::write(&file, serde_json::to_string_pretty(&scenario).unwrap()).unwrap();
+        let (code, stdout, stderr) = run(&[file.to_str().unwrap()]);
+        assert_eq!(
+            code,
+            Some(0),
+            "{name} should end {phase}:\n{stdout}\n{stderr}"
+        );
+        checked.push(format!("{name}: {phase}"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(checked.len(), 5, "{checked:?}");
+}

@@ -20,7 +20,8 @@ pub struct DevArgs {
     /// Where to write the kubeconfig.
     #[arg(long, default_value = "cutover-dev.kubeconfig")]
     pub kubeconfig: PathBuf,
-    /// Metric script for the scripted Prometheus (format: docs/sim.md).
+    /// Metric script for the scripted Prometheus (format: docs/sim.md); without it, a
+    /// built-in one answers every example's queries with healthy values.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
     /// Serve only the API server (and workload simulator); run operators separately.
@@ -89,20 +90,28 @@ pub fn install_crds(sim: &Sim) -> Result<(), DevError> {
     Ok(())
 }
 
+/// The scripted Prometheus's rules without `--scenario`: every example's queries healthy.
+pub const DEFAULT_METRICS: &str = include_str!("dev-metrics.yaml");
+
 /// Runs the dev environment until `shutdown`.
 pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<(), DevError> {
     let sim = Sim::new(Clock::System);
     install_crds(&sim)?;
-    if let Some(path) = &args.scenario {
-        let scenario_error = |reason: String| DevError::Scenario {
-            path: path.display().to_string(),
-            reason,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| scenario_error(e.to_string()))?;
-        let script = sim::prometheus::MetricScript::parse(&text)
-            .map_err(|e| scenario_error(e.to_string()))?;
-        sim.prometheus().set_script(script);
-    }
+    let (path, text) = match &args.scenario {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| DevError::Scenario {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            (path.display().to_string(), text)
+        }
+        None => ("(built in)".to_string(), DEFAULT_METRICS.to_string()),
+    };
+    let script = sim::prometheus::MetricScript::parse(&text).map_err(|e| DevError::Scenario {
+        path,
+        reason: e.to_string(),
+    })?;
+    sim.prometheus().set_script(script);
     let workloads = sim.start_workloads(Default::default(), shutdown.clone());
     let (addr, server) = sim
         .serve(args.listen, shutdown.clone())
