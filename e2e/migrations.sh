@@ -83,5 +83,19 @@ k annotate mj add-column cutover.dev/rollback=by-hand >/dev/null
 wait_for mj/add-column --for=jsonpath='{.status.phase}'=RolledBack
 expect_eq "$(k get jobs -l cutover.dev/migration=add-column,cutover.dev/role=rollback -o name | wc -l | tr -d ' ')" "1" "one rollback Job"
 
+# --- an abort rolls the migration back; a retry of the Rollout runs it again ------------
+k annotate mj add-column cutover.dev/retry=by-hand >/dev/null
+wait_for mj/add-column --for=condition=Ready
+k patch cro orders --type merge -p '{"spec":{"migrations":{"rollbackOnAbort":true},"strategy":{"canary":{"steps":[{"setWeight":50},{"pause":{}}]}},"template":{"spec":{"containers":[{"name":"app","image":"orders:3"}]}}}}' >/dev/null
+wait_for cro/orders --for=jsonpath='{.status.phase}'=Paused
+k annotate cro orders cutover.dev/abort=1 >/dev/null
+wait_for cro/orders --for=jsonpath='{.status.phase}'=Aborted
+wait_for mj/add-column --for=jsonpath='{.status.phase}'=RolledBack
+k annotate cro orders cutover.dev/retry=1 >/dev/null
+wait_for mj/add-column --for=jsonpath='{.status.phase}'=Succeeded
+wait_for cro/orders --for=jsonpath='{.status.phase}'=Paused
+expect_eq "$(k get cro orders -o jsonpath='{.status.currentStepIndex}')" "1" "the retried rollout is back at its gate"
+expect_eq "$(k get cro orders -o jsonpath='{.status.canaryWeight}')" "50" "the new version serves again"
+
 stop_dev
 echo "migrations e2e: ok"

@@ -120,6 +120,7 @@ fn migration_gate(ctx: &mut Ctx<'_>) -> bool {
             );
             ctx.note("Retried", "retrying once the migrations succeed");
         }
+        rerun_rolled_back(ctx, &pending);
         let message = format!("waiting for migrations: {}", pending.join(", "));
         if ctx.status.message.as_deref() != Some(message.as_str()) {
             ctx.note("WaitingForMigrations", message.clone());
@@ -133,6 +134,43 @@ fn migration_gate(ctx: &mut Ctx<'_>) -> bool {
             message,
         );
         true
+    }
+}
+
+/// A retried rollout asks its rolled-back `before` migrations to run again: a RolledBack
+/// migration gates nothing until it runs, so the retry would otherwise wait for ever. Once
+/// per retry: the request carries the retry's value.
+fn rerun_rolled_back(ctx: &mut Ctx<'_>, pending: &[String]) {
+    let retried = ctx
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == cond::ABORTED && c.status == cond::FALSE && c.reason == "Retried");
+    let retry = ctx
+        .obs
+        .rollout
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::api::ANNOTATION_RETRY))
+        .cloned();
+    let (true, Some(retry)) = (retried, retry) else {
+        return;
+    };
+    let name = ctx.obs.rollout.metadata.name.clone().unwrap_or_default();
+    let request = format!("rollout/{name}/{}/retry/{retry}", ctx.obs.target_revision);
+    for migration in pending {
+        let Some(m) = ctx.obs.migrations.iter().find(|m| &m.name == migration) else {
+            continue;
+        };
+        if m.phase == crate::api::MigrationPhase::RolledBack
+            && m.requested_retry.as_deref() != Some(request.as_str())
+        {
+            ctx.actions.push(Action::RequestMigrationRetry {
+                migration: m.name.clone(),
+                request: request.clone(),
+            });
+        }
     }
 }
 

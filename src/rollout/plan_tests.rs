@@ -44,6 +44,7 @@ struct World {
     measurements: Vec<super::super::analysis::Taken>,
     migrations: Vec<MigrationObserved>,
     rollback_requests: Vec<(String, String)>,
+    retry_requests: Vec<(String, String)>,
     flag_states: Vec<(String, bool)>,
 }
 
@@ -88,6 +89,7 @@ impl World {
             measurements: Vec::new(),
             migrations: Vec::new(),
             rollback_requests: Vec::new(),
+            retry_requests: Vec::new(),
             flag_states: Vec::new(),
         }
     }
@@ -165,6 +167,13 @@ impl World {
                         m.requested_rollback = Some(request.clone());
                     }
                 }
+                Action::RequestMigrationRetry { migration, request } => {
+                    self.retry_requests
+                        .push((migration.clone(), request.clone()));
+                    if let Some(m) = self.migrations.iter_mut().find(|m| &m.name == migration) {
+                        m.requested_retry = Some(request.clone());
+                    }
+                }
             }
         }
     }
@@ -228,6 +237,7 @@ fn first_revision_becomes_stable_without_steps() {
         measurements: Vec::new(),
         migrations: Vec::new(),
         rollback_requests: Vec::new(),
+        retry_requests: Vec::new(),
         flag_states: Vec::new(),
     };
     let p = world.plan(at(0));
@@ -876,6 +886,7 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         measurements: Vec::new(),
         migrations: Vec::new(),
         rollback_requests: Vec::new(),
+        retry_requests: Vec::new(),
         flag_states: Vec::new(),
     };
     let p = world.plan(at(0));
@@ -1442,6 +1453,47 @@ fn a_retry_with_the_migration_still_failed_is_refused() {
     migration_state(&mut world, "expand-a", MigrationPhase::Succeeded);
     world.settle(at(8), true);
     assert_eq!(world.replicas("new"), 2);
+}
+
+#[test]
+fn a_retry_after_the_abort_rolled_migrations_back_runs_them_again() {
+    let mut world = gated(true);
+    migration_state(&mut world, "expand-a", MigrationPhase::Succeeded);
+    migration_state(&mut world, "expand-b", MigrationPhase::Succeeded);
+    world.settle(at(0), true);
+    assert_eq!(world.replicas("new"), 2);
+    world.annotate(crate::api::ANNOTATION_ABORT, "1");
+    world.settle(at(10), true);
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
+    // The abort rolled both back; a RolledBack migration gates nothing until it runs again.
+    migration_state(&mut world, "expand-a", MigrationPhase::RolledBack);
+    migration_state(&mut world, "expand-b", MigrationPhase::RolledBack);
+    world.settle(at(20), true);
+    assert!(world.retry_requests.is_empty(), "no retry, no rerun");
+
+    world.annotate(crate::api::ANNOTATION_RETRY, "r1");
+    world.settle(at(30), true);
+    let asked: Vec<&str> = world
+        .retry_requests
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .collect();
+    assert_eq!(
+        asked,
+        ["expand-a", "expand-b"],
+        "each rolled-back gate runs again"
+    );
+    assert!(world.retry_requests[0].1.contains("/retry/r1"));
+    assert_eq!(world.status().phase, RolloutPhase::Progressing);
+    assert_eq!(world.replicas("new"), 0, "no pod before they succeed again");
+    world.retry_requests.clear();
+    world.settle(at(40), true);
+    assert!(world.retry_requests.is_empty(), "asked once per retry");
+
+    migration_state(&mut world, "expand-a", MigrationPhase::Succeeded);
+    migration_state(&mut world, "expand-b", MigrationPhase::Succeeded);
+    world.settle(at(50), true);
+    assert_eq!(world.replicas("new"), 2, "the retried rollout goes on");
 }
 
 #[test]

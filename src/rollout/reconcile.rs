@@ -20,8 +20,9 @@ use super::{
 use crate::{
     analysis::fetch::Subject,
     api::{
-        ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER, FeatureFlag, LABEL_PROMOTED_AT,
-        LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, MigrationJob, MigrationPhase, Rollout, validate,
+        ANNOTATION_MIGRATION_RETRY, ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER,
+        FeatureFlag, LABEL_PROMOTED_AT, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, MigrationJob,
+        MigrationPhase, Rollout, validate,
     },
     controller::{
         Context, Error,
@@ -417,10 +418,15 @@ async fn reconcile_rollout(
                     .await?;
                 reads.flags.wrote(&owner, &written);
             }
-            Action::RequestMigrationRollback { migration, request } => {
+            Action::RequestMigrationRollback { migration, request }
+            | Action::RequestMigrationRetry { migration, request } => {
+                let key = match action {
+                    Action::RequestMigrationRollback { .. } => ANNOTATION_ROLLBACK,
+                    _ => ANNOTATION_MIGRATION_RETRY,
+                };
                 let mjs: Api<MigrationJob> = Api::namespaced(ctx.client.clone(), &ns);
                 let body = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob",
-                    "metadata": {"name": migration, "annotations": {ANNOTATION_ROLLBACK: request}}});
+                    "metadata": {"name": migration, "annotations": {key: request}}});
                 let written = mjs
                     .patch(
                         migration,
@@ -608,6 +614,7 @@ async fn observe_migrations(
                 message: status.message.clone().unwrap_or_default(),
                 handled_rollback: status.handled_rollback.clone(),
                 requested_rollback: mj.annotations().get(ANNOTATION_ROLLBACK).cloned(),
+                requested_retry: mj.annotations().get(ANNOTATION_MIGRATION_RETRY).cloned(),
             });
         }
     }

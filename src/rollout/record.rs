@@ -105,6 +105,8 @@ pub struct MigrationObserved {
     pub handled_rollback: Option<String>,
     /// The rollback request set on it (its `cutover.dev/rollback` annotation).
     pub requested_rollback: Option<String>,
+    /// The retry request set on it (its `cutover.dev/retry` annotation).
+    pub requested_retry: Option<String>,
 }
 
 /// A write the shell makes.
@@ -153,6 +155,13 @@ pub enum Action {
         /// MigrationJob name.
         migration: String,
         /// The request's value, unique to this abort.
+        request: String,
+    },
+    /// Ask a rolled-back MigrationJob to run again (the `cutover.dev/retry` annotation).
+    RequestMigrationRetry {
+        /// MigrationJob name.
+        migration: String,
+        /// The request's value, unique to this retry of the Rollout.
         request: String,
     },
 }
