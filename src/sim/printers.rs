@@ -3,7 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::{events, views::human_age};
+use super::{
+    events,
+    views::{human_age, selector_string},
+};
 
 /// One column: name and priority (1 shows only with `-o wide`).
 type Column = (&'static str, u8);
@@ -149,14 +152,7 @@ fn name(object: &Value) -> Value {
 
 /// `app=web,tier=front` from a label map.
 fn labels(map: Option<&Value>) -> String {
-    map.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+    map.map(selector_string).unwrap_or_default()
 }
 
 fn containers_and_images(template_spec: &Value) -> (Value, Value) {

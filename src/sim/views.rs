@@ -45,7 +45,8 @@ pub(super) fn to_scale(rt: &ResourceType, object: &Value) -> Value {
     })
 }
 
-fn selector_string(match_labels: &Value) -> String {
+/// `app=web,tier=front` from a label map.
+pub(super) fn selector_string(match_labels: &Value) -> String {
     match_labels
         .as_object()
         .map(|m| {

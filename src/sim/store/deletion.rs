@@ -18,24 +18,7 @@ impl Store {
         precondition_rv: Option<&str>,
     ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
-        let key = Self::key(rt, namespace, name);
-        let old = inner
-            .objects
-            .get(&key)
-            .map(super::Packed::unpack)
-            .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
-        if let Some(rv) = precondition_rv
-            && Some(rv)
-                != old
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-        {
-            return Err(ApiError::conflict(
-                &resource_name(rt),
-                name,
-                "Precondition failed: the resourceVersion does not match",
-            ));
-        }
+        let (key, old) = to_delete(&inner, rt, namespace, name, precondition_rv)?;
         Ok(self.delete_locked(&mut inner, rt, key, old, propagation))
     }
 
@@ -48,24 +31,7 @@ impl Store {
         precondition_rv: Option<&str>,
     ) -> Result<Value, ApiError> {
         let inner = self.lock();
-        let key = Self::key(rt, namespace, name);
-        let mut object = inner
-            .objects
-            .get(&key)
-            .map(super::Packed::unpack)
-            .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
-        if let Some(rv) = precondition_rv
-            && Some(rv)
-                != object
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-        {
-            return Err(ApiError::conflict(
-                &resource_name(rt),
-                name,
-                "Precondition failed: the resourceVersion does not match",
-            ));
-        }
+        let (_, mut object) = to_delete(&inner, rt, namespace, name, precondition_rv)?;
         let held = object
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
@@ -203,6 +169,35 @@ impl Store {
             self.remove_locked(inner, &rt, key, object, Propagation::Background);
         }
     }
+}
+
+/// The object a delete names, if it exists and its resourceVersion precondition holds.
+fn to_delete(
+    inner: &Inner,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    precondition_rv: Option<&str>,
+) -> Result<(Key, Value), ApiError> {
+    let key = Store::key(rt, namespace, name);
+    let object = inner
+        .objects
+        .get(&key)
+        .map(super::Packed::unpack)
+        .ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
+    if let Some(rv) = precondition_rv
+        && Some(rv)
+            != object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+    {
+        return Err(ApiError::conflict(
+            &resource_name(rt),
+            name,
+            "Precondition failed: the resourceVersion does not match",
+        ));
+    }
+    Ok((key, object))
 }
 
 pub(super) fn dependents_of(inner: &Inner, owner: &Value) -> Vec<(Arc<ResourceType>, Key, Value)> {
