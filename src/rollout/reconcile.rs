@@ -641,14 +641,20 @@ fn failure(d: &Deployment) -> Option<(String, String)> {
     })
 }
 
+/// Pods of a revision's Deployment that are available, as far as its status can tell.
 fn available(d: &Deployment) -> i32 {
     let Some(status) = &d.status else { return 0 };
+    let available = status.available_replicas.unwrap_or(0);
     let generation = d.metadata.generation.unwrap_or(0);
     if status.observed_generation.unwrap_or(0) < generation {
-        // The Deployment controller has not caught up with the last write.
-        return 0;
+        // The Deployment controller has not caught up with the last write, so the count is
+        // of before it: a scale-down leaves at most the new size, a scale-up has added no
+        // pod yet. Reading 0 instead made a canary step's weight 100% while the stable's
+        // scale-down was unobserved.
+        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        return available.min(desired);
     }
-    status.available_replicas.unwrap_or(0)
+    available
 }
 
 /// Largest pod template kept in a revision's `cutover.dev/template` annotation.
@@ -724,4 +730,35 @@ async fn take_measurements(ctx: &Context, rollout: &Rollout, ns: &str) -> Vec<Ta
         stable_revision: stable.clone(),
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(generation: i64, observed: i64, desired: i32, available_now: i32) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-abc", "generation": generation},
+            "spec": {"replicas": desired, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "availableReplicas": available_now}
+        }))
+        .expect("a Deployment")
+    }
+
+    #[test]
+    fn an_observed_deployment_counts_its_available_pods() {
+        assert_eq!(available(&deployment(3, 3, 4, 4)), 4);
+        assert_eq!(available(&deployment(3, 3, 4, 2)), 2);
+        assert_eq!(available(&Deployment::default()), 0, "no status yet");
+    }
+
+    #[test]
+    fn an_unobserved_write_counts_what_the_last_status_and_the_new_size_allow() {
+        // Scaled down from 4 to 3: at most 3 stay, not 0 (which made a 25% step read 100%).
+        assert_eq!(available(&deployment(4, 3, 3, 4)), 3);
+        // Scaled up from 1 to 4: the new pods are not there yet.
+        assert_eq!(available(&deployment(4, 3, 4, 1)), 1);
+        // Scaled to zero: none.
+        assert_eq!(available(&deployment(4, 3, 0, 4)), 0);
+    }
 }
