@@ -40,6 +40,12 @@ for _ in $(seq 1 100); do grep -q "Healthy" "$WORK/watch.out" && break; sleep 0.
 kill "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null || true
 grep -q "Healthy" "$WORK/watch.out" || { cat "$WORK/watch.out"; fail "get -w did not show the status change"; }
 
+# kubectl explain reads the published OpenAPI, for custom and built-in kinds
+expect_out "FIELD: strategy <Object>" "explain a Rollout field" kubectl explain rollout.spec.strategy
+expect_out "^  canary" "explain lists the strategies" kubectl explain rollout.spec.strategy
+expect_out "FIELD: replicas <integer>" "explain a Deployment field" kubectl explain deployment.spec.replicas
+expect_out "^KIND: *Pod" "explain a core kind" kubectl explain pods
+
 # wait for a condition
 n wait --for=condition=Available cro/web --timeout=10s >/dev/null || fail "kubectl wait"
 

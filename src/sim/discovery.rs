@@ -107,7 +107,8 @@ fn openapi_root(types: &[Arc<ResourceType>]) -> Value {
 }
 
 /// An OpenAPI v3 document for a group version: the paths with the operations and the
-/// `fieldValidation` parameter, which tells kubectl to let the server validate.
+/// `fieldValidation` parameter, which tells kubectl to let the server validate, and each
+/// kind's schema, which `kubectl explain` reads.
 fn openapi_doc(types: &[Arc<ResourceType>], group: &str, version: &str) -> Option<Value> {
     let served: Vec<&Arc<ResourceType>> = types
         .iter()
@@ -116,6 +117,7 @@ fn openapi_doc(types: &[Arc<ResourceType>], group: &str, version: &str) -> Optio
     if served.is_empty() {
         return None;
     }
+    let schemas = super::schemas::components(&served);
     let mut paths = serde_json::Map::new();
     for t in served {
         let prefix = if t.group.is_empty() {
@@ -137,6 +139,6 @@ fn openapi_doc(types: &[Arc<ResourceType>], group: &str, version: &str) -> Optio
         paths.insert(format!("{base}/{{name}}"), json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
     }
     Some(
-        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": paths, "components": {"schemas": {}}}),
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": paths, "components": {"schemas": schemas}}),
     )
 }

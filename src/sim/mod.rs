@@ -12,6 +12,7 @@ pub mod merge;
 mod printers;
 pub mod prometheus;
 pub mod resources;
+mod schemas;
 pub mod selector;
 pub mod server;
 pub mod store;
