@@ -114,7 +114,8 @@ differential!(
     a_deployment_annotation_is_a_new_generation_and_a_label_is_not,
     a_dry_run_answers_what_would_be_stored_and_writes_nothing,
     events_are_one_set_of_objects_under_both_apis,
-    built_in_kinds_print_the_columns_kubectl_shows;
+    built_in_kinds_print_the_columns_kubectl_shows,
+    built_in_writes_are_refused_as_by_the_api_server;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -1772,4 +1773,70 @@ async fn built_in_kinds_print_the_columns_kubectl_shows(t: Target) {
     assert_eq!(rows[0][1], json!("Active"));
     let (cols, _) = table(&client, &format!("/api/v1/namespaces/{ns}/serviceaccounts")).await;
     assert_eq!(cols, columns(&["Name", "Age"]));
+}
+
+/// What kube-apiserver refuses in built-in kinds, a controller meets on a real cluster: a
+/// Deployment whose selector does not match its pods, a container without an image, a Job
+/// that restarts always, a bad label, a change to an immutable ConfigMap.
+async fn built_in_writes_are_refused_as_by_the_api_server(t: Target) {
+    use k8s_openapi::api::batch::v1::Job;
+    let Target { client, ns, .. } = t;
+    let post = PostParams::default();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let mut mismatch = deployment();
+    mismatch.spec.as_mut().unwrap().template.metadata =
+        Some(serde_json::from_value(json!({"labels": {"app": "other"}})).unwrap());
+    assert_eq!(
+        code(deployments.create(&post, &mismatch).await.unwrap_err()),
+        422,
+        "selector must match"
+    );
+    let mut no_image = serde_json::to_value(deployment()).unwrap();
+    no_image["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("image");
+    let no_image: Deployment = serde_json::from_value(no_image).unwrap();
+    assert_eq!(
+        code(deployments.create(&post, &no_image).await.unwrap_err()),
+        422,
+        "image required"
+    );
+
+    let job: Job = serde_json::from_value(
+        json!({"metadata": {"name": "m"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Always", "containers": [{"name": "m", "image": "m:1"}]}}}}),
+    )
+    .unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    assert_eq!(
+        code(jobs.create(&post, &job).await.unwrap_err()),
+        422,
+        "a Job never restarts always"
+    );
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let bad_label: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "l", "labels": {"app": "-web"}}}))
+            .unwrap();
+    assert_eq!(
+        code(cms.create(&post, &bad_label).await.unwrap_err()),
+        422,
+        "label syntax"
+    );
+    let frozen: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "frozen"}, "data": {"k": "v"}, "immutable": true}),
+    )
+    .unwrap();
+    cms.create(&post, &frozen).await.unwrap();
+    let change = json!({"data": {"k": "w"}});
+    let err = cms
+        .patch("frozen", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), 422, "an immutable ConfigMap keeps its data");
+    let label = json!({"metadata": {"labels": {"tier": "x"}}});
+    cms.patch("frozen", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
 }

@@ -22,6 +22,7 @@ mod deletion;
 mod ownership;
 mod packed;
 mod rules;
+mod validation;
 mod write;
 
 pub use packed::Packed;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::ownership::{record_update, set_managed};
 use super::rules::{compose, random_suffix, strip_for_generation, strip_volatile, uid};
+use super::validation;
 use super::{
     EventType, Inner, Key, Packed, PatchKind, Propagation, Store, Subresource, WatchEvent,
     WriteOptions, merge, name_of, resource_name, rules, set,
@@ -137,6 +138,7 @@ impl Store {
         rules::drop_empty_metadata(&mut object);
         rules::whole_numbers_as_integers(&mut object);
         self.validate(rt, &mut object, None, opts)?;
+        validation::check(rt, &object, None)?;
         if let Some(manager) = &opts.field_manager {
             let fields = merge::fields_of(&object);
             set_managed(
@@ -374,6 +376,7 @@ impl Store {
         rules::drop_empty_metadata(&mut new);
         rules::whole_numbers_as_integers(&mut new);
         self.validate(rt, &mut new, Some(&old), opts)?;
+        validation::check(rt, &new, Some(&old))?;
         rules::check_immutable(rt, &old, &new)?;
         if strip_for_generation(rt, &old) != strip_for_generation(rt, &new) {
             let generation = old
