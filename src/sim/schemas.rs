@@ -31,7 +31,7 @@ fn marked(mut schema: Value, rt: &ResourceType) -> Value {
 }
 
 /// A built-in kind's schema and the schemas it refers to, in OpenAPI 3 form.
-fn builtin<T: schemars::JsonSchema>() -> (Value, Map<String, Value>) {
+fn builtin<T: schemars::JsonSchema>() -> Described {
     let generator = schemars::generate::SchemaSettings::openapi3().into_generator();
     let mut root = generator.into_root_schema_for::<T>().to_value();
     let definitions = root
@@ -49,23 +49,46 @@ fn builtin<T: schemars::JsonSchema>() -> (Value, Map<String, Value>) {
     (root, definitions)
 }
 
-fn builtin_schema(rt: &ResourceType) -> Option<(Value, Map<String, Value>)> {
+/// A built-in kind's schema, with what it refers to.
+type Described = (Value, Map<String, Value>);
+
+/// The built-in kinds' schemas, generated once: kubectl reads a group version's document on
+/// every apply.
+fn builtin_schemas() -> &'static [(&'static str, &'static str, Described)] {
     use k8s_openapi::api::{apps, batch, coordination, core, discovery, events};
-    Some(match (rt.group.as_str(), rt.kind.as_str()) {
-        ("", "Pod") => builtin::<core::v1::Pod>(),
-        ("", "Service") => builtin::<core::v1::Service>(),
-        ("", "ConfigMap") => builtin::<core::v1::ConfigMap>(),
-        ("", "Secret") => builtin::<core::v1::Secret>(),
-        ("", "Event") => builtin::<core::v1::Event>(),
-        ("", "ServiceAccount") => builtin::<core::v1::ServiceAccount>(),
-        ("", "Namespace") => builtin::<core::v1::Namespace>(),
-        ("apps", "Deployment") => builtin::<apps::v1::Deployment>(),
-        ("batch", "Job") => builtin::<batch::v1::Job>(),
-        ("coordination.k8s.io", "Lease") => builtin::<coordination::v1::Lease>(),
-        ("events.k8s.io", "Event") => builtin::<events::v1::Event>(),
-        ("discovery.k8s.io", "EndpointSlice") => builtin::<discovery::v1::EndpointSlice>(),
-        _ => return None,
+    static SCHEMAS: std::sync::OnceLock<Vec<(&'static str, &'static str, Described)>> =
+        std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        vec![
+            ("", "Pod", builtin::<core::v1::Pod>()),
+            ("", "Service", builtin::<core::v1::Service>()),
+            ("", "ConfigMap", builtin::<core::v1::ConfigMap>()),
+            ("", "Secret", builtin::<core::v1::Secret>()),
+            ("", "Event", builtin::<core::v1::Event>()),
+            ("", "ServiceAccount", builtin::<core::v1::ServiceAccount>()),
+            ("", "Namespace", builtin::<core::v1::Namespace>()),
+            ("apps", "Deployment", builtin::<apps::v1::Deployment>()),
+            ("batch", "Job", builtin::<batch::v1::Job>()),
+            (
+                "coordination.k8s.io",
+                "Lease",
+                builtin::<coordination::v1::Lease>(),
+            ),
+            ("events.k8s.io", "Event", builtin::<events::v1::Event>()),
+            (
+                "discovery.k8s.io",
+                "EndpointSlice",
+                builtin::<discovery::v1::EndpointSlice>(),
+            ),
+        ]
     })
+}
+
+fn builtin_schema(rt: &ResourceType) -> Option<Described> {
+    builtin_schemas()
+        .iter()
+        .find(|(group, kind, _)| *group == rt.group && *kind == rt.kind)
+        .map(|(_, _, described)| described.clone())
 }
 
 /// The `components.schemas` of a group version's document.
