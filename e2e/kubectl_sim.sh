@@ -74,6 +74,42 @@ n delete cro web --dry-run=server >/dev/null
 expect_eq "$(n get cro web -o jsonpath='{.metadata.resourceVersion}')" "$rv" "dry runs stored nothing"
 expect_eq "$(n get cro web -o jsonpath='{.spec.replicas}/{.metadata.annotations.note}')" "4/" "dry runs changed nothing"
 
+# kubectl's imperative commands send protobuf bodies; what they create reads back as sent
+imp_ns="imp-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+expect_out "namespace/$imp_ns created" "create namespace" kubectl create namespace "$imp_ns"
+i() { kubectl -n "$imp_ns" "$@"; }
+expect_out "configmap/settings created" "create configmap" i create configmap settings --from-literal=mode=fast
+expect_out "secret/creds created" "create secret" i create secret generic creds --from-literal=password=s3cret
+expect_out "deployment.apps/shop created" "create deployment" i create deployment shop --image=nginx:1.27 --replicas=2 --port=8080
+expect_out "job.batch/once created" "create job" i create job once --image=busybox -- echo hi
+expect_out "service/shop created" "create service" i create service clusterip shop --tcp=80:8080
+expect_out "serviceaccount/deployer created" "create serviceaccount" i create serviceaccount deployer
+expect_eq "$(i get cm settings -o jsonpath='{.data.mode}')" "fast" "the configmap's data"
+expect_eq "$(i get secret creds -o jsonpath='{.data.password}' | base64 -d)" "s3cret" "the secret's data"
+expect_eq "$(i get deploy shop -o jsonpath='{.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}')" \
+  "2 nginx:1.27 8080" "the deployment's spec"
+expect_eq "$(i get job once -o jsonpath='{.spec.template.spec.containers[0].command}')" '["echo","hi"]' "the job's command"
+expect_eq "$(i get svc shop -o jsonpath='{.spec.ports[0].port}/{.spec.ports[0].targetPort}')" "80/8080" "the service's port"
+expect_out "^shop .*80/TCP" "the service's PORT(S) column" i get svc shop
+i get sa deployer >/dev/null || fail "get serviceaccount"
+# ... and the edits that follow them
+i scale deployment shop --replicas=3 >/dev/null
+i label deployment shop tier=frontend >/dev/null
+i annotate deployment shop owner=team-a >/dev/null
+i set image deployment/shop nginx=nginx:1.28 >/dev/null
+i rollout restart deployment/shop >/dev/null
+printf '#!/bin/sh\nsed -i "s/mode: fast/mode: slow/" "$1"\n' >"$WORK/editor.sh"
+chmod +x "$WORK/editor.sh"
+expect_out "configmap/settings edited" "kubectl edit" env KUBE_EDITOR="$WORK/editor.sh" kubectl -n "$imp_ns" edit configmap settings
+expect_eq "$(i get cm settings -o jsonpath='{.data.mode}')" "slow" "edit changed the configmap"
+expect_eq "$(i get deploy shop -o jsonpath='{.spec.replicas} {.metadata.labels.tier} {.metadata.annotations.owner} {.spec.template.spec.containers[0].image}')" \
+  "3 frontend team-a nginx:1.28" "scale, label, annotate and set image"
+[ -n "$(i get deploy shop -o jsonpath='{.spec.template.metadata.annotations.kubectl\.kubernetes\.io/restartedAt}')" ] ||
+  fail "rollout restart stamped no restartedAt"
+out=$(i create deployment shop --image=nginx 2>&1 || true)
+grep -q 'AlreadyExists\|already exists' <<<"$out" || fail "a second create should conflict: $out"
+kubectl delete namespace "$imp_ns" --wait=false >/dev/null
+
 # delete
 n delete cro web >/dev/null
 out=$(n get cro web 2>&1 || true)

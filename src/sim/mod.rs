@@ -11,6 +11,7 @@ pub mod faults;
 pub mod merge;
 mod printers;
 pub mod prometheus;
+mod protobuf;
 pub mod resources;
 mod schemas;
 pub mod selector;

@@ -269,14 +269,22 @@ fn dry_run(value: Option<&str>) -> Result<bool, ApiError> {
 }
 
 fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
-    // Clients fall back to JSON when the server answers 415 to protobuf or CBOR.
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    // kubectl's imperative commands and client-go's typed clients write built-in kinds in
+    // protobuf; they are stored as the JSON they stand for.
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        let mut value =
+            super::protobuf::decode(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        super::store::whole_numbers_as_integers(&mut value);
+        return Ok(value);
+    }
+    // Clients fall back to JSON when the server answers 415 to CBOR.
+    if content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(format!(
             "{content_type} is not supported; send JSON"
         )));
-    }
-    if body.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty"));
     }
     let mut value = match serde_json::from_slice(body) {
         Ok(v) => v,
