@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{error::ApiError, resources::ResourceType, store::Store};
 
 /// Server version reported at `/version`.
-pub const GIT_VERSION: &str = "v1.35.0-cutover-sim";
+pub const GIT_VERSION: &str = "v1.37.2-cutover-sim";
 
 pub(super) fn discovery(store: &Store, path: &str) -> Option<Result<Value, ApiError>> {
     let types = || store.types();
@@ -37,7 +37,7 @@ pub(super) fn discovery(store: &Store, path: &str) -> Option<Result<Value, ApiEr
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["version"] => Some(Ok(
-            json!({"major": "1", "minor": "35", "gitVersion": GIT_VERSION, "gitCommit": "", "gitTreeState": "clean",
+            json!({"major": "1", "minor": "37", "gitVersion": GIT_VERSION, "gitCommit": "", "gitTreeState": "clean",
             "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25", "compiler": "gc", "platform": "linux/amd64"}),
         )),
         ["api"] => Some(Ok(json!({"kind": "APIVersions", "versions": ["v1"],
@@ -87,6 +87,42 @@ pub(super) fn discovery(store: &Store, path: &str) -> Option<Result<Value, ApiEr
         ["openapi", ..] => Some(Err(ApiError::no_route(path))),
         _ => None,
     }
+}
+
+/// The media type of OpenAPI v2 in protobuf, which kubectl asks for.
+const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// The OpenAPI v2 document, in the form the client accepts: its media type and body.
+///
+/// kubectl reads OpenAPI v3 for every group the sim serves and falls back to v2 for a group
+/// v3 lacks (an apply of a kind no API serves), so v2 names no paths or definitions; kubectl
+/// then reports the kind as unknown, as it does against kube-apiserver.
+pub fn openapi_v2(accept: &str) -> (&'static str, Vec<u8>) {
+    // The first of the two the client lists, as kube-apiserver chooses.
+    let protobuf_first = match (accept.find("protobuf"), accept.find("json")) {
+        (Some(p), Some(j)) => p < j,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if protobuf_first {
+        // gnostic's openapi_v2.Document: swagger = 1, info = 2 (title = 1, version = 2).
+        let field = |number: u8, bytes: &[u8]| {
+            let mut out = vec![(number << 3) | 2];
+            prost::encoding::encode_varint(bytes.len() as u64, &mut out);
+            out.extend_from_slice(bytes);
+            out
+        };
+        let info = [field(1, b"Kubernetes"), field(2, GIT_VERSION.as_bytes())].concat();
+        return (
+            OPENAPI_V2_PROTOBUF,
+            [field(1, b"2.0"), field(2, &info)].concat(),
+        );
+    }
+    let document = json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": {}, "definitions": {}});
+    (
+        "application/json",
+        serde_json::to_vec(&document).unwrap_or_default(),
+    )
 }
 
 /// The OpenAPI v3 index: one document per group version.

@@ -45,6 +45,8 @@ pub struct ResourceType {
     pub schema: Option<Arc<CompiledSchema>>,
     /// Printer columns for table output (`kubectl get`), as in a CRD.
     pub printer_columns: Vec<Value>,
+    /// Verbs discovery lists.
+    pub verbs: Vec<String>,
 }
 
 impl std::fmt::Debug for ResourceType {
@@ -53,39 +55,19 @@ impl std::fmt::Debug for ResourceType {
     }
 }
 
+/// What a custom resource serves, as kube-apiserver lists it.
+const CUSTOM_RESOURCE_VERBS: [&str; 8] = [
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
+
 impl ResourceType {
-    fn builtin(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
-        Self {
-            group: group.into(),
-            version: version.into(),
-            kind: kind.into(),
-            plural: plural.into(),
-            singular: kind.to_lowercase(),
-            short_names: Vec::new(),
-            categories: Vec::new(),
-            namespaced,
-            status_subresource: false,
-            scale: None,
-            schema: None,
-            printer_columns: Vec::new(),
-        }
-    }
-
-    fn short(mut self, names: &[&str]) -> Self {
-        self.short_names = names.iter().map(|s| s.to_string()).collect();
-        self
-    }
-
-    fn with_status(mut self) -> Self {
-        self.status_subresource = true;
-        self
-    }
-
-    fn category(mut self, c: &str) -> Self {
-        self.categories.push(c.into());
-        self
-    }
-
     /// `group/version` (or `version` for core).
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -160,27 +142,18 @@ impl ResourceType {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default(),
+            verbs: CUSTOM_RESOURCE_VERBS.map(String::from).to_vec(),
         })
     }
 
     /// The entry of this type in an APIResourceList.
     pub fn discovery_entry(&self) -> Value {
-        let verbs = [
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ];
         let mut entry = json!({
             "name": self.plural,
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": verbs,
+            "verbs": self.verbs,
         });
         if !self.short_names.is_empty() {
             entry["shortNames"] = json!(self.short_names);
@@ -206,65 +179,62 @@ impl ResourceType {
     }
 }
 
-/// The built-in types the sim serves from the start.
+/// Every built-in resource of the Kubernetes version the test bed runs, as its
+/// kube-apiserver publishes them in discovery (`scripts/kube-discovery` regenerates it).
+const DISCOVERY: &str = include_str!("kubernetes-discovery.json");
+
+/// One resource in `kubernetes-discovery.json`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Published {
+    group: String,
+    version: String,
+    kind: String,
+    plural: String,
+    singular: String,
+    namespaced: bool,
+    verbs: Vec<String>,
+    short_names: Vec<String>,
+    categories: Vec<String>,
+    subresources: Vec<String>,
+}
+
+/// The built-in types the sim serves from the start: every resource kube-apiserver stores
+/// (those that can be listed; the review APIs only answer a create), with its names, scope,
+/// verbs and status and scale subresources as upstream publishes them.
 pub fn builtins() -> Vec<ResourceType> {
-    let deploy_scale = ScalePaths {
-        spec_replicas: "spec.replicas".into(),
-        status_replicas: "status.replicas".into(),
-        label_selector: None,
-    };
-    let mut deployments = ResourceType::builtin("apps", "v1", "Deployment", "deployments", true)
-        .short(&["deploy"])
-        .category("all")
-        .with_status();
-    deployments.scale = Some(deploy_scale);
-    vec![
-        ResourceType::builtin("", "v1", "Namespace", "namespaces", false)
-            .short(&["ns"])
-            .with_status(),
-        ResourceType::builtin("", "v1", "Pod", "pods", true)
-            .short(&["po"])
-            .category("all")
-            .with_status(),
-        ResourceType::builtin("", "v1", "Service", "services", true)
-            .short(&["svc"])
-            .category("all")
-            .with_status(),
-        ResourceType::builtin("", "v1", "ConfigMap", "configmaps", true).short(&["cm"]),
-        ResourceType::builtin("", "v1", "Secret", "secrets", true),
-        ResourceType::builtin("", "v1", "Event", "events", true).short(&["ev"]),
-        ResourceType::builtin("", "v1", "ServiceAccount", "serviceaccounts", true).short(&["sa"]),
-        deployments,
-        ResourceType::builtin("batch", "v1", "Job", "jobs", true)
-            .category("all")
-            .with_status(),
-        ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
-        ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true).short(&["ev"]),
-        ResourceType::builtin(
-            "discovery.k8s.io",
-            "v1",
-            "EndpointSlice",
-            "endpointslices",
-            true,
-        ),
-        ResourceType::builtin(
-            "gateway.networking.k8s.io",
-            "v1",
-            "HTTPRoute",
-            "httproutes",
-            true,
-        )
-        .with_status(),
-        ResourceType::builtin(
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-            false,
-        )
-        .short(&["crd", "crds"])
-        .with_status(),
-    ]
+    static BUILTINS: std::sync::OnceLock<Vec<ResourceType>> = std::sync::OnceLock::new();
+    BUILTINS
+        .get_or_init(|| {
+            let published: Vec<Published> = serde_json::from_str(DISCOVERY).unwrap_or_default();
+            published
+                .into_iter()
+                .filter(|p| p.verbs.iter().any(|v| v == "list"))
+                .map(|p| {
+                    let has = |sub: &str| p.subresources.iter().any(|s| s == sub);
+                    ResourceType {
+                        status_subresource: has("status"),
+                        scale: has("scale").then(|| ScalePaths {
+                            spec_replicas: "spec.replicas".into(),
+                            status_replicas: "status.replicas".into(),
+                            label_selector: None,
+                        }),
+                        group: p.group,
+                        version: p.version,
+                        kind: p.kind,
+                        plural: p.plural,
+                        singular: p.singular,
+                        short_names: p.short_names,
+                        categories: p.categories,
+                        namespaced: p.namespaced,
+                        verbs: p.verbs,
+                        schema: None,
+                        printer_columns: Vec::new(),
+                    }
+                })
+                .collect()
+        })
+        .clone()
 }
 
 /// Keys of lists that merge by key (strategic merge patch and server-side apply) in the

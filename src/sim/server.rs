@@ -162,6 +162,15 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    if path == "/openapi/v2" {
+        let (media_type, body) = super::discovery::openapi_v2(&accept);
+        let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(media_type),
+        );
+        return response;
+    }
     match discovery(&store, &path) {
         Some(Ok(v)) => return full(StatusCode::OK, &v),
         Some(Err(e)) => return error(&e),
