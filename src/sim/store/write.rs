@@ -134,13 +134,16 @@ impl Store {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
         }
+        // An apply owns the fields it applied, write-only ones (`stringData`) included, as a
+        // later apply of the same manifest owns them.
+        let applied = (operation == "Apply").then(|| merge::fields_of(&object));
         rules::fold_string_data(rt, &mut object);
         rules::drop_empty_metadata(&mut object);
         rules::whole_numbers_as_integers(&mut object);
         self.validate(rt, &mut object, None, opts)?;
         validation::check(rt, &object, None)?;
         if let Some(manager) = &opts.field_manager {
-            let fields = merge::fields_of(&object);
+            let fields = applied.unwrap_or_else(|| merge::fields_of(&object));
             set_managed(
                 &mut object,
                 manager,
