@@ -67,3 +67,13 @@ fn the_kubectl_plugin_drives_an_example_against_cutover_dev() {
 fn the_kubectl_plugin_drives_an_example_against_the_real_control_plane() {
     run_script("plugin.sh", Some(testbed::shared()));
 }
+
+#[test]
+fn helm_and_an_applications_manifests_install_on_cutover_dev() {
+    run_script("apps.sh", None);
+}
+
+#[test]
+fn helm_and_an_applications_manifests_install_on_the_real_control_plane() {
+    run_script("apps.sh", Some(testbed::shared()));
+}
