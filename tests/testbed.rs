@@ -108,6 +108,112 @@ fn kubectl_version_reports_the_real_server_version() {
     );
 }
 
+/// The resources a group version serves, as (kind, plural, namespaced, subresources).
+fn served(out: &Value) -> Vec<(String, String, bool, Vec<String>)> {
+    let resources = out["resources"].as_array().cloned().unwrap_or_default();
+    let mut found: Vec<_> = resources
+        .iter()
+        .filter_map(|r| r["name"].as_str().map(|n| (n, r)))
+        .filter(|(name, _)| !name.contains('/'))
+        .map(|(plural, r)| {
+            let mut subresources: Vec<String> = resources
+                .iter()
+                .filter_map(|s| s["name"].as_str())
+                .filter_map(|s| s.strip_prefix(&format!("{plural}/")))
+                .map(String::from)
+                .collect();
+            subresources.sort();
+            (
+                r["kind"].as_str().unwrap_or_default().to_string(),
+                plural.to_string(),
+                r["namespaced"].as_bool().unwrap_or_default(),
+                subresources,
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn the_sims_built_in_kinds_are_those_the_real_api_server_serves() {
+    // src/sim/kubernetes-discovery.json is what `cutover dev` serves; it must be what the
+    // pinned kube-apiserver serves, or `scripts/kube-discovery` is due.
+    let bed = testbed::shared();
+    let raw = |path: &str| -> Value {
+        let out = kubectl(bed, &["get", "--raw", path]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let mut live = Vec::new();
+    for (kind, plural, namespaced, subresources) in served(&raw("/api/v1")) {
+        live.push((
+            "".to_string(),
+            "v1".to_string(),
+            kind,
+            plural,
+            namespaced,
+            subresources,
+        ));
+    }
+    for group in raw("/apis")["groups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let name = group["name"].as_str().unwrap_or_default().to_string();
+        if name.ends_with("cutover.dev") {
+            continue;
+        }
+        let version = group["preferredVersion"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        for (kind, plural, namespaced, subresources) in
+            served(&raw(&format!("/apis/{name}/{version}")))
+        {
+            live.push((
+                name.clone(),
+                version.clone(),
+                kind,
+                plural,
+                namespaced,
+                subresources,
+            ));
+        }
+    }
+    let file: Value =
+        serde_json::from_str(include_str!("../src/sim/kubernetes-discovery.json")).unwrap();
+    let mut published: Vec<_> = file
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            let mut subresources: Vec<String> = r["subresources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            subresources.sort();
+            (
+                s("group"),
+                s("version"),
+                s("kind"),
+                s("plural"),
+                r["namespaced"].as_bool().unwrap(),
+                subresources,
+            )
+        })
+        .collect();
+    live.sort();
+    published.sort();
+    assert_eq!(
+        published, live,
+        "run scripts/kube-discovery against the test bed"
+    );
+}
+
 #[test]
 fn kubectl_explain_prints_the_field_documentation_from_the_crds() {
     let bed = testbed::shared();
