@@ -325,15 +325,22 @@ fn remove_dropped(
     leaves.sort_by_key(|d| std::cmp::Reverse(d.len()));
     for leaf in leaves {
         merge::remove_at(object, leaf);
+        // A map the manager held only through what it stopped applying goes whole, with
+        // what nobody owns inside it (the defaults the API server filled in), as
+        // kube-apiserver removes it; one still applied or owned by another stays.
         for end in (1..leaf.len()).rev() {
             let parent = &leaf[..end];
-            if parent.last().is_some_and(|s| s.starts_with("k:")) || applied.contains(parent) {
+            if parent.last().is_some_and(|s| s.starts_with("k:")) {
                 break;
             }
-            match merge::value_at(object, parent) {
-                Some(Value::Object(m)) if m.is_empty() => merge::remove_at(object, parent),
-                _ => break,
+            let still_applied = applied.iter().any(|f| f.starts_with(parent));
+            let still_owned = others
+                .iter()
+                .any(|o| o.iter().any(|f| f.starts_with(parent)));
+            if still_applied || still_owned {
+                break;
             }
+            merge::remove_at(object, parent);
         }
     }
 }
