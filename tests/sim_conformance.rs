@@ -117,7 +117,8 @@ differential!(
     built_in_kinds_print_the_columns_kubectl_shows,
     built_in_writes_are_refused_as_by_the_api_server,
     an_applications_manifests_apply_and_go_with_their_namespace,
-    a_protobuf_create_stores_what_the_json_create_would;
+    a_protobuf_create_stores_what_the_json_create_would,
+    built_in_kinds_are_defaulted_as_by_the_api_server;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -2077,4 +2078,102 @@ async fn a_protobuf_create_stores_what_the_json_create_would(t: Target) {
     );
     assert_eq!(read.spec.as_ref().and_then(|s| s.replicas), Some(0));
     assert_eq!(read.metadata.generation, Some(1));
+}
+
+async fn built_in_kinds_are_defaulted_as_by_the_api_server(t: Target) {
+    let Target { client, ns, .. } = t;
+    let pod = json!({"containers": [{"name": "c", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]});
+    let defaulted_pod = json!({
+        "containers": [{"image": "nginx:1.27", "imagePullPolicy": "IfNotPresent", "name": "c",
+            "ports": [{"containerPort": 80, "protocol": "TCP"}], "resources": {},
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}],
+        "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "schedulerName": "default-scheduler",
+        "securityContext": {}, "terminationGracePeriodSeconds": 30});
+    let selector = json!({"matchLabels": {"app": "d"}});
+    let template = json!({"metadata": {"labels": {"app": "d"}}, "spec": pod});
+    let defaulted_template = json!({"metadata": {"labels": {"app": "d"}}, "spec": defaulted_pod});
+    // Each manifest and what kube-apiserver 1.37 stores for its spec.
+    let cases = [
+        (
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                "spec": {"selector": selector, "template": template}}),
+            json!({"progressDeadlineSeconds": 600, "replicas": 1, "revisionHistoryLimit": 10, "selector": selector,
+                "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}, "type": "RollingUpdate"},
+                "template": defaulted_template}),
+        ),
+        (
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+                "spec": {"serviceName": "s", "selector": selector, "template": template}}),
+            json!({"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                "podManagementPolicy": "OrderedReady", "replicas": 1, "revisionHistoryLimit": 10,
+                "selector": selector, "serviceName": "s", "template": defaulted_template,
+                "updateStrategy": {"rollingUpdate": {"maxUnavailable": 1, "partition": 0}, "type": "RollingUpdate"}}),
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+            json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Filesystem"}),
+        ),
+        (
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "n"},
+                "spec": {"podSelector": selector, "ingress": [{"ports": [{"port": 8080}]}]}}),
+            json!({"ingress": [{"ports": [{"port": 8080, "protocol": "TCP"}]}], "podSelector": selector, "policyTypes": ["Ingress"]}),
+        ),
+    ];
+    let apply = PatchParams::apply("conformance");
+    for (manifest, spec) in cases {
+        let object: kube::api::DynamicObject = serde_json::from_value(manifest).unwrap();
+        let api = api_for(&client, &object, &ns).await;
+        let name = object.metadata.name.clone().unwrap();
+        let stored = api
+            .patch(&name, &apply, &Patch::Apply(&object))
+            .await
+            .unwrap();
+        assert_eq!(stored.data["spec"], spec, "{name}");
+    }
+    // A Service gets its type, port protocol and target port, and a cluster IP.
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let svc: Service = serde_json::from_value(
+        json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "d"}, "ports": [{"port": 80}]}}),
+    )
+    .unwrap();
+    let stored = services.create(&PostParams::default(), &svc).await.unwrap();
+    let mut spec = serde_json::to_value(stored.spec.unwrap()).unwrap();
+    let ip = spec["clusterIP"].as_str().unwrap_or_default().to_string();
+    assert!(
+        ip.parse::<std::net::Ipv4Addr>().is_ok(),
+        "a cluster IP: {spec}"
+    );
+    assert_eq!(spec["clusterIPs"], json!([ip]));
+    for allocated in ["clusterIP", "clusterIPs"] {
+        spec.as_object_mut().unwrap().remove(allocated);
+    }
+    assert_eq!(
+        spec,
+        json!({"internalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}], "selector": {"app": "d"},
+            "sessionAffinity": "None", "type": "ClusterIP"})
+    );
+    // A Job gets its backoff, completions and the pull policy of an untagged image.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client, &ns);
+    let job = serde_json::from_value(
+        json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}),
+    )
+    .unwrap();
+    let stored =
+        serde_json::to_value(jobs.create(&PostParams::default(), &job).await.unwrap()).unwrap();
+    for (path, value) in [
+        ("/spec/backoffLimit", json!(6)),
+        ("/spec/completions", json!(1)),
+        ("/spec/parallelism", json!(1)),
+        ("/spec/completionMode", json!("NonIndexed")),
+        (
+            "/spec/template/spec/containers/0/imagePullPolicy",
+            json!("Always"),
+        ),
+        ("/spec/template/spec/dnsPolicy", json!("ClusterFirst")),
+    ] {
+        assert_eq!(stored.pointer(path), Some(&value), "{path}");
+    }
 }

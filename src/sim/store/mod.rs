@@ -18,6 +18,7 @@ use super::{
 };
 use crate::controller::Clock;
 
+mod defaults;
 mod deletion;
 mod ownership;
 mod packed;

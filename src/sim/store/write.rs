@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 
 use super::ownership::{record_update, set_managed};
 use super::rules::{compose, random_suffix, strip_for_generation, strip_volatile, uid};
-use super::validation;
 use super::{
     EventType, Inner, Key, Packed, PatchKind, Propagation, Store, Subresource, WatchEvent,
     WriteOptions, merge, name_of, resource_name, rules, set,
 };
+use super::{defaults, validation};
 use crate::sim::{error::ApiError, resources::ResourceType};
 
 impl Store {
@@ -140,6 +140,8 @@ impl Store {
         rules::fold_string_data(rt, &mut object);
         rules::drop_empty_metadata(&mut object);
         rules::whole_numbers_as_integers(&mut object);
+        defaults::apply(rt, &mut object);
+        defaults::allocate_cluster_ip(rt, &mut object, inner.seq);
         self.validate(rt, &mut object, None, opts)?;
         validation::check(rt, &object, None)?;
         if let Some(manager) = &opts.field_manager {
@@ -378,6 +380,8 @@ impl Store {
         rules::fold_string_data(rt, &mut new);
         rules::drop_empty_metadata(&mut new);
         rules::whole_numbers_as_integers(&mut new);
+        defaults::apply(rt, &mut new);
+        defaults::keep_allocated(rt, &old, &mut new);
         self.validate(rt, &mut new, Some(&old), opts)?;
         validation::check(rt, &new, Some(&old))?;
         rules::check_immutable(rt, &old, &new)?;
