@@ -118,7 +118,8 @@ differential!(
     built_in_writes_are_refused_as_by_the_api_server,
     an_applications_manifests_apply_and_go_with_their_namespace,
     a_protobuf_create_stores_what_the_json_create_would,
-    built_in_kinds_are_defaulted_as_by_the_api_server;
+    built_in_kinds_are_defaulted_as_by_the_api_server,
+    a_built_in_object_with_a_field_of_the_wrong_type_is_a_bad_request;
     differs: a_service_selector_is_applied_as_one_atomic_map,
 );
 
@@ -2176,4 +2177,53 @@ async fn built_in_kinds_are_defaulted_as_by_the_api_server(t: Target) {
     ] {
         assert_eq!(stored.pointer(path), Some(&value), "{path}");
     }
+}
+
+async fn a_built_in_object_with_a_field_of_the_wrong_type_is_a_bad_request(t: Target) {
+    let Target { client, ns, .. } = t;
+    let resource = |group: &str, version: &str, kind: &str, plural: &str| kube::api::ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let deployments = resource("apps", "v1", "Deployment", "deployments");
+    let bad: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"},
+        "spec": {"replicas": "three", "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}))
+    .unwrap();
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &deployments);
+    let error = api.create(&PostParams::default(), &bad).await.unwrap_err();
+    let kube::Error::Api(status) = error else {
+        panic!("expected an API error, got {error}")
+    };
+    assert_eq!(status.code, 400, "{}", status.message);
+    assert!(
+        status
+            .message
+            .starts_with("Deployment in version \"v1\" cannot be handled as a Deployment"),
+        "{}",
+        status.message
+    );
+    let config_maps = resource("", "v1", "ConfigMap", "configmaps");
+    let bad: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad"}, "data": {"a": 1}}))
+    .unwrap();
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client, &ns, &config_maps);
+    assert_eq!(
+        code(api.create(&PostParams::default(), &bad).await.unwrap_err()),
+        400
+    );
+    assert_eq!(
+        code(api.get("bad").await.unwrap_err()),
+        404,
+        "nothing was stored"
+    );
 }

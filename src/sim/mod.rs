@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 mod events;
 pub mod faults;
+mod kinds;
 pub mod merge;
 mod printers;
 pub mod prometheus;

@@ -144,6 +144,7 @@ impl Store {
         defaults::allocate_cluster_ip(rt, &mut object, inner.seq);
         self.validate(rt, &mut object, None, opts)?;
         validation::check(rt, &object, None)?;
+        validation::decodes(rt, &object)?;
         if let Some(manager) = &opts.field_manager {
             let fields = applied.unwrap_or_else(|| merge::fields_of(&object));
             set_managed(
@@ -384,6 +385,7 @@ impl Store {
         defaults::keep_allocated(rt, &old, &mut new);
         self.validate(rt, &mut new, Some(&old), opts)?;
         validation::check(rt, &new, Some(&old))?;
+        validation::decodes(rt, &new)?;
         rules::check_immutable(rt, &old, &new)?;
         if strip_for_generation(rt, &old) != strip_for_generation(rt, &new) {
             let generation = old
