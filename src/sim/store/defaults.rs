@@ -123,6 +123,21 @@ fn job_spec(spec: &mut Map<String, Value>) {
     template(spec);
 }
 
+/// A `RollingUpdate` strategy (the default type) under `key`, with its parameters' defaults.
+fn rolling_update(spec: &mut Map<String, Value>, key: &str, parameters: &[(&str, Value)]) {
+    let Some(strategy) = object_at(spec, key) else {
+        return;
+    };
+    default(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type") == Some(&json!("RollingUpdate"))
+        && let Some(rolling) = object_at(strategy, "rollingUpdate")
+    {
+        for (name, value) in parameters {
+            default(rolling, name, value.clone());
+        }
+    }
+}
+
 fn claim_spec(spec: &mut Map<String, Value>) {
     default(spec, "volumeMode", json!("Filesystem"));
 }
@@ -141,15 +156,11 @@ pub(super) fn apply(rt: &ResourceType, object: &mut Value) {
             default(spec, "replicas", json!(1));
             default(spec, "revisionHistoryLimit", json!(10));
             default(spec, "progressDeadlineSeconds", json!(600));
-            if let Some(strategy) = object_at(spec, "strategy") {
-                default(strategy, "type", json!("RollingUpdate"));
-                if strategy.get("type") == Some(&json!("RollingUpdate"))
-                    && let Some(rolling) = object_at(strategy, "rollingUpdate")
-                {
-                    default(rolling, "maxSurge", json!("25%"));
-                    default(rolling, "maxUnavailable", json!("25%"));
-                }
-            }
+            rolling_update(
+                spec,
+                "strategy",
+                &[("maxSurge", json!("25%")), ("maxUnavailable", json!("25%"))],
+            );
             template(spec);
         }
         ("apps", "ReplicaSet") | ("", "ReplicationController") => {
@@ -164,15 +175,11 @@ pub(super) fn apply(rt: &ResourceType, object: &mut Value) {
                 default(policy, "whenDeleted", json!("Retain"));
                 default(policy, "whenScaled", json!("Retain"));
             }
-            if let Some(strategy) = object_at(spec, "updateStrategy") {
-                default(strategy, "type", json!("RollingUpdate"));
-                if strategy.get("type") == Some(&json!("RollingUpdate"))
-                    && let Some(rolling) = object_at(strategy, "rollingUpdate")
-                {
-                    default(rolling, "partition", json!(0));
-                    default(rolling, "maxUnavailable", json!(1));
-                }
-            }
+            rolling_update(
+                spec,
+                "updateStrategy",
+                &[("partition", json!(0)), ("maxUnavailable", json!(1))],
+            );
             each_object(spec.get_mut("volumeClaimTemplates"), |claim| {
                 default(claim, "apiVersion", json!("v1"));
                 default(claim, "kind", json!("PersistentVolumeClaim"));
@@ -185,15 +192,11 @@ pub(super) fn apply(rt: &ResourceType, object: &mut Value) {
         }
         ("apps", "DaemonSet") => {
             default(spec, "revisionHistoryLimit", json!(10));
-            if let Some(strategy) = object_at(spec, "updateStrategy") {
-                default(strategy, "type", json!("RollingUpdate"));
-                if strategy.get("type") == Some(&json!("RollingUpdate"))
-                    && let Some(rolling) = object_at(strategy, "rollingUpdate")
-                {
-                    default(rolling, "maxUnavailable", json!(1));
-                    default(rolling, "maxSurge", json!(0));
-                }
-            }
+            rolling_update(
+                spec,
+                "updateStrategy",
+                &[("maxUnavailable", json!(1)), ("maxSurge", json!(0))],
+            );
             template(spec);
         }
         ("batch", "Job") => job_spec(spec),
