@@ -136,8 +136,9 @@ differential!(
     an_applications_manifests_apply_and_go_with_their_namespace,
     a_protobuf_create_stores_what_the_json_create_would,
     built_in_kinds_are_defaulted_as_by_the_api_server,
-    a_built_in_object_with_a_field_of_the_wrong_type_is_a_bad_request;
-    differs: a_service_selector_is_applied_as_one_atomic_map,
+    a_built_in_object_with_a_field_of_the_wrong_type_is_a_bad_request,
+    a_service_selector_is_applied_as_one_atomic_map;
+    differs:
 );
 
 /// Runs a case on its own task and says how it ended.

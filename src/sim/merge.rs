@@ -106,8 +106,43 @@ const SERVER_FIELDS: [&str; 9] = [
     "managedFields",
 ];
 
+/// Whether `object` is of a built-in kind, whose Go types mark some fields atomic; custom
+/// resources merge granularly unless their schema says otherwise.
+fn built_in(object: &Value) -> bool {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match api_version.rsplit_once('/') {
+        None => !api_version.is_empty(),
+        Some((group, _)) => {
+            !group.contains('.')
+                || (group.ends_with(".k8s.io") && group != "gateway.networking.k8s.io")
+        }
+    }
+}
+
+/// Fields of built-in kinds that server-side apply treats as one value: label selectors
+/// (`+structType=atomic`) and a Service's selector (`+mapType=atomic`).
+fn atomic(field: &str) -> bool {
+    matches!(
+        field,
+        "selector" | "podSelector" | "namespaceSelector" | "labelSelector"
+    )
+}
+
+/// Whether the value at `path` in `object` is owned and applied as one value.
+pub fn is_atomic(object: &Value, path: &[String]) -> bool {
+    built_in(object)
+        && path
+            .last()
+            .and_then(|step| step.strip_prefix("f:"))
+            .is_some_and(atomic)
+}
+
 /// The leaf fields set in `object` (what a manager claims by applying it).
 pub fn fields_of(object: &Value) -> FieldSet {
+    let atomics = built_in(object);
     let mut out = FieldSet::new();
     if let Some(map) = object.as_object() {
         for (key, value) in map {
@@ -121,26 +156,27 @@ pub fn fields_of(object: &Value) -> FieldSet {
                                     mv,
                                     mk,
                                     vec!["f:metadata".into(), format!("f:{mk}")],
+                                    atomics,
                                     &mut out,
                                 );
                             }
                         }
                     }
                 }
-                _ => collect(value, key, vec![format!("f:{key}")], &mut out),
+                _ => collect(value, key, vec![format!("f:{key}")], atomics, &mut out),
             }
         }
     }
     out
 }
 
-fn collect(value: &Value, field: &str, prefix: FieldPath, out: &mut FieldSet) {
+fn collect(value: &Value, field: &str, prefix: FieldPath, atomics: bool, out: &mut FieldSet) {
     match value {
-        Value::Object(map) if !map.is_empty() => {
+        Value::Object(map) if !(map.is_empty() || atomics && atomic(field)) => {
             for (k, v) in map {
                 let mut path = prefix.clone();
                 path.push(format!("f:{k}"));
-                collect(v, k, path, out);
+                collect(v, k, path, atomics, out);
             }
         }
         Value::Array(items) => match keyed(field, items) {
@@ -148,7 +184,7 @@ fn collect(value: &Value, field: &str, prefix: FieldPath, out: &mut FieldSet) {
                 for item in items {
                     let mut path = prefix.clone();
                     path.push(item_key(key, item));
-                    collect_item(item, path, out);
+                    collect_item(item, path, atomics, out);
                 }
                 if items.is_empty() {
                     out.insert(prefix);
@@ -164,12 +200,12 @@ fn collect(value: &Value, field: &str, prefix: FieldPath, out: &mut FieldSet) {
     }
 }
 
-fn collect_item(item: &Value, prefix: FieldPath, out: &mut FieldSet) {
+fn collect_item(item: &Value, prefix: FieldPath, atomics: bool, out: &mut FieldSet) {
     if let Some(map) = item.as_object() {
         for (k, v) in map {
             let mut path = prefix.clone();
             path.push(format!("f:{k}"));
-            collect(v, k, path, out);
+            collect(v, k, path, atomics, out);
         }
     }
 }
@@ -247,11 +283,13 @@ pub fn remove_at(object: &mut Value, path: &[String]) {
 /// Merges an applied configuration into the live object: maps recursively, keyed lists by
 /// key, everything else replaced.
 pub fn apply_merge(live: &mut Value, applied: &Value) {
-    apply_merge_field(live, applied, "");
+    let atomics = built_in(applied) || built_in(live);
+    apply_merge_field(live, applied, "", atomics);
 }
 
-fn apply_merge_field(live: &mut Value, applied: &Value, field: &str) {
+fn apply_merge_field(live: &mut Value, applied: &Value, field: &str, atomics: bool) {
     match applied {
+        Value::Object(_) if atomics && atomic(field) => *live = applied.clone(),
         Value::Object(applied_map) => {
             if !live.is_object() {
                 *live = Value::Object(Map::new());
@@ -261,7 +299,7 @@ fn apply_merge_field(live: &mut Value, applied: &Value, field: &str) {
             };
             for (k, v) in applied_map {
                 let entry = live_map.entry(k.clone()).or_insert(Value::Null);
-                apply_merge_field(entry, v, k);
+                apply_merge_field(entry, v, k, atomics);
             }
         }
         Value::Array(items) => match (keyed(field, items), live.as_array_mut()) {
@@ -269,7 +307,7 @@ fn apply_merge_field(live: &mut Value, applied: &Value, field: &str) {
                 for item in items {
                     let id = item.get(key);
                     match list.iter_mut().find(|existing| existing.get(key) == id) {
-                        Some(existing) => apply_merge_field(existing, item, ""),
+                        Some(existing) => apply_merge_field(existing, item, "", atomics),
                         None => list.push(item.clone()),
                     }
                 }
@@ -351,6 +389,36 @@ pub fn display_path(path: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_built_in_selector_is_one_field_and_a_custom_resources_is_not() {
+        let service = json!({"apiVersion": "v1", "kind": "Service",
+            "spec": {"selector": {"app": "web", "tier": "front"}}});
+        let fields = fields_of(&service);
+        let whole = vec!["f:spec".to_string(), "f:selector".to_string()];
+        assert_eq!(fields.iter().collect::<Vec<_>>(), vec![&whole]);
+        assert!(is_atomic(&service, &whole));
+        let mut live = json!({"apiVersion": "v1", "kind": "Service",
+            "spec": {"selector": {"app": "web", "tier": "front"}}});
+        apply_merge(
+            &mut live,
+            &json!({"apiVersion": "v1", "kind": "Service",
+            "spec": {"selector": {"app": "web"}}}),
+        );
+        assert_eq!(
+            live["spec"]["selector"],
+            json!({"app": "web"}),
+            "replaced whole"
+        );
+        let rollout = json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+            "spec": {"selector": {"matchLabels": {"app": "web"}}}});
+        assert_eq!(fields_of(&rollout).len(), 1);
+        assert!(!is_atomic(&rollout, &whole));
+        assert!(
+            fields_of(&rollout).iter().all(|f| f.len() == 4),
+            "down to the label"
+        );
+    }
 
     #[test]
     fn strategic_merge_merges_containers_by_name_and_deletes_with_null() {

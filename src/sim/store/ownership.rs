@@ -42,10 +42,14 @@ impl Store {
             m.remove("status");
         }
         let new_fields = merge::fields_of(&applied);
-        // An applied empty map claims the map, not its keys: it conflicts with nobody.
+        // An applied empty map claims the map, not its keys: it conflicts with nobody. An
+        // atomic map is one value, contested whole.
         let contested: FieldSet = new_fields
             .iter()
-            .filter(|f| !merge::value_at(&applied, f).is_some_and(Value::is_object))
+            .filter(|f| {
+                merge::is_atomic(&applied, f)
+                    || !merge::value_at(&applied, f).is_some_and(Value::is_object)
+            })
             .cloned()
             .collect();
         let mut managed = managed_sets(live);
