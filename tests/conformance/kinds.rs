@@ -314,6 +314,21 @@ pub(crate) async fn built_in_kinds_are_defaulted_as_by_the_api_server(t: Target)
             "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}], "selector": {"app": "d"},
             "sessionAffinity": "None", "type": "ClusterIP"})
     );
+    // A replace that leaves the allocated addresses out keeps them (as `kubectl replace`
+    // of the manifest the Service was created from).
+    let mut replacement: Service = serde_json::from_value(
+        json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "e"}, "ports": [{"port": 80}]}}),
+    )
+    .unwrap();
+    replacement.metadata.resource_version = stored.metadata.resource_version.clone();
+    let replaced = services
+        .replace("web", &PostParams::default(), &replacement)
+        .await
+        .unwrap();
+    let spec = replaced.spec.unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some(ip.as_str()));
+    assert_eq!(spec.cluster_ips, Some(vec![ip.clone()]));
+    assert_eq!(spec.selector.unwrap()["app"], "e");
     // A Job gets its backoff, completions and the pull policy of an untagged image.
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client, &ns);
     let job = serde_json::from_value(

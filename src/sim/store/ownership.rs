@@ -34,7 +34,18 @@ impl Store {
         }
         let mut applied = applied.clone();
         if sub == Subresource::Status {
-            applied = json!({"status": applied.get("status").cloned().unwrap_or(json!({}))});
+            // Only the status, but still of its kind: what is atomic depends on it.
+            let mut status = Map::new();
+            for key in ["apiVersion", "kind"] {
+                if let Some(value) = applied.get(key) {
+                    status.insert(key.into(), value.clone());
+                }
+            }
+            status.insert(
+                "status".into(),
+                applied.get("status").cloned().unwrap_or(json!({})),
+            );
+            applied = Value::Object(status);
         } else if rt.status_subresource
             && !rt.group.is_empty()
             && let Some(m) = applied.as_object_mut()
