@@ -17,7 +17,7 @@ fn checked_in_crds_match_the_generated_ones() {
 }
 
 #[test]
-fn crd_command_prints_all_three_crds() {
+fn crd_command_prints_every_crd() {
     let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .arg("crd")
         .output()
@@ -28,6 +28,8 @@ fn crd_command_prints_all_three_crds() {
         "rollouts.cutover.dev",
         "migrationjobs.cutover.dev",
         "featureflags.cutover.dev",
+        "analysistemplates.cutover.dev",
+        "clusteranalysistemplates.cutover.dev",
     ] {
         assert!(text.contains(&format!("name: {name}")), "{name} missing");
     }
@@ -51,11 +53,16 @@ fn kustomize_renders_config_crd_from_the_generated_files() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 3);
+    assert_eq!(
+        text.matches("kind: CustomResourceDefinition").count(),
+        cutover::api::crds().len()
+    );
     for name in [
         "rollouts.cutover.dev",
         "migrationjobs.cutover.dev",
         "featureflags.cutover.dev",
+        "analysistemplates.cutover.dev",
+        "clusteranalysistemplates.cutover.dev",
     ] {
         assert!(text.contains(&format!("name: {name}")), "{name} missing");
     }

@@ -90,7 +90,10 @@ fn kustomize(dir: &str) -> Vec<Value> {
 fn kustomize_renders_the_operator_as_the_chart_installs_it() {
     let objects = kustomize("config/default");
     let of = |kind: &str| -> Vec<&Value> { objects.iter().filter(|o| o["kind"] == kind).collect() };
-    assert_eq!(of("CustomResourceDefinition").len(), 3);
+    assert_eq!(
+        of("CustomResourceDefinition").len(),
+        cutover::api::crds().len()
+    );
     assert_eq!(of("Namespace")[0]["metadata"]["name"], "cutover-system");
     let role = of("ClusterRole")[0];
     assert_eq!(

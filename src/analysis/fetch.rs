@@ -13,7 +13,9 @@ use super::{
     prometheus::{self, Credentials, Endpoint, Transport},
     template::{self, TemplateContext},
 };
-use crate::api::{AnalysisArg, DEFAULT_QUERY_TIMEOUT, Metric, PrometheusConnection, SecretKeyRef};
+use crate::api::{
+    AnalysisArg, DEFAULT_QUERY_TIMEOUT, Metric, PrometheusConnection, RevisionValue, SecretKeyRef,
+};
 
 /// Default comparison window.
 pub const DEFAULT_WINDOW: SignedDuration = SignedDuration::from_mins(10);
@@ -65,11 +67,13 @@ impl Fetcher<'_> {
         subject: &Subject,
         now: Timestamp,
     ) -> Input {
+        let args = match self.arg_values(args, subject).await {
+            Ok(args) => args,
+            Err(e) if metric.compare.is_some() => return Input::Compare(Err(e)),
+            Err(e) => return Input::Query(Err(e)),
+        };
         let placeholders = TemplateContext {
-            args: args
-                .iter()
-                .map(|a| (a.name.clone(), a.value.clone()))
-                .collect::<BTreeMap<_, _>>(),
+            args,
             name: subject.name.clone(),
             namespace: subject.namespace.clone(),
             canary_revision: subject.canary_revision.clone(),
@@ -112,6 +116,35 @@ impl Fetcher<'_> {
             return Input::Compare(result);
         }
         Input::Query(Err("the metric has no provider".into()))
+    }
+
+    /// The args' values: literals, Secret keys read now (never kept), and revisions.
+    async fn arg_values(
+        &self,
+        args: &[AnalysisArg],
+        subject: &Subject,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut values = BTreeMap::new();
+        for arg in args {
+            let value = match (&arg.value, &arg.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(from)) => match (&from.secret_key_ref, from.pod_template_hash_value) {
+                    (Some(r), _) => self
+                        .secret_key(r)
+                        .await
+                        .map_err(|e| format!("arg {:?}: {e}", arg.name))?,
+                    (None, Some(RevisionValue::Stable)) => subject.stable_revision.clone(),
+                    (None, Some(RevisionValue::Latest)) => subject.canary_revision.clone(),
+                    // A fieldRef is read from the object when templates are resolved.
+                    (None, None) => {
+                        return Err(format!("arg {:?} has no value", arg.name));
+                    }
+                },
+                (None, None) => return Err(format!("arg {:?} has no value", arg.name)),
+            };
+            values.insert(arg.name.clone(), value);
+        }
+        Ok(values)
     }
 
     /// Resolves address, credentials and trust of a connection.

@@ -7,5 +7,6 @@ pub mod fetch;
 pub mod judge;
 pub mod measure;
 pub mod prometheus;
+pub mod resolve;
 pub mod run;
 pub mod template;

@@ -147,15 +147,36 @@ pub fn advance(
             measure::record(state, measure::measurement(t.due, t.taken, outcome));
         }
         state.verdict = measure::verdict(metric, state);
-        verdicts.push(state.verdict);
+        state.dry_run = metric.dry_run;
+        verdicts.push((metric.dry_run, state.verdict));
         if let Some(next) = measure::next_due(metric, state, started) {
             wake = Some(wake.map_or(next, |w: Timestamp| w.min(next)));
         }
     }
-    run.verdict = measure::run_verdict(&verdicts);
+    run.verdict = run_verdict(&verdicts);
     run.message = Some(summary(spec, run));
     wake.filter(|_| run.verdict == AnalysisVerdict::Running)
         .map(|at| at.max(now))
+}
+
+/// The verdict of a run from its metrics' `(dry run, verdict)`: dry-run metrics never
+/// decide, and never hold up a run whose deciding metrics are done. A run of dry-run metrics
+/// only ends Successful once they are all done.
+fn run_verdict(verdicts: &[(bool, AnalysisVerdict)]) -> AnalysisVerdict {
+    let deciding: Vec<AnalysisVerdict> = verdicts
+        .iter()
+        .filter(|(dry, _)| !dry)
+        .map(|(_, v)| *v)
+        .collect();
+    if deciding.is_empty() && !verdicts.is_empty() {
+        let running = verdicts.iter().any(|(_, v)| *v == AnalysisVerdict::Running);
+        return if running {
+            AnalysisVerdict::Running
+        } else {
+            AnalysisVerdict::Successful
+        };
+    }
+    measure::run_verdict(&deciding)
 }
 
 /// Measurements due at `now` among `runs`: each metric of each running run (whose spec
@@ -212,6 +233,7 @@ pub fn gate(spec: &AnalysisSpec, run: &AnalysisRunStatus) -> Gate {
         AnalysisVerdict::Error => {
             let aborts = run.metrics.iter().any(|m| {
                 m.verdict == AnalysisVerdict::Error
+                    && !m.dry_run
                     && spec
                         .metrics
                         .iter()
@@ -228,11 +250,12 @@ pub fn gate(spec: &AnalysisSpec, run: &AnalysisRunStatus) -> Gate {
 
 /// Why a run has its verdict: the deciding metric and its last measurement.
 fn summary(spec: &AnalysisSpec, run: &AnalysisRunStatus) -> String {
+    // The metric that decided: the worst of those that may decide, dry-run ones last.
     let deciding = run
         .metrics
         .iter()
         .filter(|m| spec.metrics.iter().any(|s| s.name == m.name))
-        .max_by_key(|m| m.verdict);
+        .max_by_key(|m| (!m.dry_run, m.verdict));
     let Some(m) = deciding else {
         return "no metrics".into();
     };

@@ -19,21 +19,55 @@ pub const MEASUREMENTS_KEPT: usize = 10;
 /// Metrics measured on an interval whose outcomes decide promote, pause or abort.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.metrics) && size(self.metrics) > 0) || (has(self.templates) && size(self.templates) > 0)").message("an analysis needs metrics, templates or both"))]
 pub struct AnalysisSpec {
+    /// AnalysisTemplates and ClusterAnalysisTemplates whose metrics this analysis measures,
+    /// merged with the inline `metrics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub templates: Vec<TemplateRef>,
     /// Metrics to measure. The analysis takes the worst verdict of its metrics.
-    #[schemars(length(min = 1, max = 20))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub metrics: Vec<Metric>,
-    /// Values for `{{ args.NAME }}` placeholders in the metrics' queries.
+    /// Values for `{{ args.NAME }}` placeholders in the metrics' queries; they override the
+    /// templates' defaults.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub args: Vec<AnalysisArg>,
 }
 
-/// A named value substituted into queries.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+/// A reference to a template whose metrics an analysis measures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct TemplateRef {
+    /// Name of the AnalysisTemplate (in the object's namespace) or ClusterAnalysisTemplate.
+    #[schemars(length(min = 1, max = 253))]
+    pub template_name: String,
+    /// The template is a ClusterAnalysisTemplate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
+}
+
+impl TemplateRef {
+    /// The template's kind and name, as messages name it.
+    pub fn describe(&self) -> String {
+        let kind = if self.cluster_scope {
+            "ClusterAnalysisTemplate"
+        } else {
+            "AnalysisTemplate"
+        };
+        format!("{kind} {:?}", self.template_name)
+    }
+}
+
+/// A named value substituted into queries. In a template, an arg without a value must be
+/// given by every analysis that uses the template.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.value) && has(self.valueFrom))").message("set value or valueFrom, not both"))]
 pub struct AnalysisArg {
     /// Name used in placeholders as `{{ args.NAME }}`.
     #[schemars(
@@ -42,8 +76,65 @@ pub struct AnalysisArg {
     )]
     pub name: String,
     /// The value substituted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
-    pub value: String,
+    pub value: Option<String>,
+    /// Where the value comes from instead: a Secret, a field of the object, or a revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ArgValueFrom>,
+}
+
+impl AnalysisArg {
+    /// An arg with a literal value.
+    pub fn literal(name: &str, value: &str) -> Self {
+        AnalysisArg {
+            name: name.to_string(),
+            value: Some(value.to_string()),
+            value_from: None,
+        }
+    }
+    /// Whether the arg says where its value comes from.
+    pub fn is_given(&self) -> bool {
+        self.value.is_some() || self.value_from.is_some()
+    }
+}
+
+/// Where an arg's value comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("[has(self.secretKeyRef), has(self.fieldRef), has(self.podTemplateHashValue)].filter(x, x).size() == 1").message("set exactly one of secretKeyRef, fieldRef or podTemplateHashValue"))]
+pub struct ArgValueFrom {
+    /// A key of a Secret in the object's namespace, read at each measurement and never
+    /// written into status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+    /// A field of the object whose analysis this is, e.g. `metadata.labels['app']`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<FieldRef>,
+    /// The revision hash of the stable revision or of the one under analysis (`Latest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template_hash_value: Option<RevisionValue>,
+}
+
+/// A path to a field of an object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldRef {
+    /// Dotted path with `['key']` or `[index]` selectors, e.g. `metadata.labels['app']`.
+    #[schemars(length(min = 1, max = 512))]
+    pub field_path: String,
+}
+
+/// Which revision's hash an arg takes.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum RevisionValue {
+    /// The stable revision.
+    #[default]
+    Stable,
+    /// The revision under analysis.
+    Latest,
 }
 
 /// What an empty or NaN query result counts as.
@@ -121,6 +212,9 @@ pub struct Metric {
     /// What an empty or NaN result counts as: inconclusive (default), fail or pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data: Option<NoDataPolicy>,
+    /// Measured, shown and recorded, but never deciding: its verdict does not count.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     /// Measure with a Prometheus instant query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusMetric>,
@@ -378,6 +472,9 @@ pub struct MetricStatus {
     pub error: u32,
     /// Errors in a row, reset by any other outcome.
     pub consecutive_errors: u32,
+    /// The metric is a dry run: shown, never deciding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     /// The last measurements, newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurements: Vec<Measurement>,

@@ -16,6 +16,7 @@ pub mod openapi;
 #[allow(clippy::duplicated_attributes)]
 pub mod rollout;
 pub mod selector;
+pub mod template;
 pub mod validate;
 
 pub use analysis::*;
@@ -24,6 +25,7 @@ pub use duration::Duration;
 pub use flag::*;
 pub use migration::*;
 pub use rollout::*;
+pub use template::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -54,10 +56,16 @@ pub const LABEL_PROMOTED_AT: &str = "cutover.dev/promoted-at";
 
 /// Every CustomResourceDefinition of the API, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Rollout::crd(), MigrationJob::crd(), FeatureFlag::crd()]
+    vec![
+        Rollout::crd(),
+        MigrationJob::crd(),
+        FeatureFlag::crd(),
+        AnalysisTemplate::crd(),
+        ClusterAnalysisTemplate::crd(),
+    ]
 }
 
-/// The compiled schema of a cutover kind (`Rollout`, `MigrationJob`, `FeatureFlag`), built
+/// The compiled schema of a cutover kind (`Rollout`, `FeatureFlag`, …), built
 /// once per process: generating and compiling it is far costlier than validating with it.
 pub fn schema_for_kind(kind: &str) -> Option<&'static openapi::CompiledSchema> {
     use std::sync::OnceLock;

@@ -10,7 +10,7 @@ use k8s_openapi::{
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::{AnalysisRunStatus, AnalysisSpec, Duration, SecretKeyRef};
+use super::{AnalysisRunStatus, AnalysisSpec, Duration, SecretKeyRef, TemplateRef};
 
 /// Default number of old revisions kept for instant undo.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: u32 = 10;
@@ -129,6 +129,53 @@ pub struct RolloutSpec {
 }
 
 impl RolloutSpec {
+    /// Every analysis of the spec with its path, e.g. `spec.strategy.canary.steps[2].analysis`.
+    pub fn analyses_mut(&mut self) -> Vec<(String, &mut AnalysisSpec)> {
+        let mut out = Vec::new();
+        let strategy = &mut self.strategy;
+        if let Some(canary) = &mut strategy.canary {
+            for (i, step) in canary.steps.iter_mut().enumerate() {
+                if let Some(a) = &mut step.analysis {
+                    out.push((format!("spec.strategy.canary.steps[{i}].analysis"), a));
+                }
+            }
+            if let Some(b) = &mut canary.analysis {
+                out.push(("spec.strategy.canary.analysis".to_string(), &mut b.spec));
+            }
+        }
+        if let Some(bg) = &mut strategy.blue_green {
+            if let Some(a) = &mut bg.pre_promotion_analysis {
+                out.push((
+                    "spec.strategy.blueGreen.prePromotionAnalysis".to_string(),
+                    a,
+                ));
+            }
+            if let Some(a) = &mut bg.post_promotion_analysis {
+                out.push((
+                    "spec.strategy.blueGreen.postPromotionAnalysis".to_string(),
+                    a,
+                ));
+            }
+        }
+        if let Some(a) = strategy.rolling.as_mut().and_then(|r| r.analysis.as_mut()) {
+            out.push(("spec.strategy.rolling.analysis".to_string(), a));
+        }
+        out
+    }
+    /// The templates the spec's analyses reference.
+    pub fn template_refs(&self) -> impl Iterator<Item = &TemplateRef> {
+        let s = &self.strategy;
+        let canary = s.canary.as_ref();
+        let bg = s.blue_green.as_ref();
+        canary
+            .into_iter()
+            .flat_map(|c| c.steps.iter().filter_map(|st| st.analysis.as_ref()))
+            .chain(canary.and_then(|c| c.analysis.as_ref()).map(|b| &b.spec))
+            .chain(bg.and_then(|b| b.pre_promotion_analysis.as_ref()))
+            .chain(bg.and_then(|b| b.post_promotion_analysis.as_ref()))
+            .chain(s.rolling.as_ref().and_then(|r| r.analysis.as_ref()))
+            .flat_map(|a| a.templates.iter())
+    }
     /// Desired replicas, defaulted.
     pub fn replicas(&self) -> i32 {
         self.replicas.unwrap_or(1)

@@ -201,6 +201,12 @@ pub fn count_or_percent(value: &IntOrString, allow_zero: bool) -> Result<(), Str
 
 /// Problems in an analysis spec at `path`.
 pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
+    if spec.metrics.is_empty() && spec.templates.is_empty() {
+        errors.push(invalid(
+            path,
+            "an analysis needs metrics, templates or both",
+        ));
+    }
     let arg_names: Vec<&str> = spec.args.iter().map(|a| a.name.as_str()).collect();
     for (i, metric) in spec.metrics.iter().enumerate() {
         let mpath = format!("{path}.metrics[{i}]");
@@ -251,7 +257,8 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
                 ));
             }
         }
-        for (field, query) in queries {
+        // With templates, args may come from them: resolution checks those placeholders.
+        for (field, query) in queries.into_iter().filter(|_| spec.templates.is_empty()) {
             if let Err(e) = template::check(query, arg_names.iter().copied()) {
                 errors.push(invalid(format!("{mpath}.{field}"), e.to_string()));
             }

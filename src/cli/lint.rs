@@ -2,6 +2,7 @@
 //! applied — so teams can gate manifests in CI.
 
 use std::{
+    collections::BTreeMap,
     fmt,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -9,10 +10,14 @@ use std::{
 
 use serde_json::Value;
 
-use crate::api::{
-    self, FeatureFlag, MigrationJob, Rollout,
-    openapi::{FieldError, FieldErrorKind},
-    validate,
+use crate::{
+    analysis::resolve::{self, Templates},
+    api::{
+        self, AnalysisSpec, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate,
+        FeatureFlag, MigrationJob, Rollout,
+        openapi::{FieldError, FieldErrorKind},
+        validate,
+    },
 };
 
 /// One problem in one document of one file.
@@ -89,8 +94,87 @@ fn has_content(doc: &str) -> bool {
     })
 }
 
+/// The analysis templates found among the files linted together, so references to them
+/// are resolved; a reference to one not among them is left to the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Library {
+    /// AnalysisTemplates by namespace as written (empty when none is) and name.
+    namespaced: BTreeMap<(String, String), AnalysisTemplateSpec>,
+    /// ClusterAnalysisTemplates by name.
+    cluster: BTreeMap<String, AnalysisTemplateSpec>,
+}
+
+impl Library {
+    /// Adds the templates among the documents of `text`; unreadable ones are left to lint.
+    pub fn add(&mut self, text: &str) {
+        for doc in split_documents(text) {
+            let Ok(value) = crate::yaml::from_str::<Value>(&doc) else {
+                continue;
+            };
+            let kind = value
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let api_version = value.get("apiVersion").and_then(Value::as_str);
+            if api_version != Some(&format!("{}/{}", api::GROUP, api::VERSION)) {
+                continue;
+            }
+            match kind {
+                "AnalysisTemplate" => {
+                    if let Ok(t) = serde_json::from_value::<AnalysisTemplate>(value) {
+                        let ns = t.metadata.namespace.clone().unwrap_or_default();
+                        let name = t.metadata.name.clone().unwrap_or_default();
+                        self.namespaced.insert((ns, name), t.spec);
+                    }
+                }
+                "ClusterAnalysisTemplate" => {
+                    if let Ok(t) = serde_json::from_value::<ClusterAnalysisTemplate>(value) {
+                        let name = t.metadata.name.clone().unwrap_or_default();
+                        self.cluster.insert(name, t.spec.into());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Problems resolving `analyses` of an object in `namespace`; analyses naming a template
+    /// not among the files are passed over.
+    fn resolve(
+        &self,
+        namespace: &str,
+        analyses: Vec<(String, &mut AnalysisSpec)>,
+        object: &Value,
+    ) -> Vec<FieldError> {
+        let mut templates = Templates {
+            namespace: namespace.to_string(),
+            ..Default::default()
+        };
+        for ((ns, name), spec) in &self.namespaced {
+            if ns == namespace {
+                templates.namespaced.insert(name.clone(), spec.clone());
+            }
+        }
+        templates.cluster = self.cluster.clone();
+        let mut errors = Vec::new();
+        for (path, spec) in analyses {
+            if spec.templates.iter().all(|r| templates.get(r).is_some())
+                && let Err(found) = resolve::resolve(spec, &path, &templates, object)
+            {
+                errors.extend(found);
+            }
+        }
+        errors
+    }
+}
+
 /// Lints every document of `text`, naming problems after `file`.
 pub fn lint_text(file: &str, text: &str) -> Report {
+    lint_text_with(file, text, &Library::default())
+}
+
+/// Lints every document of `text` with the templates of `library`.
+pub fn lint_text_with(file: &str, text: &str, library: &Library) -> Report {
     let mut report = Report::default();
     for (i, (before, doc)) in split_documents_at(text).iter().enumerate() {
         let mut parse_error_at = None;
@@ -104,7 +188,7 @@ pub fn lint_text(file: &str, text: &str) -> Report {
                     format!("not valid YAML: {}", one_line(&message)),
                 )]
             }
-            Ok(value) => match lint_document(&value) {
+            Ok(value) => match lint_document_with(&value, library) {
                 None => {
                     report.skipped += 1;
                     continue;
@@ -147,6 +231,11 @@ fn one_line(s: &str) -> String {
 
 /// Lints one parsed document. `None` when it is not a cutover kind (nothing to check).
 pub fn lint_document(value: &Value) -> Option<Vec<FieldError>> {
+    lint_document_with(value, &Library::default())
+}
+
+/// Lints one parsed document, resolving its template references from `library`.
+pub fn lint_document_with(value: &Value, library: &Library) -> Option<Vec<FieldError>> {
     let Some(object) = value.as_object() else {
         return Some(vec![FieldError::new(
             "",
@@ -198,14 +287,14 @@ pub fn lint_document(value: &Value) -> Option<Vec<FieldError>> {
             "kind",
             FieldErrorKind::NotSupported,
             format!(
-                "Unsupported value: {kind:?}: supported values: \"Rollout\", \"MigrationJob\", \"FeatureFlag\""
+                "Unsupported value: {kind:?}: supported values: \"Rollout\", \"MigrationJob\", \"FeatureFlag\", \"AnalysisTemplate\", \"ClusterAnalysisTemplate\""
             ),
         )]);
     };
     let mut errors = metadata_errors(object.get("metadata"));
     errors.extend(schema.validate(value));
     let schema_found_problems = !errors.is_empty();
-    for e in semantic_errors(kind, value) {
+    for e in semantic_errors(kind, value, library) {
         // The schema already said it (or, for an undecodable object, said why).
         // A rule on the whole object names its field in its message ("spec.selector is
         // required with spec.template"): the same problem as that field's own error.
@@ -278,7 +367,7 @@ fn is_dns_label_part(s: &str) -> bool {
         && bytes.last() != Some(&b'-')
 }
 
-fn semantic_errors(kind: &str, value: &Value) -> Vec<FieldError> {
+fn semantic_errors(kind: &str, value: &Value, library: &Library) -> Vec<FieldError> {
     let typed = |e: serde_json::Error| {
         vec![FieldError::new(
             "",
@@ -287,14 +376,50 @@ fn semantic_errors(kind: &str, value: &Value) -> Vec<FieldError> {
         )]
     };
     match kind {
-        "Rollout" => serde_json::from_value::<Rollout>(value.clone())
-            .map_or_else(typed, |r| validate::rollout(&r.spec)),
+        "Rollout" => serde_json::from_value::<Rollout>(value.clone()).map_or_else(typed, |r| {
+            let mut errors = validate::rollout(&r.spec);
+            let ns = r.metadata.namespace.clone().unwrap_or_default();
+            let mut spec = r.spec;
+            errors.extend(library.resolve(&ns, spec.analyses_mut(), value));
+            errors
+        }),
         "MigrationJob" => serde_json::from_value::<MigrationJob>(value.clone())
             .map_or_else(typed, |m| validate::migration(&m.spec)),
-        "FeatureFlag" => serde_json::from_value::<FeatureFlag>(value.clone())
-            .map_or_else(typed, |f| validate::flag(&f.spec)),
+        "FeatureFlag" => {
+            serde_json::from_value::<FeatureFlag>(value.clone()).map_or_else(typed, |f| {
+                let mut errors = validate::flag(&f.spec);
+                let ns = f.metadata.namespace.clone().unwrap_or_default();
+                let mut spec = f.spec;
+                let analyses = spec
+                    .rollout
+                    .as_mut()
+                    .and_then(|r| r.analysis.as_mut())
+                    .map(|a| ("spec.rollout.analysis".to_string(), a))
+                    .into_iter()
+                    .collect();
+                errors.extend(library.resolve(&ns, analyses, value));
+                errors
+            })
+        }
+        "AnalysisTemplate" => serde_json::from_value::<AnalysisTemplate>(value.clone())
+            .map_or_else(typed, |t| template_errors(&t.spec)),
+        "ClusterAnalysisTemplate" => {
+            serde_json::from_value::<ClusterAnalysisTemplate>(value.clone())
+                .map_or_else(typed, |t| template_errors(&t.spec.into()))
+        }
         _ => Vec::new(),
     }
+}
+
+/// A template's problems with the paths of its own document.
+fn template_errors(spec: &AnalysisTemplateSpec) -> Vec<FieldError> {
+    resolve::check_template("", spec)
+        .into_iter()
+        .map(|mut e| {
+            e.path = e.path.trim_start_matches(": ").to_string();
+            e
+        })
+        .collect()
 }
 
 /// Files named by `paths`: files as given, directories searched for `*.yaml` / `*.yml`.
@@ -340,6 +465,9 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         }
     };
     let (mut problems, mut checked, mut unreadable) = (0usize, 0usize, false);
+    // Every file is read first: a Rollout may name a template of a later file.
+    let mut texts = Vec::new();
+    let mut library = Library::default();
     for file in &files {
         let name = file.display().to_string();
         let text = if name == "-" {
@@ -347,15 +475,19 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         } else {
             std::fs::read_to_string(file)
         };
-        let text = match text {
-            Ok(t) => t,
+        match text {
+            Ok(t) => {
+                library.add(&t);
+                texts.push((name, t));
+            }
             Err(e) => {
                 eprintln!("error: cannot read {name}: {e}");
                 unreadable = true;
-                continue;
             }
-        };
-        let report = lint_text(&name, &text);
+        }
+    }
+    for (name, text) in &texts {
+        let report = lint_text_with(name, text, &library);
         for p in &report.problems {
             println!("{p}");
         }

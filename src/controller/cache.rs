@@ -188,9 +188,15 @@ where
             .push((namespace.to_string(), name.to_string()));
     }
 
+    /// The cached object; a cluster-scoped kind is asked for with an empty namespace.
     fn cached(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        self.store
-            .get(&ObjectRef::new_with(name, self.dyntype.clone()).within(namespace))
+        let key = ObjectRef::new_with(name, self.dyntype.clone());
+        let key = if namespace.is_empty() {
+            key
+        } else {
+            key.within(namespace)
+        };
+        self.store.get(&key)
     }
 
     /// Whether the cache may answer for `owner`: its first list is in and it has seen every

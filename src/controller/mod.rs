@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod rollout_metrics;
 pub mod runner;
 pub mod shell;
+pub mod templates;
 
 pub use backoff::Backoff;
 pub use clock::Clock;

@@ -35,6 +35,12 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
             &["migrationjobs", "featureflags"],
             &["list", "watch", "patch"],
         ),
+        // Read only: templates are written by people, never by the operator.
+        rule(
+            "cutover.dev",
+            &["analysistemplates", "clusteranalysistemplates"],
+            &["list", "watch"],
+        ),
         rule(
             "cutover.dev",
             &[

@@ -9,7 +9,12 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{Controller, controller::Action as Requeue, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller,
+        controller::Action as Requeue,
+        reflector::{self, ObjectRef},
+        watcher,
+    },
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -17,13 +22,14 @@ use tokio_util::sync::CancellationToken;
 use super::{plan, render};
 use crate::{
     analysis::fetch::Subject,
-    api::{FIELD_MANAGER, FeatureFlag, validate},
+    api::{AnalysisTemplate, ClusterAnalysisTemplate, FIELD_MANAGER, FeatureFlag, validate},
     controller::{
         Context, Error,
         cache::Cache,
         fair::{FairGate, Urgency},
         reconcile::{error_policy, gated, instrumented, requeue_at, runtime_config},
         shell::{self, Recorded},
+        templates::{self, TemplateReads},
     },
 };
 
@@ -48,6 +54,8 @@ pub struct Reads {
     /// The ConfigMaps flags are rendered into, with their field owners (a key left behind
     /// by this controller is found through them).
     maps: Arc<Cache<ConfigMap>>,
+    /// The analysis templates the flags reference.
+    templates: TemplateReads,
 }
 
 /// Runs the FeatureFlag controller until `shutdown`.
@@ -77,7 +85,39 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         let (maps, map_events) = Cache::watch("ConfigMap", maps, labelled, (), true, metrics);
         let controller = Controller::for_stream(flag_events, flags.store());
         let store = controller.store();
-        let reads = Arc::new(Reads { flags, maps });
+        let (templates, (template_events, cluster_template_events)) =
+            TemplateReads::watch(&client, ns.as_deref(), ctx.metrics.clone());
+        let reads = Arc::new(Reads {
+            flags,
+            maps,
+            templates,
+        });
+        let naming = |store: reflector::Store<Guarded>, cluster: bool| {
+            move |namespace: Option<String>, template: String| {
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|g| {
+                        g.0.as_ref().is_ok_and(|f| {
+                            (cluster || f.namespace() == namespace)
+                                && f.spec
+                                    .rollout
+                                    .as_ref()
+                                    .and_then(|r| r.analysis.as_ref())
+                                    .is_some_and(|a| {
+                                        a.templates.iter().any(|t| {
+                                            t.cluster_scope == cluster
+                                                && t.template_name == template
+                                        })
+                                    })
+                        })
+                    })
+                    .map(|g| ObjectRef::from_obj(g.as_ref()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let by_template = naming(store.clone(), false);
+        let by_cluster_template = naming(store.clone(), true);
         let ctx = ctx.clone();
         let token = shutdown.clone();
         let reconcile = gated(gate.clone(), controller.store(), urgency, {
@@ -100,6 +140,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .map(|g| ObjectRef::from_obj(g.as_ref()))
                     .collect::<Vec<_>>()
             })
+            // A template created, edited or deleted changes the analyses naming it.
+            .watches_stream(template_events, move |t: AnalysisTemplate| {
+                by_template(t.namespace(), t.name_any())
+            })
+            .watches_stream(
+                cluster_template_events,
+                move |t: ClusterAnalysisTemplate| by_cluster_template(None, t.name_any()),
+            )
             .with_config(runtime_config())
             .graceful_shutdown_on(async move { token.cancelled().await })
             .run(reconcile, on_error, ctx)
@@ -192,14 +240,45 @@ async fn reconcile_flag(
         .filter(|f| render::output_of(f).1 == key)
         .cloned()
         .collect();
-    let problems: Vec<String> = shell::off_runtime(|| {
-        let mut found = validate::flag(&flag.spec);
-        found.extend(validate::egress(&flag.spec, &ctx.egress));
-        found
-    })
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let mut problems: Vec<String> = shell::off_runtime(|| validate::flag(&flag.spec))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // Planned with its analysis's templates resolved; the addresses checked are those it
+    // would query, the templates' included.
+    let refs = flag
+        .spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.analysis.as_ref())
+        .map(|a| a.templates.clone())
+        .unwrap_or_default();
+    let owner = format!("{ns}/{}", flag.name_any());
+    let found = reads
+        .templates
+        .read(&ctx.client, &owner, &ns, &refs)
+        .await?;
+    let flag = {
+        let object = serde_json::to_value(flag.as_ref()).unwrap_or(serde_json::Value::Null);
+        let mut resolved = flag.as_ref().clone();
+        let analyses = resolved
+            .spec
+            .rollout
+            .as_mut()
+            .and_then(|r| r.analysis.as_mut())
+            .map(|a| ("spec.rollout.analysis".to_string(), a))
+            .into_iter()
+            .collect();
+        problems.extend(shell::off_runtime(|| {
+            templates::resolve_all(analyses, &found, &object)
+        }));
+        problems.extend(
+            validate::egress(&resolved.spec, &ctx.egress)
+                .iter()
+                .map(ToString::to_string),
+        );
+        Arc::new(resolved)
+    };
     if !problems.is_empty() {
         return shell::invalid(
             &api,

@@ -31,6 +31,7 @@ use crate::{
         reconcile::{error_policy, instrumented, requeue_at},
         rollout_metrics,
         shell::{self, Recorded},
+        templates::{self, TemplateReads},
     },
 };
 
@@ -49,6 +50,8 @@ pub struct Reads {
     pub flags: Arc<Cache<FeatureFlag>>,
     /// HTTPRoutes, when the API server serves them at start.
     pub routes: Option<Arc<Cache<DynamicObject>>>,
+    /// The analysis templates the Rollouts reference.
+    pub templates: TemplateReads,
 }
 
 /// A Rollout as read from the watch: one that does not deserialize is reported and
@@ -122,14 +125,29 @@ async fn reconcile_rollout(
         }
         return Ok(Requeue::await_change());
     }
-    let mut problems: Vec<String> = shell::off_runtime(|| {
-        let mut found = validate::rollout(&rollout.spec);
-        found.extend(validate::egress(&rollout.spec, &ctx.egress));
-        found
-    })
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let mut problems: Vec<String> = shell::off_runtime(|| validate::rollout(&rollout.spec))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // From here on the Rollout is planned with its analyses' templates resolved; the
+    // addresses checked are those it would query, the templates' included.
+    let found = reads
+        .templates
+        .read(&ctx.client, &owner, &ns, rollout.spec.template_refs())
+        .await?;
+    let rollout = {
+        let object = serde_json::to_value(rollout.as_ref()).unwrap_or(Value::Null);
+        let mut resolved = rollout.as_ref().clone();
+        problems.extend(shell::off_runtime(|| {
+            templates::resolve_all(resolved.spec.analyses_mut(), &found, &object)
+        }));
+        problems.extend(
+            validate::egress(&resolved.spec, &ctx.egress)
+                .iter()
+                .map(ToString::to_string),
+        );
+        Arc::new(resolved)
+    };
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     // The pod template and selector: the Rollout's own, or adopted from a Deployment.
     let mut referenced_replicas = None;

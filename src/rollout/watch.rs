@@ -25,6 +25,7 @@ use crate::{
         cache::Cache,
         fair::FairGate,
         reconcile::{gated, lean_controller, runtime_config},
+        templates::TemplateReads,
     },
 };
 
@@ -71,6 +72,46 @@ where
             Err(_) => Vec::new(),
         })
         .boxed()
+}
+
+/// The Rollouts of every namespace in `store` that name, by `names`, each cluster-scoped
+/// object of `events`.
+fn wakes_cluster<O>(
+    events: impl Stream<Item = Result<O, watcher::Error>> + Send + 'static,
+    store: Store<reconcile::Guarded>,
+    names: fn(&Rollout, &str) -> bool,
+) -> BoxStream<'static, Vec<ObjectRef<reconcile::Guarded>>>
+where
+    O: kube::Resource,
+{
+    events
+        .map(move |event| match event {
+            Ok(obj) => {
+                let name = obj.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|g| g.0.as_ref().is_ok_and(|r| names(r, &name)))
+                    .map(|g| ObjectRef::from_obj(g.as_ref()))
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        })
+        .boxed()
+}
+
+fn names_template(rollout: &Rollout, template: &str) -> bool {
+    rollout
+        .spec
+        .template_refs()
+        .any(|r| !r.cluster_scope && r.template_name == template)
+}
+
+fn names_cluster_template(rollout: &Rollout, template: &str) -> bool {
+    rollout
+        .spec
+        .template_refs()
+        .any(|r| r.cluster_scope && r.template_name == template)
 }
 
 fn names_service(rollout: &Rollout, service: &str) -> bool {
@@ -182,12 +223,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 metrics.clone(),
             )
         });
+        let (templates, (template_events, cluster_template_events)) =
+            TemplateReads::watch(&client, scope.as_deref(), metrics.clone());
         let reads = Arc::new(Reads {
             deployments,
             services,
             migrations,
             flags,
             routes: routes.as_ref().map(|(cache, _)| cache.clone()),
+            templates,
         });
         let ctx = ctx.clone();
         let token = shutdown.clone();
@@ -220,6 +264,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 wakes(migration_events, store.clone(), names_migration),
                 wakes(service_events, store.clone(), names_service),
                 wakes(flag_events, store.clone(), names_flag),
+                // A template created, edited or deleted changes the analyses naming it.
+                wakes(template_events, store.clone(), names_template),
+                wakes_cluster(
+                    cluster_template_events,
+                    store.clone(),
+                    names_cluster_template,
+                ),
             ];
             if let Some((_, route_events)) = routes {
                 // The gateway's verdict on a route (its status) is what a weight step
