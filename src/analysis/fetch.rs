@@ -218,7 +218,16 @@ impl Fetcher<'_> {
         let secret = secrets
             .get_opt(&r.name)
             .await
-            .map_err(|e| format!("reading Secret {:?}: {e}", r.name))?
+            .map_err(|e| match e {
+                kube::Error::Api(status) if status.code == 403 => format!(
+                    "the operator may not read Secret {:?} in namespace {:?}: grant it `get` on secrets there (chart value rbac.readSecrets)",
+                    r.name, self.namespace
+                ),
+                kube::Error::Api(status) => {
+                    format!("reading Secret {:?}: {}", r.name, status.message)
+                }
+                e => format!("reading Secret {:?}: {e}", r.name),
+            })?
             .ok_or_else(|| {
                 format!(
                     "Secret {:?} not found in namespace {:?}",

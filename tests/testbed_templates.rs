@@ -1,0 +1,286 @@
+//! Analysis templates on the real control plane: the CRDs' rules as kube-apiserver runs
+//! them, and a Rollout measured through a ClusterAnalysisTemplate whose arg comes from a
+//! Secret, by the operator running with the chart's RBAC.
+
+#[path = "support/testbed.rs"]
+mod testbed;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use cutover::api::{Rollout, RolloutPhase};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
+    discovery::ApiResource,
+};
+use serde_json::{Value, json};
+use testbed::eventually;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Generous bound for one state change on a loaded 2-core machine; only a failure waits it.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "cutover.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "cutover.dev/v1alpha1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// A Prometheus stand-in on a port it holds from the start: it answers every instant query
+/// with `0.01` and keeps the queries it was asked, decoded.
+async fn prometheus() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).to_string();
+                let target = text.split_whitespace().nth(1).unwrap_or_default();
+                let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+                for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+                    if k == "query" {
+                        log.lock().unwrap().push(v.to_string());
+                    }
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let body = json!({"status": "success", "data": {"resultType": "vector",
+                    "result": [{"metric": {}, "value": [now, "0.01"]}]}})
+                .to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn rollout(name: &str, canary: Value) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "labels": {"team": "payments"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": format!("{name}:1")}]}},
+            "strategy": {"canary": canary}}
+    }))
+    .expect("a rollout")
+}
+
+async fn set_image(api: &Api<Rollout>, name: &str, image: &str) {
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("image changed");
+}
+
+#[tokio::test]
+async fn kube_apiserver_enforces_the_template_rules() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("tplrules").await;
+    let client = bed.admin().await;
+    let templates: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &resource("AnalysisTemplate", "analysistemplates"),
+    );
+    let object = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(
+            json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": name}, "spec": spec}),
+        )
+        .expect("an object")
+    };
+    let good = object(
+        "errors",
+        json!({"args": [{"name": "service"}, {"name": "token", "valueFrom": {"secretKeyRef": {"name": "t", "key": "k"}}}],
+            "metrics": [{"name": "errors", "successCondition": "result < 0.05", "prometheus": {"query": "up"}}]}),
+    );
+    templates
+        .create(&PostParams::default(), &good)
+        .await
+        .expect("a valid template is stored");
+    let two_sources = object(
+        "two-sources",
+        json!({"args": [{"name": "token", "valueFrom": {"secretKeyRef": {"name": "t", "key": "k"}, "podTemplateHashValue": "Stable"}}],
+            "metrics": [{"name": "errors", "successCondition": "result < 0.05", "prometheus": {"query": "up"}}]}),
+    );
+    let err = templates
+        .create(&PostParams::default(), &two_sources)
+        .await
+        .expect_err("two sources for one arg are refused");
+    assert!(
+        err.to_string()
+            .contains("set exactly one of secretKeyRef, fieldRef or podTemplateHashValue"),
+        "{err}"
+    );
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let empty = rollout(
+        "empty",
+        json!({"steps": [{"analysis": {"args": [{"name": "a", "value": "b"}]}}]}),
+    );
+    let err = rollouts
+        .create(&PostParams::default(), &empty)
+        .await
+        .expect_err("an analysis with neither metrics nor templates is refused");
+    assert!(
+        err.to_string()
+            .contains("an analysis needs metrics, templates or both"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_rollout_measured_through_a_cluster_template_with_a_secret_arg_promotes() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("tplsecret").await;
+    let (url, queries) = prometheus().await;
+    let op = bed.operator(&ns.name, &["--prometheus-url", &url]);
+    let client = bed.admin().await;
+    // Cluster-scoped and the test bed is shared: named after this test's namespace.
+    let template_name = format!("{}-errors", ns.name);
+    let cluster_templates: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource("ClusterAnalysisTemplate", "clusteranalysistemplates"),
+    );
+    let template: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "ClusterAnalysisTemplate",
+        "metadata": {"name": template_name},
+        "spec": {"args": [{"name": "tenant", "valueFrom": {"secretKeyRef": {"name": "prom-tenant", "key": "id"}}},
+                          {"name": "team"}],
+            "metrics": [{"name": "errors", "interval": "1s", "count": 2, "successCondition": "result < 0.05",
+                "prometheus": {"query": "errors{tenant=\"{{ args.tenant }}\",team=\"{{ args.team }}\",rev=\"{{ rollout.canaryRevision }}\"}"}}]}
+    }))
+    .expect("a template");
+    cluster_templates
+        .create(&PostParams::default(), &template)
+        .await
+        .expect("template created");
+    // The chart leaves reading Secrets off (rbac.readSecrets); a platform team grants it
+    // where templates need it, here for this namespace only.
+    let grant = |kind: &str, body: Value| -> DynamicObject {
+        let mut o = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+            "metadata": {"name": "cutover-read-secrets"}});
+        if let (Some(o), Some(b)) = (o.as_object_mut(), body.as_object()) {
+            o.extend(b.clone());
+        }
+        serde_json::from_value(o).expect("an RBAC object")
+    };
+    let role = grant(
+        "Role",
+        json!({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+    );
+    let binding = grant(
+        "RoleBinding",
+        json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cutover-read-secrets"},
+            "subjects": [{"kind": "ServiceAccount", "name": "cutover", "namespace": "cutover-system"}]}),
+    );
+    for (object, kind, plural) in [
+        (role, "Role", "roles"),
+        (binding, "RoleBinding", "rolebindings"),
+    ] {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns.name,
+            &ApiResource {
+                group: "rbac.authorization.k8s.io".into(),
+                version: "v1".into(),
+                api_version: "rbac.authorization.k8s.io/v1".into(),
+                kind: kind.into(),
+                plural: plural.into(),
+            },
+        );
+        api.create(&PostParams::default(), &object)
+            .await
+            .expect("RBAC created");
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "prom-tenant"}, "stringData": {"id": "acme-7f3a"}}),
+    )
+    .expect("a secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret created");
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let r = rollout(
+        "web",
+        json!({"steps": [{"setWeight": 50}, {"analysis": {
+            "templates": [{"templateName": template_name, "clusterScope": true}],
+            "args": [{"name": "team", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}}]}}]}),
+    );
+    api.create(&PostParams::default(), &r)
+        .await
+        .expect("created");
+    let healthy = |want_new: bool| {
+        let api = api.clone();
+        async move {
+            let r = api.get("web").await.ok()?;
+            let s = r.status.clone()?;
+            let done = s.phase == RolloutPhase::Healthy
+                && s.observed_generation == r.metadata.generation
+                && s.stable_revision == s.current_revision
+                && (!want_new || s.analysis.iter().any(|a| a.name == "step-1"));
+            done.then_some(r)
+        }
+    };
+    eventually("first revision healthy", LIMIT, async || {
+        healthy(false).await
+    })
+    .await;
+    set_image(&api, "web", "web:2").await;
+    let promoted = eventually("promoted through the template", LIMIT, async || {
+        healthy(true).await
+    })
+    .await;
+    let status = promoted.status.clone().expect("status");
+    let canary = status.current_revision.clone().expect("a revision");
+    let run = status
+        .analysis
+        .iter()
+        .find(|a| a.name == "step-1")
+        .expect("the step's run");
+    assert_eq!(
+        (run.metrics[0].name.as_str(), run.metrics[0].successful),
+        ("errors", 2),
+        "{}",
+        op.log_tail()
+    );
+    let asked = queries.lock().unwrap().clone();
+    let expected = format!("errors{{tenant=\"acme-7f3a\",team=\"payments\",rev=\"{canary}\"}}");
+    assert!(asked.contains(&expected), "{asked:?}");
+    let stored = serde_json::to_string(&promoted).expect("json");
+    assert!(!stored.contains("acme-7f3a"), "{stored}");
+    cluster_templates
+        .delete(&template_name, &Default::default())
+        .await
+        .expect("template deleted");
+}
