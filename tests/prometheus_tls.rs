@@ -117,12 +117,14 @@ async fn fetch_allowing(sim: &Sim, metric: &Metric, allowed: &[&str]) -> Input {
     let client = sim.client();
     let transport = HttpTransport::new();
     let egress = Allowlist::new(allowed.iter().copied(), None);
+    let web = cutover::analysis::web::WebClient::new();
     let fetcher = Fetcher {
         client: &client,
         transport: &transport,
         default_url: None,
         namespace: "default",
         egress: &egress,
+        web: &web,
     };
     fetcher
         .fetch(metric, &[], &Subject::default(), jiff::Timestamp::now())

@@ -203,17 +203,55 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
                 "/compare",
                 json!({"canaryQuery": "a", "stableQuery": "b"}),
             )),
-            "exactly one provider must be set: prometheus or compare",
+            "exactly one provider must be set: prometheus, compare or web",
+        ),
+        (
+            "analysis without metrics or templates",
+            set(
+                rollout(),
+                "/spec/strategy/canary/analysis",
+                json!({"args": [{"name": "a", "value": "b"}]}),
+            ),
+            "an analysis needs metrics, templates or both",
+        ),
+        (
+            "arg with value and valueFrom",
+            set(
+                rollout(),
+                "/spec/strategy/canary/analysis",
+                json!({"templates": [{"templateName": "t"}],
+                    "args": [{"name": "a", "value": "b", "valueFrom": {"podTemplateHashValue": "Stable"}}]}),
+            ),
+            "set value or valueFrom, not both",
+        ),
+        (
+            "arg from two sources",
+            set(
+                rollout(),
+                "/spec/strategy/canary/analysis",
+                json!({"templates": [{"templateName": "t"}],
+                    "args": [{"name": "a", "valueFrom": {"podTemplateHashValue": "Stable", "fieldRef": {"fieldPath": "metadata.name"}}}]}),
+            ),
+            "set exactly one of secretKeyRef, fieldRef or podTemplateHashValue",
+        ),
+        (
+            "web body with GET",
+            with_metric(set(
+                set(metric(), "/prometheus", Value::Null),
+                "/web",
+                json!({"url": "https://status.example/x", "jsonPath": "$.ok", "body": "{}"}),
+            )),
+            "body is sent only with method POST",
         ),
         (
             "metric without provider",
             with_metric(set(metric(), "/prometheus", Value::Null)),
-            "exactly one provider must be set: prometheus or compare",
+            "exactly one provider must be set: prometheus, compare or web",
         ),
         (
             "prometheus metric without condition",
             with_metric(set(metric(), "/successCondition", Value::Null)),
-            "a prometheus metric needs successCondition or failureCondition",
+            "a prometheus or web metric needs successCondition or failureCondition",
         ),
         (
             "address and addressFrom",

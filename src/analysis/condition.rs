@@ -365,6 +365,10 @@ pub enum QueryResult {
     Number(f64),
     /// Several numbers (a vector with several samples).
     Numbers(Vec<f64>),
+    /// A boolean (a web metric's JSON value).
+    Bool(bool),
+    /// A string (a web metric's JSON value).
+    Text(String),
 }
 
 impl QueryResult {
@@ -377,6 +381,7 @@ impl QueryResult {
             Self::Empty => true,
             Self::Number(n) => !n.is_finite(),
             Self::Numbers(ns) => ns.is_empty() || ns.iter().any(|n| !n.is_finite()),
+            Self::Bool(_) | Self::Text(_) => false,
         }
     }
 
@@ -389,6 +394,8 @@ impl QueryResult {
                 "[{}]",
                 ns.iter().map(f64::to_string).collect::<Vec<_>>().join(", ")
             ),
+            Self::Bool(b) => b.to_string(),
+            Self::Text(t) => format!("{t:?}"),
         }
     }
 }
@@ -400,6 +407,8 @@ fn evaluate(program: &cel::Program, result: &QueryResult) -> Result<bool, Condit
         QueryResult::Empty => context.add_variable_from_value("result", Vec::<f64>::new()),
         QueryResult::Number(n) => context.add_variable_from_value("result", *n),
         QueryResult::Numbers(ns) => context.add_variable_from_value("result", ns.clone()),
+        QueryResult::Bool(b) => context.add_variable_from_value("result", *b),
+        QueryResult::Text(t) => context.add_variable_from_value("result", t.clone()),
     }
     match program.execute(&context) {
         Ok(cel::Value::Bool(b)) => Ok(b),
@@ -430,6 +439,21 @@ mod evaluation_tests {
             Ok(true)
         );
         assert_eq!(eval("size(result) == 0", QueryResult::Empty), Ok(true));
+        assert_eq!(eval("result", QueryResult::Bool(true)), Ok(true));
+        assert_eq!(eval("result == false", QueryResult::Bool(true)), Ok(false));
+        assert_eq!(
+            eval("result == 'ok'", QueryResult::Text("ok".into())),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(
+                "result.startsWith('degr')",
+                QueryResult::Text("degraded".into())
+            ),
+            Ok(true)
+        );
+        assert!(!QueryResult::Bool(false).is_no_data());
+        assert_eq!(QueryResult::Text("ok".into()).render(), "\"ok\"");
     }
 
     #[test]

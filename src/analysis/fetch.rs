@@ -12,9 +12,11 @@ use super::{
     condition::QueryResult,
     prometheus::{self, Credentials, Endpoint, Transport},
     template::{self, TemplateContext},
+    web::WebRequest,
 };
 use crate::api::{
-    AnalysisArg, DEFAULT_QUERY_TIMEOUT, Metric, PrometheusConnection, RevisionValue, SecretKeyRef,
+    AnalysisArg, DEFAULT_QUERY_TIMEOUT, DEFAULT_WEB_TIMEOUT, Metric, PrometheusConnection,
+    RevisionValue, SecretKeyRef,
 };
 
 /// Default comparison window.
@@ -43,6 +45,8 @@ pub struct Fetcher<'a> {
     pub namespace: &'a str,
     /// The hosts requests may go to.
     pub egress: &'a crate::controller::egress::Allowlist,
+    /// Client of web metrics.
+    pub web: &'a super::web::WebClient,
 }
 
 /// Values of the `rollout.*` placeholders.
@@ -114,6 +118,35 @@ impl Fetcher<'_> {
             }
             .await;
             return Input::Compare(result);
+        }
+        if let Some(w) = &metric.web {
+            let result = async {
+                let render =
+                    |t: &str| template::render(t, &placeholders).map_err(|e| e.to_string());
+                let url = render(&w.url)?;
+                // The host is checked when the spec is; checked again as rendered, so no
+                // placeholder can lead a request elsewhere.
+                self.egress
+                    .check(&format!("web metric {:?}", metric.name), &url)
+                    .map_err(|e| e.to_string())?;
+                let headers = w
+                    .headers
+                    .iter()
+                    .map(|h| Ok((h.key.clone(), render(&h.value)?)))
+                    .collect::<Result<Vec<_>, String>>()?;
+                let body = w.body.as_deref().map(render).transpose()?;
+                let request = WebRequest {
+                    method: w.method.unwrap_or_default(),
+                    url,
+                    headers,
+                    body,
+                    json_path: render(&w.json_path)?,
+                    timeout: w.timeout.unwrap_or(DEFAULT_WEB_TIMEOUT).as_std(),
+                };
+                self.web.measure(&request).await
+            }
+            .await;
+            return Input::Query(result);
         }
         Input::Query(Err("the metric has no provider".into()))
     }

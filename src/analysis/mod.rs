@@ -10,3 +10,4 @@ pub mod prometheus;
 pub mod resolve;
 pub mod run;
 pub mod template;
+pub mod web;

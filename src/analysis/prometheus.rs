@@ -484,7 +484,7 @@ impl Transport for HttpTransport {
 }
 
 /// The error and its sources on one line ("connection refused" lives in a source).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(s) = source {

@@ -80,7 +80,7 @@ pub fn resolve(
     // Where each metric came from, to name both sides of a clash.
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
     // Args the templates declare, with the template that declared each first.
-    let mut declared: Vec<(AnalysisArg, String)> = Vec::new();
+    let mut declared: Vec<(AnalysisArg, String, usize)> = Vec::new();
     for (i, r) in spec.templates.iter().enumerate() {
         let what = r.describe();
         let Some(t) = templates.get(r) else {
@@ -106,9 +106,9 @@ pub fn resolve(
             metrics.push(m.clone());
         }
         for a in &t.args {
-            match declared.iter_mut().find(|(d, _)| d.name == a.name) {
-                None => declared.push((a.clone(), what.clone())),
-                Some((d, by)) => {
+            match declared.iter_mut().find(|(d, _, _)| d.name == a.name) {
+                None => declared.push((a.clone(), what.clone(), i)),
+                Some((d, by, _)) => {
                     if d.is_given()
                         && a.is_given()
                         && (d.value != a.value || d.value_from != a.value_from)
@@ -133,17 +133,17 @@ pub fn resolve(
         }
         metrics.push(m.clone());
     }
-    let mut args: Vec<AnalysisArg> = declared.iter().map(|(a, _)| a.clone()).collect();
+    let mut args: Vec<AnalysisArg> = declared.iter().map(|(a, _, _)| a.clone()).collect();
     for a in &spec.args {
         match args.iter_mut().find(|d| d.name == a.name) {
             Some(d) => *d = a.clone(),
             None => args.push(a.clone()),
         }
     }
-    for (a, by) in &declared {
+    for (a, by, i) in &declared {
         if !args.iter().any(|f| f.name == a.name && f.is_given()) {
             errors.push(invalid(
-                format!("{path}.args"),
+                format!("{path}.templates[{i}]"),
                 format!("arg {:?} required by {by} is not given", a.name),
             ));
         }
@@ -166,7 +166,11 @@ pub fn resolve(
                 a.value_from = None;
             }
             Err(e) => errors.push(invalid(
-                format!("{path}.args"),
+                // Only the analysis's own args read fields: a template's may not.
+                match spec.args.iter().position(|s| s.name == a.name) {
+                    Some(j) => format!("{path}.args[{j}].valueFrom.fieldRef"),
+                    None => format!("{path}.args"),
+                },
                 format!("arg {:?}: fieldRef {:?} {e}", a.name, field.field_path),
             )),
         }
@@ -180,18 +184,7 @@ pub fn resolve(
         &spec.metrics[..]
     };
     for (i, m) in inline.iter().enumerate() {
-        let queries = [
-            m.prometheus
-                .as_ref()
-                .map(|p| ("prometheus.query", &p.query)),
-            m.compare
-                .as_ref()
-                .map(|c| ("compare.canaryQuery", &c.canary_query)),
-            m.compare
-                .as_ref()
-                .map(|c| ("compare.stableQuery", &c.stable_query)),
-        ];
-        for (field, query) in queries.into_iter().flatten() {
+        for (field, query) in m.templated() {
             if let Err(e) = template::check(query, names.iter().copied()) {
                 errors.push(invalid(
                     format!("{path}.metrics[{i}].{field}"),
@@ -214,8 +207,8 @@ pub fn resolve(
 /// Deepest field path followed; longer ones are refused (untrusted input).
 const MAX_SEGMENTS: usize = 32;
 
-/// The value at a field path such as `metadata.labels['app']` or `spec.ports[0].port`.
-pub fn field_value(object: &Value, path: &str) -> Result<String, String> {
+/// The JSON value at a field path such as `metadata.labels['app']` or `spec.ports[0].port`.
+pub fn value_at<'a>(object: &'a Value, path: &str) -> Result<&'a Value, String> {
     let segments = segments(path)?;
     let mut at = object;
     for s in &segments {
@@ -226,7 +219,36 @@ pub fn field_value(object: &Value, path: &str) -> Result<String, String> {
         }
         .ok_or_else(|| "names no field of the object".to_string())?;
     }
-    match at {
+    Ok(at)
+}
+
+/// The value at a JSONPath of the simple kind: `$.data.rate`, `{$.checks[0].ok}`,
+/// `$['key']`; `$` alone is the whole document. Filters and wildcards are refused.
+pub fn json_path<'a>(document: &'a Value, path: &str) -> Result<&'a Value, String> {
+    let p = path.trim();
+    let p = p
+        .strip_prefix('{')
+        .and_then(|q| q.strip_suffix('}'))
+        .unwrap_or(p)
+        .trim();
+    let Some(rest) = p.strip_prefix('$') else {
+        return Err(format!("JSONPath {path:?} must start with $"));
+    };
+    if rest.contains('*') || rest.contains('?') || rest.contains("..") {
+        return Err(format!(
+            "JSONPath {path:?}: wildcards, filters and recursive descent are not supported; name one value"
+        ));
+    }
+    let rest = rest.strip_prefix('.').unwrap_or(rest);
+    if rest.is_empty() {
+        return Ok(document);
+    }
+    value_at(document, rest).map_err(|e| format!("JSONPath {path:?} {e}"))
+}
+
+/// The value at a field path such as `metadata.labels['app']` or `spec.ports[0].port`.
+pub fn field_value(object: &Value, path: &str) -> Result<String, String> {
+    match value_at(object, path)? {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),

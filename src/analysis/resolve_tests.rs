@@ -100,7 +100,9 @@ fn an_arg_a_template_requires_and_nobody_gives_is_named_with_the_template() {
     let errors = messages(resolve(&spec, "spec.x", &library(), &json!({})).unwrap_err());
     assert_eq!(
         errors,
-        ["spec.x.args: arg \"service\" required by AnalysisTemplate \"error-rate\" is not given"]
+        [
+            "spec.x.templates[0]: arg \"service\" required by AnalysisTemplate \"error-rate\" is not given"
+        ]
     );
 }
 
@@ -209,7 +211,7 @@ fn field_refs_read_the_object_and_a_missing_field_is_named() {
     assert_eq!(
         errors,
         [
-            "spec.x.args: arg \"team\": fieldRef \"metadata.labels.team\" names no field of the object"
+            "spec.x.args[0].valueFrom.fieldRef: arg \"team\": fieldRef \"metadata.labels.team\" names no field of the object"
         ]
     );
 }

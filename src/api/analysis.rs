@@ -167,8 +167,8 @@ pub enum ErrorAction {
 /// One measured quantity with its conditions and limits.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("has(self.prometheus) != has(self.compare)").message("exactly one provider must be set: prometheus or compare"))]
-#[x_kube(validation = kube::core::Rule::new("has(self.compare) || has(self.successCondition) || has(self.failureCondition)").message("a prometheus metric needs successCondition or failureCondition"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.prometheus), has(self.compare), has(self.web)].filter(x, x).size() == 1").message("exactly one provider must be set: prometheus, compare or web"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.compare) || has(self.successCondition) || has(self.failureCondition)").message("a prometheus or web metric needs successCondition or failureCondition"))]
 pub struct Metric {
     /// Name of the metric, unique within the analysis.
     #[schemars(
@@ -221,9 +221,99 @@ pub struct Metric {
     /// Compare canary against stable with a Mann-Whitney U test over range queries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<CompareMetric>,
+    /// Measure with an HTTP request to a JSON API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebMetric>,
+}
+
+/// Default web metric request timeout.
+pub const DEFAULT_WEB_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP request whose JSON answer holds the measured value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.body) || (has(self.method) && self.method == 'POST')").message("body is sent only with method POST"))]
+pub struct WebMetric {
+    /// URL with placeholders in its path and query (never in its host), e.g.
+    /// `https://status.example.com/api/checks?service={{ args.service }}`.
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(pattern = r"^https?://[^\s/?#]+([/?#].*)?$")
+    )]
+    pub url: String,
+    /// GET (default) or POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<WebMethod>,
+    /// Request headers; values may use placeholders, so a header can carry an arg read
+    /// from a Secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub headers: Vec<WebHeader>,
+    /// Request body of a POST, with placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub body: Option<String>,
+    /// JSONPath of the value in the answer, with placeholders, e.g. `$.data.errorRate` or
+    /// `{$.checks[0].ok}`.
+    #[schemars(length(min = 1, max = 512))]
+    pub json_path: String,
+    /// Request timeout (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// The HTTP method of a web metric.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum WebMethod {
+    /// GET.
+    #[default]
+    #[serde(rename = "GET")]
+    Get,
+    /// POST.
+    #[serde(rename = "POST")]
+    Post,
+}
+
+/// One request header.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebHeader {
+    /// Header name.
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    )]
+    pub key: String,
+    /// Header value, with placeholders.
+    #[schemars(length(max = 8192))]
+    pub value: String,
 }
 
 impl Metric {
+    /// Every field with placeholders, by its path within the metric.
+    pub fn templated(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.prometheus {
+            out.push(("prometheus.query".to_string(), p.query.as_str()));
+        }
+        if let Some(c) = &self.compare {
+            out.push(("compare.canaryQuery".to_string(), c.canary_query.as_str()));
+            out.push(("compare.stableQuery".to_string(), c.stable_query.as_str()));
+        }
+        if let Some(w) = &self.web {
+            out.push(("web.url".to_string(), w.url.as_str()));
+            for (i, h) in w.headers.iter().enumerate() {
+                out.push((format!("web.headers[{i}].value"), h.value.as_str()));
+            }
+            if let Some(b) = &w.body {
+                out.push(("web.body".to_string(), b.as_str()));
+            }
+            out.push(("web.jsonPath".to_string(), w.json_path.as_str()));
+        }
+        out
+    }
     /// Interval between measurements, defaulted.
     pub fn interval(&self) -> Duration {
         self.interval.unwrap_or(DEFAULT_INTERVAL)

@@ -223,20 +223,23 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
                 errors.push(invalid(format!("{mpath}.{field}"), e.to_string()));
             }
         }
-        let queries: Vec<(&str, &str)> = match (&metric.prometheus, &metric.compare) {
-            (Some(p), None) => vec![("prometheus.query", p.query.as_str())],
-            (None, Some(c)) => vec![
-                ("compare.canaryQuery", c.canary_query.as_str()),
-                ("compare.stableQuery", c.stable_query.as_str()),
-            ],
-            _ => {
-                errors.push(invalid(
-                    &mpath,
-                    "exactly one provider must be set: prometheus or compare",
-                ));
-                vec![]
-            }
+        let providers = [
+            metric.prometheus.is_some(),
+            metric.compare.is_some(),
+            metric.web.is_some(),
+        ];
+        let queries = if providers.iter().filter(|p| **p).count() == 1 {
+            metric.templated()
+        } else {
+            errors.push(invalid(
+                &mpath,
+                "exactly one provider must be set: prometheus, compare or web",
+            ));
+            Vec::new()
         };
+        if let Some(w) = &metric.web {
+            web(w, &mpath, errors);
+        }
         if let Some(c) = &metric.compare {
             let window = c.window.map_or(600, |w| w.as_std().as_secs());
             let step = c.step.map_or(30, |s| s.as_std().as_secs()).max(1);
@@ -263,15 +266,52 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
                 errors.push(invalid(format!("{mpath}.{field}"), e.to_string()));
             }
         }
-        if metric.prometheus.is_some()
+        if (metric.prometheus.is_some() || metric.web.is_some())
             && metric.success_condition.is_none()
             && metric.failure_condition.is_none()
         {
             errors.push(invalid(
                 &mpath,
-                "a prometheus metric needs successCondition or failureCondition",
+                "a prometheus or web metric needs successCondition or failureCondition",
             ));
         }
+    }
+}
+
+/// Problems of a web metric that its schema cannot see.
+fn web(w: &super::WebMetric, mpath: &str, errors: &mut Vec<FieldError>) {
+    // The allowlist is checked on the URL as written: a placeholder in the host would let
+    // an arg send the request (and its headers) anywhere.
+    let after_scheme = w.url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if authority.contains("{{") {
+        errors.push(invalid(
+            format!("{mpath}.web.url"),
+            "the host of a web URL cannot come from a placeholder; use placeholders in its path or query",
+        ));
+    }
+    if w.body.is_some() && w.method != Some(super::WebMethod::Post) {
+        errors.push(invalid(
+            format!("{mpath}.web.body"),
+            "body is sent only with method POST",
+        ));
+    }
+    if !w.json_path.contains("{{")
+        && let Err(e) = crate::analysis::resolve::json_path(&serde_json::Value::Null, &w.json_path)
+        && !e.contains("names no field")
+    {
+        errors.push(invalid(format!("{mpath}.web.jsonPath"), e));
+    }
+    if let Some(t) = w.timeout
+        && (t.as_std() < MIN_INTERVAL || t.as_std() > std::time::Duration::from_secs(60))
+    {
+        errors.push(invalid(
+            format!("{mpath}.web.timeout"),
+            "must be between 1s and 60s",
+        ));
     }
 }
 
@@ -307,6 +347,17 @@ fn addresses(value: &serde_json::Value, path: &str, found: &mut Vec<(String, Str
                     && let Some(url) = child.get("address").and_then(|a| a.as_str())
                 {
                     found.push((format!("{child_path}.address"), url.to_string()));
+                }
+                if key == "web"
+                    && let Some(url) = child.get("url").and_then(|a| a.as_str())
+                {
+                    // Only the scheme and host matter here; the path may hold placeholders.
+                    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+                    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                    found.push((
+                        format!("{child_path}.url"),
+                        format!("{scheme}://{authority}/"),
+                    ));
                 }
                 addresses(child, &child_path, found);
             }

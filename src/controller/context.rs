@@ -28,6 +28,8 @@ pub struct Context {
     pub egress: super::egress::Allowlist,
     /// Webhook sender, started on first use (it needs the runtime).
     notifier: std::sync::OnceLock<crate::notify::Notifier>,
+    /// Client of web metrics, made on first use (it loads the system's roots).
+    web: std::sync::OnceLock<crate::analysis::web::WebClient>,
 }
 
 impl Context {
@@ -47,7 +49,13 @@ impl Context {
             backoff: Backoff::default(),
             prometheus: Arc::new(crate::analysis::prometheus::HttpTransport::new()),
             notifier: std::sync::OnceLock::new(),
+            web: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The client of web metrics.
+    pub fn web(&self) -> &crate::analysis::web::WebClient {
+        self.web.get_or_init(crate::analysis::web::WebClient::new)
     }
 
     /// The webhook sender.

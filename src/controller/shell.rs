@@ -336,6 +336,7 @@ pub async fn take_measurements(
         default_url: ctx.config.prometheus_url.as_deref(),
         namespace,
         egress: &ctx.egress,
+        web: ctx.web(),
     };
     let fetches = due.iter().map(|d| {
         let subject = subject(d);

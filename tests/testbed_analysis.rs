@@ -1,6 +1,7 @@
-//! Analysis templates on the real control plane: the CRDs' rules as kube-apiserver runs
-//! them, and a Rollout measured through a ClusterAnalysisTemplate whose arg comes from a
-//! Secret, by the operator running with the chart's RBAC.
+//! Analysis on the real control plane, by the operator running with the chart's RBAC:
+//! the templates' rules as kube-apiserver runs them, a Rollout measured through a
+//! ClusterAnalysisTemplate whose arg comes from a Secret, and web metrics deciding promote
+//! and abort against a local HTTP server.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -183,44 +184,7 @@ async fn a_rollout_measured_through_a_cluster_template_with_a_secret_arg_promote
         .create(&PostParams::default(), &template)
         .await
         .expect("template created");
-    // The chart leaves reading Secrets off (rbac.readSecrets); a platform team grants it
-    // where templates need it, here for this namespace only.
-    let grant = |kind: &str, body: Value| -> DynamicObject {
-        let mut o = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
-            "metadata": {"name": "cutover-read-secrets"}});
-        if let (Some(o), Some(b)) = (o.as_object_mut(), body.as_object()) {
-            o.extend(b.clone());
-        }
-        serde_json::from_value(o).expect("an RBAC object")
-    };
-    let role = grant(
-        "Role",
-        json!({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
-    );
-    let binding = grant(
-        "RoleBinding",
-        json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cutover-read-secrets"},
-            "subjects": [{"kind": "ServiceAccount", "name": "cutover", "namespace": "cutover-system"}]}),
-    );
-    for (object, kind, plural) in [
-        (role, "Role", "roles"),
-        (binding, "RoleBinding", "rolebindings"),
-    ] {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            client.clone(),
-            &ns.name,
-            &ApiResource {
-                group: "rbac.authorization.k8s.io".into(),
-                version: "v1".into(),
-                api_version: "rbac.authorization.k8s.io/v1".into(),
-                kind: kind.into(),
-                plural: plural.into(),
-            },
-        );
-        api.create(&PostParams::default(), &object)
-            .await
-            .expect("RBAC created");
-    }
+    grant_secret_reads(&client, &ns.name).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let secret: Secret = serde_json::from_value(
         json!({"metadata": {"name": "prom-tenant"}, "stringData": {"id": "acme-7f3a"}}),
@@ -283,4 +247,190 @@ async fn a_rollout_measured_through_a_cluster_template_with_a_secret_arg_promote
         .delete(&template_name, &Default::default())
         .await
         .expect("template deleted");
+}
+
+/// The chart leaves reading Secrets off (rbac.readSecrets); a platform team grants it where
+/// templates need it, here for one namespace only.
+async fn grant_secret_reads(client: &kube::Client, namespace: &str) {
+    let grant = |kind: &str, body: Value| -> DynamicObject {
+        let mut o = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+            "metadata": {"name": "cutover-read-secrets"}});
+        if let (Some(o), Some(b)) = (o.as_object_mut(), body.as_object()) {
+            o.extend(b.clone());
+        }
+        serde_json::from_value(o).expect("an RBAC object")
+    };
+    let role = grant(
+        "Role",
+        json!({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+    );
+    let binding = grant(
+        "RoleBinding",
+        json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cutover-read-secrets"},
+            "subjects": [{"kind": "ServiceAccount", "name": "cutover", "namespace": "cutover-system"}]}),
+    );
+    for (object, kind, plural) in [
+        (role, "Role", "roles"),
+        (binding, "RoleBinding", "rolebindings"),
+    ] {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            namespace,
+            &ApiResource {
+                group: "rbac.authorization.k8s.io".into(),
+                version: "v1".into(),
+                api_version: "rbac.authorization.k8s.io/v1".into(),
+                kind: kind.into(),
+                plural: plural.into(),
+            },
+        );
+        api.create(&PostParams::default(), &object)
+            .await
+            .expect("RBAC created");
+    }
+}
+
+async fn secret(client: &kube::Client, namespace: &str, name: &str, data: Value) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+            .expect("a secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret created");
+}
+
+/// A JSON API on a port it holds from the start: `/checks/NAME` answers the error rate
+/// `rates` gives NAME, and every request line with its `x-api-key` header is kept.
+async fn checks_api(rates: &'static [(&'static str, f64)]) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).to_string();
+                let line = text.lines().next().unwrap_or_default().to_string();
+                let key = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .starts_with("x-api-key:")
+                            .then(|| l[10..].trim().to_string())
+                    })
+                    .unwrap_or_default();
+                log.lock().unwrap().push(format!("{line} key={key}"));
+                let name = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|t| t.strip_prefix("/checks/"))
+                    .map(|t| t.split('?').next().unwrap_or_default().to_string())
+                    .unwrap_or_default();
+                let (status, body) = match rates.iter().find(|(n, _)| *n == name) {
+                    Some((_, rate)) => {
+                        (200, json!({"service": name, "errorRate": rate}).to_string())
+                    }
+                    None => (404, "{}".to_string()),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn web_metrics_promote_a_healthy_canary_and_abort_a_failing_one() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("web").await;
+    let (url, requests) = checks_api(&[("good", 0.01), ("bad", 0.2)]).await;
+    let op = bed.operator(&ns.name, &["--allowed-hosts", "127.0.0.1"]);
+    let client = bed.admin().await;
+    grant_secret_reads(&client, &ns.name).await;
+    secret(&client, &ns.name, "checks-api", json!({"key": "k-93b1"})).await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let analysis = json!({
+        "args": [{"name": "key", "valueFrom": {"secretKeyRef": {"name": "checks-api", "key": "key"}}}],
+        "metrics": [{"name": "error-rate", "interval": "1s", "count": 2,
+            "successCondition": "result < 0.05", "failureCondition": "result >= 0.05",
+            "web": {"url": format!("{url}/checks/{{{{ rollout.name }}}}?rev={{{{ rollout.canaryRevision }}}}"),
+                "headers": [{"key": "X-Api-Key", "value": "{{ args.key }}"}],
+                "jsonPath": "$.errorRate", "timeout": "5s"}}]});
+    for name in ["good", "bad"] {
+        let r = rollout(
+            name,
+            json!({"steps": [{"setWeight": 50}, {"analysis": analysis.clone()}]}),
+        );
+        api.create(&PostParams::default(), &r)
+            .await
+            .expect("created");
+    }
+    for name in ["good", "bad"] {
+        eventually(&format!("{name} healthy"), LIMIT, async || {
+            let s = api.get(name).await.ok()?.status?;
+            (s.phase == RolloutPhase::Healthy && s.stable_revision.is_some()).then_some(())
+        })
+        .await;
+        set_image(&api, name, &format!("{name}:2")).await;
+    }
+    let good = eventually("good promoted", LIMIT, async || {
+        let r = api.get("good").await.ok()?;
+        let s = r.status.clone()?;
+        (s.phase == RolloutPhase::Healthy
+            && s.stable_revision == s.current_revision
+            && s.analysis.iter().any(|a| a.name == "step-1"))
+        .then_some(r)
+    })
+    .await;
+    let bad = eventually("bad aborted", LIMIT, async || {
+        let r = api.get("bad").await.ok()?;
+        (r.status.as_ref()?.phase == RolloutPhase::Aborted).then_some(r)
+    })
+    .await;
+    let run = |r: &Rollout| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.analysis.iter().find(|a| a.name == "step-1").cloned())
+            .expect("the step's run")
+    };
+    let (good_run, bad_run) = (run(&good), run(&bad));
+    assert_eq!(good_run.metrics[0].successful, 2, "{}", op.log_tail());
+    assert_eq!(bad_run.metrics[0].failed, 1, "{}", op.log_tail());
+    assert_eq!(
+        bad_run.metrics[0].measurements[0].value.as_deref(),
+        Some("0.2")
+    );
+    let bad_canary = bad
+        .status
+        .as_ref()
+        .and_then(|s| s.current_revision.clone())
+        .expect("revision");
+    let seen = requests.lock().unwrap().clone();
+    assert!(
+        seen.contains(&format!(
+            "GET /checks/bad?rev={bad_canary} HTTP/1.1 key=k-93b1"
+        )),
+        "{seen:?}"
+    );
+    for r in [&good, &bad] {
+        let stored = serde_json::to_string(r).expect("json");
+        assert!(!stored.contains("k-93b1"), "{stored}");
+    }
 }
