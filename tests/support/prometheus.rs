@@ -23,7 +23,7 @@ use cutover::{
 use kube::Api;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The error rate of the exporter's requests over 5 s.
 pub const ERROR_RATE: &str =
@@ -77,11 +77,12 @@ pub async fn start_exporter() -> Result<(Arc<Exporter>, SocketAddr), BoxError> {
     Ok((exporter, addr))
 }
 
-/// A running Prometheus; killed and its data removed on drop.
+/// A running Prometheus (or VictoriaMetrics); killed and its data removed on drop.
 pub struct Prometheus {
     pub child: Child,
     pub addr: SocketAddr,
-    dir: PathBuf,
+    /// Its data directory.
+    pub dir: PathBuf,
 }
 
 impl Drop for Prometheus {
