@@ -1,5 +1,6 @@
 //! The command line: `cutover crd`, `run`, `dev`, `lint` and `simulate`.
 
+pub mod convert;
 pub mod crd;
 pub mod dev;
 pub mod lint;
@@ -45,6 +46,9 @@ pub enum Command {
     },
     /// Run a scenario through the controllers on a virtual clock and check its expectations.
     Simulate(simulate::SimulateArgs),
+    /// Convert another tool's manifests into cutover manifests.
+    #[command(subcommand)]
+    Convert(ConvertFrom),
     /// Print the ClusterRole the operator needs (the chart and config/rbac are made from it).
     Rbac {
         /// Leave out reading Secrets (no analysis credentials or addresses from Secrets).
@@ -56,11 +60,24 @@ pub enum Command {
     },
 }
 
+/// Tools whose manifests convert.
+#[derive(Debug, Subcommand)]
+pub enum ConvertFrom {
+    /// Argo Rollouts: Rollout, AnalysisTemplate and ClusterAnalysisTemplate; other documents
+    /// pass through. What cannot be converted is named (exit status 1).
+    Argo {
+        /// YAML files or directories (searched for *.yaml / *.yml); `-` reads stdin.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
 /// Runs the parsed command and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crd { dir } => crd::run(dir.as_deref()),
         Command::Lint { paths } => lint::run(&paths),
+        Command::Convert(ConvertFrom::Argo { paths }) => convert::run(&paths),
         Command::Run(config) => run_operator(config),
         Command::Dev(args) => dev::main(args),
         Command::Simulate(args) => simulate::run(&args),
