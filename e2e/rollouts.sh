@@ -52,7 +52,12 @@ expect_eq "$(exit_code plugin status web --wait --timeout 60s)" "0" "status --wa
 grep -q "rollout web is healthy" "$WORK/out" || fail "status --wait: $(cat "$WORK/out")"
 wait_for cro/web --for=condition=Ready
 expect_eq "$(k get cro web -o jsonpath='{.status.phase}')" "Healthy" "promoted and Ready"
-# Each decision is one info line naming the object.
+# Each decision is one info line naming the object. It is logged after the status that
+# records it is written, so Ready can be read before the line is there: wait for it.
+for _ in $(seq 1 300); do
+  operator_log | grep "decision" | grep "web" | grep -q "Promoted" && break
+  sleep 0.1
+done
 operator_log | grep "decision" | grep "web" | grep -q "Promoted" || { operator_log | tail -20 >&2; fail "no decision line for the promotion"; }
 expect_eq "$(k get cro web -o jsonpath='{.status.stableRevision}')" "$(k get cro web -o jsonpath='{.status.currentRevision}')" "promoted"
 # The operator's Events (events.k8s.io/v1) are what describe and get events (core v1) show.
