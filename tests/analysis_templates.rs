@@ -400,3 +400,122 @@ fn the_cluster_template_kind_is_cluster_scoped() {
         .unwrap();
     assert_eq!(crd.spec.scope, "Cluster");
 }
+
+/// The runbook's smoke test as a ClusterAnalysisTemplate: a Job that requests the canary's
+/// health endpoint; `annotations` steer how the sim's pod runs.
+fn smoke_template(annotations: Value) -> Value {
+    template(
+        "ClusterAnalysisTemplate",
+        "smoke-test",
+        json!({
+            "args": [{"name": "path", "value": "/healthz"}],
+            "metrics": [{"name": "smoke", "count": 1, "job": {"spec": {"backoffLimit": 1,
+                "template": {"metadata": {"annotations": annotations},
+                    "spec": {"containers": [{"name": "smoke", "image": "curlimages/curl:8",
+                        "args": ["-fsS", "http://{{ rollout.name }}-canary{{ args.path }}"]}]}}}}}],
+        }),
+    )
+}
+
+fn smoke_run(r: &Rollout) -> cutover::api::MetricStatus {
+    r.status
+        .as_ref()
+        .and_then(|s| s.analysis.iter().find(|a| a.name == "step-1"))
+        .and_then(|a| a.metrics.first().cloned())
+        .expect("the smoke test's metric")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_smoke_test_job_that_completes_promotes() {
+    let env = start("metrics: []\n");
+    env.apply(smoke_template(json!({"sim.cutover.dev/duration": "20s",
+        "sim.cutover.dev/log": "HTTP/1.1 200 OK"})))
+        .await;
+    env.roll(json!({"steps": [{"setWeight": 25}, {"analysis": {
+        "templates": [{"templateName": "smoke-test", "clusterScope": true}]}}]}))
+        .await;
+    let r = env.until("the rollout to stop", stopped).await;
+    assert!(promoted(&r), "{:#?}", r.status);
+    let m = smoke_run(&r);
+    assert_eq!((m.count, m.successful), (1, 1));
+    let measured = &m.measurements[0];
+    assert_eq!(measured.value.as_deref(), Some("Complete"));
+    assert!(
+        measured
+            .message
+            .as_deref()
+            .is_some_and(|t| t.contains("HTTP/1.1 200 OK")),
+        "{measured:?}"
+    );
+    // The Job ran for its 20 s: the measurement is taken when it finished, not when it began.
+    let took = measured.taken_at.0.duration_since(measured.due_at.0);
+    assert!(took >= jiff::SignedDuration::from_secs(20), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_smoke_test_job_that_fails_aborts_with_its_log() {
+    let env = start("metrics: []\n");
+    env.apply(smoke_template(
+        json!({"sim.cutover.dev/fail-attempts": "always",
+        "sim.cutover.dev/log": "curl: (22) The requested URL returned error: 503"}),
+    ))
+    .await;
+    env.roll(json!({"steps": [{"setWeight": 25}, {"analysis": {
+        "templates": [{"templateName": "smoke-test", "clusterScope": true}]}}]}))
+        .await;
+    let r = env.until("the rollout to stop", stopped).await;
+    let s = r.status.clone().unwrap();
+    assert_eq!(s.phase, RolloutPhase::Aborted, "{s:#?}");
+    let m = smoke_run(&r);
+    assert_eq!(m.verdict, AnalysisVerdict::Failed);
+    let message = m.measurements[0].message.clone().unwrap_or_default();
+    assert!(message.contains("returned error: 503"), "{message}");
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(env.client.clone(), "default");
+    let listed = jobs.list(&Default::default()).await.unwrap().items;
+    assert_eq!(listed.len(), 1, "one Job for the one measurement");
+    // backoffLimit 1: the pod ran twice before the Job failed.
+    let job = listed[0].metadata.name.clone().unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), "default");
+    let runs = pods
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("batch.kubernetes.io/job-name={job}")),
+        )
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(runs, 2, "pods of {job}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_metric_never_writes_a_secret_arg_into_its_job() {
+    let env = start("metrics: []\n");
+    env.secret("smoke-token", json!({"token": "s3cr3t-77"}))
+        .await;
+    env.roll(json!({"steps": [{"setWeight": 25}, {"analysis": {
+        "args": [{"name": "token", "valueFrom": {"secretKeyRef": {"name": "smoke-token", "key": "token"}}}],
+        "metrics": [{"name": "smoke", "count": 1, "consecutiveErrorLimit": 0, "job": {"spec": {
+            "template": {"spec": {"containers": [{"name": "smoke", "image": "curl",
+                "args": ["-H", "Authorization: Bearer {{ args.token }}", "http://web-canary/"]}]}}}}}]}}]}))
+        .await;
+    let r = env.until("the rollout to stop", stopped).await;
+    let m = smoke_run(&r);
+    let message = m.measurements[0].message.clone().unwrap_or_default();
+    assert!(
+        message.contains("arg \"token\" comes from a Secret")
+            && message.contains("env valueFrom.secretKeyRef"),
+        "{message}"
+    );
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(env.client.clone(), "default");
+    assert!(
+        jobs.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(!serde_json::to_string(&r).unwrap().contains("s3cr3t-77"));
+}

@@ -54,6 +54,7 @@ fn documented_argo_manifests_convert_to_manifests_lint_accepts() {
         ("canary.yaml", 2),
         ("analysis.yaml", 3),
         ("web.yaml", 1),
+        ("job.yaml", 2),
         ("bluegreen.yaml", 2),
     ] {
         let out = convert(&fixture(name));
@@ -83,7 +84,7 @@ fn what_cannot_be_converted_is_named_with_its_path_and_the_rest_still_lints() {
         "spec.strategy.canary.steps[0].setCanaryScale",
         "spec.strategy.canary.steps[1].setHeaderRoute",
         "spec.strategy.canary.steps[2].experiment",
-        "spec.metrics[0].provider.job",
+        "spec.metrics[0].provider.job.spec.parallelism",
         "spec.metrics[1].provider.datadog",
         "spec.metrics[2].successCondition",
     ] {
@@ -106,6 +107,31 @@ fn what_cannot_be_converted_is_named_with_its_path_and_the_rest_still_lints() {
     );
     let (ok, report) = lint(&out.stdout);
     assert!(ok, "{report}\n{text}");
+}
+
+#[test]
+fn a_job_metric_converts_with_its_pod_template_and_limits() {
+    let out = convert(&fixture("job.yaml"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let docs: Vec<serde_json::Value> = text
+        .split("\n---\n")
+        .map(|d| cutover::yaml::from_str(d.trim_start_matches("---\n")).expect("yaml"))
+        .collect();
+    let job = &docs[0]["spec"]["metrics"][0]["job"];
+    assert_eq!(job["metadata"]["labels"]["foo"], "bar", "{text}");
+    assert_eq!(job["spec"]["backoffLimit"], 1);
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 300);
+    let command = &job["spec"]["template"]["spec"]["containers"][0]["command"];
+    assert_eq!(
+        command[1],
+        "my-service-{{args.canary-hash}}.default.svc.cluster.local"
+    );
+    assert_eq!(docs[0]["spec"]["metrics"][0]["count"], 2);
 }
 
 #[test]

@@ -434,3 +434,127 @@ async fn web_metrics_promote_a_healthy_canary_and_abort_a_failing_one() {
         assert!(!stored.contains("k-93b1"), "{stored}");
     }
 }
+
+/// A smoke test as a job metric: the node agent runs the pod, passing for one Rollout and
+/// failing for the other, with the log each one wrote.
+fn smoke_test(fails: bool) -> Value {
+    let mut annotations = json!({"sim.cutover.dev/duration": "1s",
+        "sim.cutover.dev/log": if fails { "GET /healthz 503 Service Unavailable" } else { "GET /healthz 200 OK" }});
+    if fails {
+        annotations["sim.cutover.dev/fail-attempts"] = json!("always");
+    }
+    json!({"metrics": [{"name": "smoke", "count": 1, "job": {
+        "metadata": {"labels": {"purpose": "smoke"}},
+        "spec": {"template": {"metadata": {"annotations": annotations},
+            "spec": {"containers": [{"name": "smoke", "image": "curlimages/curl:8",
+                "args": ["http://{{ rollout.name }}-canary/healthz", "--revision={{ rollout.canaryRevision }}"]}]}}}}}]})
+}
+
+#[tokio::test]
+async fn job_metrics_promote_a_passing_smoke_test_and_abort_a_failing_one() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("jobs").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    for (name, fails) in [("passes", false), ("fails", true)] {
+        let r = rollout(
+            name,
+            json!({"steps": [{"setWeight": 50}, {"analysis": smoke_test(fails)}]}),
+        );
+        api.create(&PostParams::default(), &r)
+            .await
+            .expect("created");
+    }
+    for name in ["passes", "fails"] {
+        eventually(&format!("{name} healthy"), LIMIT, async || {
+            let s = api.get(name).await.ok()?.status?;
+            (s.phase == RolloutPhase::Healthy && s.stable_revision.is_some()).then_some(())
+        })
+        .await;
+        set_image(&api, name, &format!("{name}:2")).await;
+    }
+    let passes = eventually("passes promoted", LIMIT, async || {
+        let r = api.get("passes").await.ok()?;
+        let s = r.status.clone()?;
+        (s.phase == RolloutPhase::Healthy
+            && s.stable_revision == s.current_revision
+            && s.analysis.iter().any(|a| a.name == "step-1"))
+        .then_some(r)
+    })
+    .await;
+    let fails = eventually("fails aborted", LIMIT, async || {
+        let r = api.get("fails").await.ok()?;
+        (r.status.as_ref()?.phase == RolloutPhase::Aborted).then_some(r)
+    })
+    .await;
+    let measurement = |r: &Rollout| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.analysis.iter().find(|a| a.name == "step-1"))
+            .and_then(|a| a.metrics.first())
+            .and_then(|m| m.measurements.first().cloned())
+            .expect("the smoke test's measurement")
+    };
+    let (ok, failed) = (measurement(&passes), measurement(&fails));
+    let log = op.log_tail();
+    assert_eq!(ok.value.as_deref(), Some("Complete"), "{ok:?}\n{log}");
+    let ok_message = ok.message.unwrap_or_default();
+    assert!(ok_message.contains("GET /healthz 200 OK"), "{ok_message}");
+    assert_eq!(failed.value.as_deref(), Some("Failed"), "{failed:?}\n{log}");
+    let failed_message = failed.message.unwrap_or_default();
+    assert!(
+        failed_message.contains("BackoffLimitExceeded")
+            && failed_message.contains("GET /healthz 503 Service Unavailable"),
+        "{failed_message}"
+    );
+    // The Jobs: one per measurement, owned by their Rollout (so they go with it), labelled
+    // with the run, and their placeholders filled in.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), &ns.name);
+    let listed = jobs
+        .list(&kube::api::ListParams::default().labels("cutover.dev/analysis-metric=smoke"))
+        .await
+        .expect("jobs")
+        .items;
+    assert_eq!(listed.len(), 2, "one Job per Rollout");
+    let canary = passes
+        .status
+        .as_ref()
+        .and_then(|s| s.current_revision.clone())
+        .expect("revision");
+    let job = listed
+        .iter()
+        .find(|j| {
+            j.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("cutover.dev/analysis-of"))
+                .map(String::as_str)
+                == Some("passes")
+        })
+        .expect("the passing Rollout's Job");
+    let owner = &job.metadata.owner_references.as_ref().expect("owned")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Rollout", "passes")
+    );
+    let labels = job.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("cutover.dev/analysis-run").map(String::as_str),
+        Some("step-1")
+    );
+    assert_eq!(labels.get("purpose").map(String::as_str), Some("smoke"));
+    let args = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers[0].args.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        args,
+        [
+            "http://passes-canary/healthz".to_string(),
+            format!("--revision={canary}")
+        ]
+    );
+}

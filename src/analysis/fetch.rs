@@ -10,6 +10,7 @@ use kube::Api;
 
 use super::{
     condition::QueryResult,
+    job::{self, JobResult},
     prometheus::{self, Credentials, Endpoint, Transport},
     template::{self, TemplateContext},
     web::WebRequest,
@@ -31,6 +32,8 @@ pub enum Input {
     Query(Result<QueryResult, String>),
     /// The canary and stable series of a comparison, or why they could not be fetched.
     Compare(Result<(Vec<f64>, Vec<f64>), String>),
+    /// How a job metric's Job stands, or why it could not be run.
+    Job(Result<JobResult, String>),
 }
 
 /// Where measurements are fetched from.
@@ -47,6 +50,17 @@ pub struct Fetcher<'a> {
     pub egress: &'a crate::controller::egress::Allowlist,
     /// Client of web metrics.
     pub web: &'a super::web::WebClient,
+}
+
+/// The placeholders' values.
+fn placeholders(args: BTreeMap<String, String>, subject: &Subject) -> TemplateContext {
+    TemplateContext {
+        args,
+        name: subject.name.clone(),
+        namespace: subject.namespace.clone(),
+        canary_revision: subject.canary_revision.clone(),
+        stable_revision: subject.stable_revision.clone(),
+    }
 }
 
 /// Values of the `rollout.*` placeholders.
@@ -76,13 +90,62 @@ impl Fetcher<'_> {
             Err(e) if metric.compare.is_some() => return Input::Compare(Err(e)),
             Err(e) => return Input::Query(Err(e)),
         };
-        let placeholders = TemplateContext {
-            args,
-            name: subject.name.clone(),
-            namespace: subject.namespace.clone(),
-            canary_revision: subject.canary_revision.clone(),
-            stable_revision: subject.stable_revision.clone(),
+        self.fetch_with(metric, args, subject, now).await
+    }
+
+    /// Takes (or goes on with) the measurement `m` of a job metric: its Job is created once
+    /// and read until it finishes.
+    pub async fn fetch_job(
+        &self,
+        metric: &Metric,
+        args: &[AnalysisArg],
+        subject: &Subject,
+        m: &job::Measurement<'_>,
+    ) -> Input {
+        let Some(spec) = &metric.job else {
+            return Input::Job(Err("the metric has no job".into()));
         };
+        // A Secret's value never goes into a Job's spec, where anyone reading Jobs sees it:
+        // the pod reads the Secret itself (env valueFrom.secretKeyRef).
+        let from_secret: Vec<&str> = args
+            .iter()
+            .filter(|a| {
+                a.value.is_none()
+                    && a.value_from
+                        .as_ref()
+                        .is_some_and(|f| f.secret_key_ref.is_some())
+            })
+            .map(|a| a.name.as_str())
+            .collect();
+        let plain: Vec<AnalysisArg> = args
+            .iter()
+            .filter(|a| !from_secret.contains(&a.name.as_str()))
+            .cloned()
+            .collect();
+        let values = match self.arg_values(&plain, subject).await {
+            Ok(values) => values,
+            Err(e) => return Input::Job(Err(e)),
+        };
+        let placeholders = placeholders(values, subject);
+        let result = job::measure(self.client, m, spec, &placeholders)
+            .await
+            .map_err(|e| match from_secret.iter().find(|n| e.contains(&format!("args.{n} "))) {
+                Some(n) => format!(
+                    "arg {n:?} comes from a Secret, and a job metric never writes a Secret's value into its Job: read the Secret in the pod with env valueFrom.secretKeyRef"
+                ),
+                None => e,
+            });
+        Input::Job(result)
+    }
+
+    async fn fetch_with(
+        &self,
+        metric: &Metric,
+        args: BTreeMap<String, String>,
+        subject: &Subject,
+        now: Timestamp,
+    ) -> Input {
+        let placeholders = placeholders(args, subject);
         if let Some(p) = &metric.prometheus {
             let result = async {
                 let query = template::render(&p.query, &placeholders).map_err(|e| e.to_string())?;

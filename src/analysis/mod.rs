@@ -4,6 +4,7 @@
 pub mod condition;
 pub mod cost;
 pub mod fetch;
+pub mod job;
 pub mod judge;
 pub mod measure;
 pub mod prometheus;

@@ -10,10 +10,14 @@ use super::{
     measure,
 };
 pub use crate::analysis::fetch::Input;
+use crate::analysis::job::JobResult;
 use crate::api::{
     AnalysisRunStatus, AnalysisSpec, AnalysisVerdict, ErrorAction, MeasurementOutcome, Metric,
     MetricStatus, NoDataPolicy,
 };
+
+/// How often a running job metric's Job is looked at.
+pub const JOB_POLL: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
 /// A measurement taken by the shell.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +69,34 @@ fn classify(
 ) -> (MeasurementOutcome, Option<String>, Option<String>) {
     match input {
         Input::Query(result) => measure::classify(metric, result.clone()),
+        Input::Job(Err(message)) => (MeasurementOutcome::Error, None, Some(message.clone())),
+        Input::Job(Ok(JobResult::Running { job })) => (
+            MeasurementOutcome::Error,
+            None,
+            Some(format!("job {job} is still running")),
+        ),
+        Input::Job(Ok(JobResult::Finished {
+            job,
+            succeeded,
+            reason,
+            log,
+        })) => {
+            let mut message = match (succeeded, reason) {
+                (true, _) => format!("job {job} complete"),
+                (false, Some(reason)) => format!("job {job} failed ({reason})"),
+                (false, None) => format!("job {job} failed"),
+            };
+            if let Some(log) = log.as_deref().filter(|l| !l.is_empty()) {
+                message.push_str("; log: ");
+                message.push_str(log);
+            }
+            let (outcome, value) = if *succeeded {
+                (MeasurementOutcome::Successful, "Complete")
+            } else {
+                (MeasurementOutcome::Failed, "Failed")
+            };
+            (outcome, Some(value.to_string()), Some(message))
+        }
         Input::Compare(Err(message)) => (MeasurementOutcome::Error, None, Some(message.clone())),
         Input::Compare(Ok((canary, stable))) => {
             let Some(compare) = &metric.compare else {
@@ -139,17 +171,28 @@ pub fn advance(
             }
         };
         let open = measure::next_due(metric, state, started);
+        let mut running_job = false;
         if let Some(t) = taken
             .iter()
             .find(|t| t.run == run.name && t.metric == metric.name && Some(t.due) == open)
         {
-            let outcome = classify(metric, &t.input);
-            measure::record(state, measure::measurement(t.due, t.taken, outcome));
+            // A Job still running has not measured yet: the due time stays open.
+            if matches!(t.input, Input::Job(Ok(JobResult::Running { .. }))) {
+                running_job = true;
+            } else {
+                let outcome = classify(metric, &t.input);
+                measure::record(state, measure::measurement(t.due, t.taken, outcome));
+            }
         }
         state.verdict = measure::verdict(metric, state);
         state.dry_run = metric.dry_run;
         verdicts.push((metric.dry_run, state.verdict));
         if let Some(next) = measure::next_due(metric, state, started) {
+            let next = if running_job {
+                next.max(now + JOB_POLL)
+            } else {
+                next
+            };
             wake = Some(wake.map_or(next, |w: Timestamp| w.min(next)));
         }
     }
@@ -283,4 +326,119 @@ fn summary(spec: &AnalysisSpec, run: &AnalysisRunStatus) -> String {
         "metric {} {verdict} after {} measurements ({} failed, {} inconclusive, {} errors); {detail}",
         m.name, m.count, m.failed, m.inconclusive, m.error
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{JobMetric, Metric};
+
+    fn spec() -> AnalysisSpec {
+        AnalysisSpec {
+            metrics: vec![Metric {
+                name: "smoke".into(),
+                count: Some(1),
+                job: Some(JobMetric::default()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).unwrap_or_default()
+    }
+
+    fn taken(due: i64, now: i64, result: JobResult) -> Taken {
+        Taken {
+            run: "step-1".into(),
+            metric: "smoke".into(),
+            due: at(due),
+            taken: at(now),
+            input: Input::Job(Ok(result)),
+        }
+    }
+
+    #[test]
+    fn a_running_job_measures_nothing_yet_and_is_looked_at_again_soon() {
+        let spec = spec();
+        let mut run = start("step-1", Some("abc"), at(100));
+        let running = JobResult::Running {
+            job: "web-smoke-x".into(),
+        };
+        let wake = advance(
+            &mut run,
+            &spec,
+            &[taken(100, 100, running.clone())],
+            at(100),
+        );
+        assert_eq!(wake, Some(at(100) + JOB_POLL), "polled, not at once");
+        assert_eq!(run.verdict, AnalysisVerdict::Running);
+        assert!(run.metrics[0].measurements.is_empty());
+        // Still running later: the due time stays the first one, so the Job stays the same.
+        let wake = advance(&mut run, &spec, &[taken(100, 130, running)], at(130));
+        assert_eq!(wake, Some(at(130) + JOB_POLL));
+        let due = due_in(std::slice::from_ref(&run), |_| Some(&spec), at(131));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].at, at(100));
+    }
+
+    #[test]
+    fn a_complete_job_succeeds_and_a_failed_one_fails_with_its_log() {
+        let spec = spec();
+        let mut ok = start("step-1", Some("abc"), at(100));
+        let complete = JobResult::Finished {
+            job: "web-smoke-x".into(),
+            succeeded: true,
+            reason: None,
+            log: Some("GET /healthz 200".into()),
+        };
+        assert_eq!(
+            advance(&mut ok, &spec, &[taken(100, 140, complete)], at(140)),
+            None
+        );
+        assert_eq!(ok.verdict, AnalysisVerdict::Successful);
+        let m = &ok.metrics[0].measurements[0];
+        assert_eq!(m.value.as_deref(), Some("Complete"));
+        assert_eq!(
+            m.message.as_deref(),
+            Some("job web-smoke-x complete; log: GET /healthz 200")
+        );
+        assert_eq!(gate(&spec, &ok), Gate::Passed);
+
+        let mut bad = start("step-1", Some("abc"), at(100));
+        let failed = JobResult::Finished {
+            job: "web-smoke-y".into(),
+            succeeded: false,
+            reason: Some("BackoffLimitExceeded".into()),
+            log: Some("503".into()),
+        };
+        advance(&mut bad, &spec, &[taken(100, 140, failed)], at(140));
+        assert_eq!(bad.verdict, AnalysisVerdict::Failed);
+        assert_eq!(
+            bad.metrics[0].measurements[0].message.as_deref(),
+            Some("job web-smoke-y failed (BackoffLimitExceeded); log: 503")
+        );
+        assert!(matches!(
+            gate(&spec, &bad),
+            Gate::Failed("AnalysisFailed", _)
+        ));
+    }
+
+    #[test]
+    fn a_job_that_cannot_be_created_is_an_error_retried_with_a_new_job() {
+        let spec = spec();
+        let mut run = start("step-1", Some("abc"), at(100));
+        let error = Taken {
+            input: Input::Job(Err("creating Job web-smoke-x: forbidden".into())),
+            ..taken(100, 100, JobResult::Running { job: String::new() })
+        };
+        let wake = advance(&mut run, &spec, &[error], at(100));
+        let m = &run.metrics[0];
+        assert_eq!(m.measurements[0].outcome, MeasurementOutcome::Error);
+        assert_eq!(m.consecutive_errors, 1);
+        assert_eq!(run.verdict, AnalysisVerdict::Running, "errors are retried");
+        let retry = wake.unwrap_or_default();
+        assert!(retry > at(100), "a later due time, so a Job of its own");
+    }
 }

@@ -167,8 +167,9 @@ pub enum ErrorAction {
 /// One measured quantity with its conditions and limits.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("[has(self.prometheus), has(self.compare), has(self.web)].filter(x, x).size() == 1").message("exactly one provider must be set: prometheus, compare or web"))]
-#[x_kube(validation = kube::core::Rule::new("has(self.compare) || has(self.successCondition) || has(self.failureCondition)").message("a prometheus or web metric needs successCondition or failureCondition"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.prometheus), has(self.compare), has(self.web), has(self.job)].filter(x, x).size() == 1").message("exactly one provider must be set: prometheus, compare, web or job"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.compare) || has(self.job) || has(self.successCondition) || has(self.failureCondition)").message("a prometheus or web metric needs successCondition or failureCondition"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.job) || (!has(self.successCondition) && !has(self.failureCondition))").message("a job metric is decided by its Job (Complete or Failed) and takes no successCondition or failureCondition"))]
 pub struct Metric {
     /// Name of the metric, unique within the analysis.
     #[schemars(
@@ -224,6 +225,79 @@ pub struct Metric {
     /// Measure with an HTTP request to a JSON API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<WebMetric>,
+    /// Measure by running a Job (a smoke test): Complete is successful, Failed failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobMetric>,
+}
+
+/// Default seconds a job metric's Job may run.
+pub const DEFAULT_JOB_TIMEOUT_SECONDS: i64 = 600;
+/// Default seconds a job metric's finished Job is kept.
+pub const DEFAULT_JOB_TTL_SECONDS: i32 = 3600;
+
+/// A Job run for each measurement; its pod log is shown in the measurement.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetric {
+    /// Labels and annotations of each Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<JobMetricMetadata>,
+    /// The Job to run.
+    pub spec: JobMetricSpec,
+}
+
+/// Labels and annotations of a job metric's Jobs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetricMetadata {
+    /// Labels.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// What a job metric's Job runs, and for how long.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetricSpec {
+    /// Pod template of the Job; placeholders in its containers' command, args and env
+    /// values are filled in (restartPolicy Never or OnFailure; default Never).
+    #[schemars(schema_with = "job_pod_template_schema")]
+    pub template: k8s_openapi::api::core::v1::PodTemplateSpec,
+    /// Retries of a failed pod before the measurement fails (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub backoff_limit: Option<i32>,
+    /// Seconds the Job may run before it is stopped and the measurement fails (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub active_deadline_seconds: Option<i64>,
+    /// Seconds a finished Job is kept (default 3600); the measurement keeps its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 604800))]
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+impl JobMetricSpec {
+    /// Deadline in seconds, defaulted.
+    pub fn active_deadline_seconds(&self) -> i64 {
+        self.active_deadline_seconds
+            .unwrap_or(DEFAULT_JOB_TIMEOUT_SECONDS)
+    }
+}
+
+/// A pod template kept as written: a full pod schema in every place an analysis can appear
+/// would make the Rollout CRD larger than the API server accepts. The operator checks what
+/// it needs (`InvalidSpec`), and the Job's own validation the rest when it is created. (CEL
+/// rules cannot see into an object without a schema.)
+fn job_pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Pod template of the Job (restartPolicy Never or OnFailure).",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 /// Default web metric request timeout.
@@ -311,6 +385,23 @@ impl Metric {
                 out.push(("web.body".to_string(), b.as_str()));
             }
             out.push(("web.jsonPath".to_string(), w.json_path.as_str()));
+        }
+        if let Some(j) = &self.job {
+            let containers = j.spec.template.spec.iter().flat_map(|s| &s.containers);
+            for (i, c) in containers.enumerate() {
+                let path = format!("job.spec.template.spec.containers[{i}]");
+                for (k, v) in c.command.iter().flatten().enumerate() {
+                    out.push((format!("{path}.command[{k}]"), v.as_str()));
+                }
+                for (k, v) in c.args.iter().flatten().enumerate() {
+                    out.push((format!("{path}.args[{k}]"), v.as_str()));
+                }
+                for (k, e) in c.env.iter().flatten().enumerate() {
+                    if let Some(v) = &e.value {
+                        out.push((format!("{path}.env[{k}].value"), v.as_str()));
+                    }
+                }
+            }
         }
         out
     }

@@ -227,18 +227,22 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
             metric.prometheus.is_some(),
             metric.compare.is_some(),
             metric.web.is_some(),
+            metric.job.is_some(),
         ];
         let queries = if providers.iter().filter(|p| **p).count() == 1 {
             metric.templated()
         } else {
             errors.push(invalid(
                 &mpath,
-                "exactly one provider must be set: prometheus, compare or web",
+                "exactly one provider must be set: prometheus, compare, web or job",
             ));
             Vec::new()
         };
         if let Some(w) = &metric.web {
             web(w, &mpath, errors);
+        }
+        if let Some(j) = &metric.job {
+            job(metric, j, &mpath, errors);
         }
         if let Some(c) = &metric.compare {
             let window = c.window.map_or(600, |w| w.as_std().as_secs());
@@ -275,6 +279,29 @@ pub fn analysis(spec: &AnalysisSpec, path: &str, errors: &mut Vec<FieldError>) {
                 "a prometheus or web metric needs successCondition or failureCondition",
             ));
         }
+    }
+}
+
+/// Problems of a job metric that its schema cannot see.
+fn job(metric: &super::Metric, j: &super::JobMetric, mpath: &str, errors: &mut Vec<FieldError>) {
+    if metric.success_condition.is_some() || metric.failure_condition.is_some() {
+        errors.push(invalid(
+            mpath,
+            "a job metric is decided by its Job (Complete or Failed) and takes no successCondition or failureCondition",
+        ));
+    }
+    let pod = j.spec.template.spec.as_ref();
+    if pod.is_none_or(|p| p.containers.is_empty()) {
+        errors.push(invalid(
+            format!("{mpath}.job.spec.template.spec.containers"),
+            "a job metric's pod needs at least one container",
+        ));
+    }
+    if pod.and_then(|p| p.restart_policy.as_deref()) == Some("Always") {
+        errors.push(invalid(
+            format!("{mpath}.job.spec.template.spec.restartPolicy"),
+            "a job metric's restartPolicy must be Never or OnFailure",
+        ));
     }
 }
 

@@ -523,6 +523,17 @@ fn metric(value: &Value, path: &str, dry: &[String], notes: &mut Notes) -> Optio
     if dry.iter().any(|d| d == name || d == ".*") {
         out.insert("dryRun".into(), json!(true));
     }
+    // Argo decides a job metric by its Job alone; so does cutover, which rejects conditions.
+    if out.contains_key("job") {
+        for key in ["successCondition", "failureCondition", "noData"] {
+            if out.remove(key).is_some() && key != "noData" {
+                notes.skip(
+                    format!("{path}.{key}"),
+                    "a job metric is decided by its Job (Complete or Failed); Argo Rollouts ignores it too",
+                );
+            }
+        }
+    }
     // A metric without a provider it can measure with, or without a condition it had, is
     // left out whole; what stopped it was named above.
     (provided && !broken).then_some(Value::Object(out))
@@ -614,7 +625,10 @@ fn provider(value: &Value, path: &str, out: &mut Map<String, Value>, notes: &mut
                             Some("GET") | Some("POST") => {
                                 web.insert(k, x);
                             }
-                            _ => notes.skip(format!("{p}.method"), format!("{x}: cutover sends GET or POST")),
+                            _ => notes.skip(
+                                format!("{p}.method"),
+                                format!("{x}: cutover sends GET or POST"),
+                            ),
                         },
                         "body" => {
                             web.insert(k, x);
@@ -627,7 +641,10 @@ fn provider(value: &Value, path: &str, out: &mut Map<String, Value>, notes: &mut
                                 web.insert("timeout".into(), d);
                             }
                         }
-                        other => notes.skip(format!("{p}.{other}"), "not converted: cutover verifies TLS with the system's roots"),
+                        other => notes.skip(
+                            format!("{p}.{other}"),
+                            "not converted: cutover verifies TLS with the system's roots",
+                        ),
                     }
                 }
                 if web.contains_key("body") && !web.contains_key("method") {
@@ -636,11 +653,60 @@ fn provider(value: &Value, path: &str, out: &mut Map<String, Value>, notes: &mut
                 out.insert("web".into(), Value::Object(web));
                 provided = true;
             }
-            "job" => notes.skip(p, "job metrics have no cutover equivalent yet; run the Job as a MigrationJob gate or a step"),
-            other => notes.skip(p, format!("the {other} provider has no cutover equivalent (prometheus and web convert)")),
+            "job" => {
+                out.insert("job".into(), job(&v, &p, notes));
+                provided = true;
+            }
+            other => notes.skip(
+                p,
+                format!(
+                    "the {other} provider has no cutover equivalent (prometheus and web convert)"
+                ),
+            ),
         }
     }
     provided
+}
+
+/// An Argo job provider as a cutover job metric: its labels, annotations, pod template,
+/// retries, deadline and TTL; any other Job field is named.
+fn job(value: &Value, path: &str, notes: &mut Notes) -> Value {
+    let mut out = Map::new();
+    for (key, v) in obj(value) {
+        let p = format!("{path}.{key}");
+        match key.as_str() {
+            "metadata" => {
+                let mut meta = Map::new();
+                for (k, x) in obj(&v) {
+                    match k.as_str() {
+                        "labels" | "annotations" => {
+                            meta.insert(k, x);
+                        }
+                        other => notes.skip(
+                            format!("{p}.{other}"),
+                            "a job metric's Job takes labels and annotations",
+                        ),
+                    }
+                }
+                out.insert("metadata".into(), Value::Object(meta));
+            }
+            "spec" => {
+                let mut spec = Map::new();
+                for (k, x) in obj(&v) {
+                    match k.as_str() {
+                        "template" | "backoffLimit" | "activeDeadlineSeconds"
+                        | "ttlSecondsAfterFinished" => {
+                            spec.insert(k, x);
+                        }
+                        other => notes.skip(format!("{p}.{other}"), "a job metric runs one pod at a time: template, backoffLimit, activeDeadlineSeconds and ttlSecondsAfterFinished convert"),
+                    }
+                }
+                out.insert("spec".into(), Value::Object(spec));
+            }
+            other => notes.skip(p.clone(), format!("job.{other} has no cutover equivalent")),
+        }
+    }
+    Value::Object(out)
 }
 
 /// `cutover convert argo PATH…`: prints the converted stream; 1 when anything was left.

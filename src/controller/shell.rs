@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::{
     api::core::v1::ObjectReference,
-    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time},
 };
 use k8s_openapi::{
     api::events::v1::Event,
@@ -319,10 +319,11 @@ where
 }
 
 /// Takes the measurements that fell due, all at once; `subject` gives each one's
-/// `rollout.*` placeholder values.
+/// `rollout.*` placeholder values, and `owner` owns the Jobs of job metrics.
 pub async fn take_measurements(
     ctx: &Context,
     namespace: &str,
+    owner: Option<&OwnerReference>,
     due: &[Due<'_>],
     subject: impl Fn(&Due<'_>) -> Subject,
 ) -> Vec<Taken> {
@@ -342,9 +343,23 @@ pub async fn take_measurements(
         let subject = subject(d);
         let fetcher = &fetcher;
         async move {
-            let input = fetcher.fetch(d.metric, &d.spec.args, &subject, now).await;
+            let input = match (&d.metric.job, owner) {
+                (None, _) => fetcher.fetch(d.metric, &d.spec.args, &subject, now).await,
+                (Some(_), Some(owner)) => {
+                    let m = crate::analysis::job::Measurement {
+                        owner,
+                        namespace,
+                        run: &d.run,
+                        revision: d.revision.as_deref().unwrap_or_default(),
+                        metric: &d.metric.name,
+                        due: d.at,
+                    };
+                    fetcher.fetch_job(d.metric, &d.spec.args, &subject, &m).await
+                }
+                (Some(_), None) => Input::Job(Err("the object has no uid yet".into())),
+            };
             let outcome = match &input {
-                Input::Query(Err(e)) | Input::Compare(Err(e)) => e.as_str(),
+                Input::Query(Err(e)) | Input::Compare(Err(e)) | Input::Job(Err(e)) => e.as_str(),
                 _ => "ok",
             };
             tracing::debug!(object = %subject.name, run = %d.run, metric = %d.metric.name, %outcome, "measured");

@@ -298,7 +298,8 @@ async fn reconcile_flag(
     let name = flag.name_any();
     let conflict_with = claims.conflicts.get(&name).cloned();
     let due = plan::due(&flag, ctx.clock.now());
-    let measurements = shell::take_measurements(&ctx, &ns, &due, |_| Subject {
+    let owner = flag.controller_owner_ref(&());
+    let measurements = shell::take_measurements(&ctx, &ns, owner.as_ref(), &due, |_| Subject {
         name: flag.name_any(),
         namespace: ns.clone(),
         ..Default::default()

@@ -269,7 +269,7 @@ async fn reconcile_migration(
         let timeout = mj.spec.timeout_seconds();
         match plan::log_snapshot(j, timeout, (restarts, kept), ctx.clock.now()) {
             Snapshot::Now => {
-                if let Some(tail) = log_tail(&ctx, &ns, pods).await {
+                if let Some(tail) = log_tail(&ctx.client, &ns, pods).await {
                     reads.keep_log(key, Some((restarts, tail)));
                 }
             }
@@ -300,7 +300,7 @@ async fn reconcile_migration(
     let failed_log = match failing {
         Some(j) => {
             let pods = job_pods(&ctx, &reads, &owner, &ns, &j.name).await;
-            match log_tail(&ctx, &ns, pods).await {
+            match log_tail(&ctx.client, &ns, pods).await {
                 Some(tail) => Some(tail),
                 None => reads
                     .kept_log(&format!("{ns}/{}", j.name))
@@ -480,9 +480,13 @@ fn failed_run(pods: Vec<Pod>) -> Option<(Pod, bool)> {
     Some((pod, previous))
 }
 
-/// The last bytes of the log of the run of a Job's `pods` that failed.
-async fn log_tail(ctx: &Context, ns: &str, pods_of_job: Vec<Pod>) -> Option<String> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+/// The last bytes of the log of the run of a Job's `pods` that failed (or of its last one).
+pub(crate) async fn log_tail(
+    client: &kube::Client,
+    ns: &str,
+    pods_of_job: Vec<Pod>,
+) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let (pod, previous) = failed_run(pods_of_job)?;
     let params = LogParams {
         tail_lines: Some(50),

@@ -741,7 +741,8 @@ async fn take_measurements(ctx: &Context, rollout: &Rollout, ns: &str) -> Vec<Ta
         .as_ref()
         .and_then(|s| s.stable_revision.clone())
         .unwrap_or_default();
-    shell::take_measurements(ctx, ns, &due, |d| Subject {
+    let owner = rollout.controller_owner_ref(&());
+    shell::take_measurements(ctx, ns, owner.as_ref(), &due, |d| Subject {
         name: rollout.name_any(),
         namespace: ns.to_string(),
         canary_revision: d.revision.clone().unwrap_or_default(),
