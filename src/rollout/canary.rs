@@ -431,20 +431,8 @@ fn route(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &str,
         (canary.canary_service.clone(), target),
     ];
     for (service, revision) in pins {
-        if let Some(service) = service
-            && ctx
-                .obs
-                .service_revisions
-                .get(&service)
-                .cloned()
-                .flatten()
-                .as_deref()
-                != Some(revision)
-        {
-            ctx.actions.push(Action::PinService {
-                service,
-                revision: revision.to_string(),
-            });
+        if let Some(service) = service {
+            ctx.pin(&service, revision);
         }
     }
     if ctx.obs.route_weight != Some(weight) {

@@ -1702,3 +1702,58 @@ fn a_spec_fixed_after_it_was_invalid_goes_on_where_it_stood() {
     );
     assert_eq!(world.replicas("new"), 0);
 }
+
+#[test]
+fn a_service_is_taken_over_only_once_the_first_revision_serves_in_full() {
+    // A Deployment adopted by workloadRef (or pods another controller left) serves through
+    // the Services, which no revision pins yet.
+    let mut world = World::new(rollout(steps(), true), "v1", "v1");
+    world.rollout.status = None;
+    world.revisions.clear();
+    world.services = BTreeMap::from([("s".to_string(), None), ("c".to_string(), None)]);
+    world.referenced = Some(10);
+    let p = world.plan(at(0));
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::ApplyRevision { revision, replicas: 10, .. } if revision == "v1")),
+        "{:?}",
+        p.actions
+    );
+    let pins_or_scales = |p: &Plan| {
+        p.actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::PinService { .. } | Action::ScaleReferenced { .. }
+                )
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pins_or_scales(&p), [], "the old pods keep serving");
+    world.apply(&p, false);
+    // Half the pods are up: still not.
+    world.revisions[0].available = 5;
+    let p = world.plan(at(5));
+    assert_eq!(pins_or_scales(&p), []);
+    world.apply(&p, false);
+    world.pods_come_up();
+    let p = world.plan(at(10));
+    assert_eq!(
+        pins_or_scales(&p),
+        [
+            Action::PinService {
+                service: "s".into(),
+                revision: "v1".into()
+            },
+            Action::PinService {
+                service: "c".into(),
+                revision: "v1".into()
+            },
+            Action::ScaleReferenced { replicas: 0 },
+        ],
+        "pinned first, then the adopted Deployment goes"
+    );
+}

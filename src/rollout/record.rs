@@ -244,20 +244,20 @@ impl Ctx<'_> {
 
     /// Pins `service` to `revision` unless it already is.
     pub(super) fn pin(&mut self, service: &str, revision: &str) {
-        if self
-            .obs
-            .service_revisions
-            .get(service)
-            .cloned()
-            .flatten()
-            .as_deref()
-            != Some(revision)
-        {
-            self.actions.push(Action::PinService {
-                service: service.to_string(),
-                revision: revision.to_string(),
-            });
+        let current = self.obs.service_revisions.get(service).cloned().flatten();
+        if current.as_deref() == Some(revision) {
+            return;
         }
+        // Taking a Service over: until now its own selector picks whatever pods match it
+        // (an adopted Deployment's, or those another controller left behind). It is pinned
+        // once this revision can serve in full, so there is no moment without serving pods.
+        if current.is_none() && self.available(revision) < self.obs.rollout.spec.replicas() {
+            return;
+        }
+        self.actions.push(Action::PinService {
+            service: service.to_string(),
+            revision: revision.to_string(),
+        });
     }
 
     pub(super) fn revision(&self, hash: &str) -> Option<&RevisionObserved> {

@@ -259,8 +259,10 @@ func (a *agent) runOf(pod *corev1.Pod) podRun {
 	if pod.Status.PodIP != "" {
 		run.ip = pod.Status.PodIP
 	} else {
+		// In the pod network the sim uses too. Never loopback: the API server refuses
+		// loopback addresses in EndpointSlices, and a Service would have no endpoints.
 		a.nextIP++
-		run.ip = fmt.Sprintf("127.%d.%d.%d", 1+(a.nextIP>>16)&0x7f, (a.nextIP>>8)&0xff, a.nextIP&0xff)
+		run.ip = fmt.Sprintf("10.%d.%d.%d", 244+(a.nextIP>>16)&0x7, (a.nextIP>>8)&0xff, a.nextIP&0xff)
 	}
 	if pod.Status.StartTime != nil {
 		run.at = pod.Status.StartTime.Time
