@@ -156,13 +156,16 @@ spec:
   state: ENABLED
   variants: {"on": true, "off": false}
   defaultVariant: "off"
-  rollout: {variant: "on", steps: [50, 100], interval: 3s}
+  rollout: {variant: "on", steps: [50, 100], interval: 1h}
   output: {configMap: {name: flags}}
 YAML
+# The step lasts an hour while it is looked at, so no check races the next step; a shorter
+# interval then lets it go on.
 wait_for ff/banner --for=jsonpath='{.status.percentage}'=50
 expect_eq "$(condition ff/banner Ready)/$(condition ff/banner Reconciling)" "False/True" "kstatus: a stepping flag is in progress"
 expect_health featureflag banner Progressing
 expect_kstatus featureflag banner InProgress
+k patch ff banner --type=merge -p '{"spec": {"rollout": {"interval": "1s"}}}' >/dev/null
 wait_for ff/banner --for=condition=Ready
 expect_eq "$(k get ff banner -o jsonpath='{.status.percentage}')" "100" "Ready once served to everyone"
 expect_health featureflag banner Healthy
