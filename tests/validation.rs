@@ -203,7 +203,7 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
                 "/compare",
                 json!({"canaryQuery": "a", "stableQuery": "b"}),
             )),
-            "exactly one provider must be set: prometheus, compare or web",
+            "exactly one provider must be set: prometheus, compare, web or job",
         ),
         (
             "analysis without metrics or templates",
@@ -244,9 +244,18 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             "body is sent only with method POST",
         ),
         (
+            "job metric with a condition",
+            with_metric(set(
+                set(metric(), "/prometheus", Value::Null),
+                "/job",
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "smoke", "image": "curl"}]}}}}),
+            )),
+            "a job metric is decided by its Job (Complete or Failed) and takes no successCondition or failureCondition",
+        ),
+        (
             "metric without provider",
             with_metric(set(metric(), "/prometheus", Value::Null)),
-            "exactly one provider must be set: prometheus, compare or web",
+            "exactly one provider must be set: prometheus, compare, web or job",
         ),
         (
             "prometheus metric without condition",
