@@ -519,3 +519,47 @@ async fn a_job_metric_never_writes_a_secret_arg_into_its_job() {
     );
     assert!(!serde_json::to_string(&r).unwrap().contains("s3cr3t-77"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_run_is_recorded_in_an_analysis_run_with_every_measurement() {
+    let env = start("metrics:\n  - match: 'errors'\n    value: 0.01\n");
+    let mut m = metric("errors", "errors", json!({}));
+    m["count"] = json!(15);
+    env.roll(json!({"steps": [{"setWeight": 25}, {"analysis": {"metrics": [m]}}]}))
+        .await;
+    let r = env.until("the rollout to stop", stopped).await;
+    assert!(promoted(&r), "{:#?}", r.status);
+    let s = r.status.clone().unwrap();
+    let in_status = s.analysis.iter().find(|a| a.name == "step-1").unwrap();
+    assert_eq!(in_status.metrics[0].count, 15);
+    assert_eq!(
+        in_status.metrics[0].measurements.len(),
+        10,
+        "status keeps the last ten"
+    );
+    let runs: Api<cutover::api::AnalysisRun> = Api::namespaced(env.client.clone(), "default");
+    let listed = runs.list(&Default::default()).await.unwrap().items;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    let record = &listed[0];
+    assert_eq!(
+        record.metadata.name.as_deref(),
+        Some(cutover::analysis::history::run_name("web", in_status).as_str())
+    );
+    assert_eq!(record.spec.of.kind, "Rollout");
+    assert_eq!(record.spec.run, "step-1");
+    assert_eq!(record.spec.revision, s.current_revision);
+    let kept = record.status.clone().unwrap();
+    assert_eq!(kept.verdict, AnalysisVerdict::Successful);
+    assert_eq!(
+        kept.metrics[0].measurements.len(),
+        15,
+        "the record keeps all"
+    );
+    // Owned by the revision it judged: it goes when that revision's Deployment goes.
+    let owner = &record.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.kind, "Deployment");
+    assert_eq!(
+        owner.name,
+        format!("web-{}", s.current_revision.clone().unwrap())
+    );
+}

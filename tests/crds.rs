@@ -30,6 +30,7 @@ fn crd_command_prints_every_crd() {
         "featureflags.cutover.dev",
         "analysistemplates.cutover.dev",
         "clusteranalysistemplates.cutover.dev",
+        "analysisruns.cutover.dev",
     ] {
         assert!(text.contains(&format!("name: {name}")), "{name} missing");
     }
@@ -63,6 +64,7 @@ fn kustomize_renders_config_crd_from_the_generated_files() {
         "featureflags.cutover.dev",
         "analysistemplates.cutover.dev",
         "clusteranalysistemplates.cutover.dev",
+        "analysisruns.cutover.dev",
     ] {
         assert!(text.contains(&format!("name: {name}")), "{name} missing");
     }

@@ -558,3 +558,91 @@ async fn job_metrics_promote_a_passing_smoke_test_and_abort_a_failing_one() {
         ]
     );
 }
+
+#[tokio::test]
+async fn analysis_runs_are_recorded_and_collected_with_the_revision_they_judged() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("runs").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let mut r = rollout(
+        "judged",
+        json!({"steps": [{"setWeight": 50}, {"analysis": smoke_test(false)}]}),
+    );
+    r.spec.revision_history_limit = Some(0);
+    api.create(&PostParams::default(), &r)
+        .await
+        .expect("created");
+    let runs: Api<cutover::api::AnalysisRun> = Api::namespaced(client.clone(), &ns.name);
+    let mut judged: Vec<(String, String)> = Vec::new();
+    for image in ["judged:2", "judged:3"] {
+        eventually("healthy", LIMIT, async || {
+            let s = api.get("judged").await.ok()?.status?;
+            (s.phase == RolloutPhase::Healthy && s.stable_revision == s.current_revision)
+                .then_some(())
+        })
+        .await;
+        set_image(&api, "judged", image).await;
+        let before: Vec<String> = judged.iter().map(|(r, _)| r.clone()).collect();
+        let revision = eventually("promoted after its smoke test", LIMIT, async || {
+            let s = api.get("judged").await.ok()?.status?;
+            let run = s.analysis.iter().find(|a| a.name == "step-1")?;
+            let current = s.current_revision.clone()?;
+            (s.phase == RolloutPhase::Healthy
+                && s.stable_revision == s.current_revision
+                && run.revision == s.current_revision
+                && !before.contains(&current))
+            .then_some(current)
+        })
+        .await;
+        let record = eventually("its run recorded", LIMIT, async || {
+            let listed = runs.list(&Default::default()).await.ok()?.items;
+            listed
+                .into_iter()
+                .find(|a| a.spec.revision.as_deref() == Some(revision.as_str()))
+                .filter(|a| {
+                    a.status
+                        .as_ref()
+                        .is_some_and(|s| s.verdict == cutover::api::AnalysisVerdict::Successful)
+                })
+        })
+        .await;
+        let kept = record.status.clone().expect("status");
+        assert_eq!(kept.metrics[0].measurements.len(), 1, "{}", op.log_tail());
+        assert_eq!(
+            kept.metrics[0].measurements[0].value.as_deref(),
+            Some("Complete")
+        );
+        let owner = &record.metadata.owner_references.as_ref().expect("owned")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.clone()),
+            ("Deployment", format!("judged-{revision}"))
+        );
+        judged.push((revision, record.metadata.name.clone().expect("name")));
+    }
+    // With no history kept, the first judged revision's Deployment went when the second
+    // was promoted, and the garbage collector took its record with it.
+    let (first, second) = (&judged[0].1, &judged[1].1);
+    eventually("the first revision's record collected", LIMIT, async || {
+        runs.get_opt(first).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(runs.get_opt(second).await.expect("read").is_some());
+    // kubectl lists them with their columns.
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(bed.admin_kubeconfig())
+        .args(["-n", &ns.name, "get", "arun"])
+        .output()
+        .expect("kubectl runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["NAME", "OF", "RUN", "REVISION", "VERDICT", "AGE"] {
+        assert!(header.contains(column), "{table}");
+    }
+    assert!(
+        table.contains(second) && table.contains("Successful") && table.contains("step-1"),
+        "{table}"
+    );
+}

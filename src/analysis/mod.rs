@@ -4,6 +4,7 @@
 pub mod condition;
 pub mod cost;
 pub mod fetch;
+pub mod history;
 pub mod job;
 pub mod judge;
 pub mod measure;

@@ -15,6 +15,8 @@ pub mod migration;
 pub mod openapi;
 #[allow(clippy::duplicated_attributes)]
 pub mod rollout;
+#[allow(clippy::duplicated_attributes)]
+pub mod run;
 pub mod selector;
 pub mod template;
 pub mod validate;
@@ -25,6 +27,7 @@ pub use duration::Duration;
 pub use flag::*;
 pub use migration::*;
 pub use rollout::*;
+pub use run::*;
 pub use template::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -62,6 +65,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         FeatureFlag::crd(),
         AnalysisTemplate::crd(),
         ClusterAnalysisTemplate::crd(),
+        AnalysisRun::crd(),
     ]
 }
 

@@ -270,7 +270,11 @@ pub fn status_view(
                 AnalysisVerdict::Error => "Error",
                 AnalysisVerdict::Failed => "Failed",
             };
-            out.push_str(&format!("  {}: {verdict}\n", run.name));
+            out.push_str(&format!(
+                "  {}: {verdict}  (every measurement: kubectl get analysisrun {})\n",
+                run.name,
+                crate::analysis::history::run_name(&name, run)
+            ));
             for m in &run.metrics {
                 let last = m.measurements.last().map_or("-".to_string(), |x| {
                     format!(

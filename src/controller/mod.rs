@@ -19,6 +19,7 @@ pub mod rbac;
 pub mod reconcile;
 pub mod rollout_metrics;
 pub mod runner;
+pub mod runs;
 pub mod shell;
 pub mod templates;
 

@@ -47,8 +47,15 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
                 "rollouts/status",
                 "migrationjobs/status",
                 "featureflags/status",
+                "analysisruns/status",
             ],
             &["patch"],
+        ),
+        // The records of analysis runs: read before each write (they are not watched).
+        rule(
+            "cutover.dev",
+            &["analysisruns"],
+            &["get", "create", "patch"],
         ),
         // Server-side apply of an object that does not exist yet creates it, and the
         // apiserver authorizes that as `create`.

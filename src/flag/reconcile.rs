@@ -326,6 +326,18 @@ async fn reconcile_flag(
         Recorded::Written(rv) => reads.flags.wrote_version(EVERYONE, rv),
         Recorded::Unchanged => {}
     }
+    let before: Vec<_> = flag
+        .status
+        .iter()
+        .flat_map(|s| s.analysis.clone())
+        .collect();
+    let after: Vec<_> = decision.status.analysis.iter().cloned().collect();
+    let subject = crate::controller::runs::Subject {
+        kind: "FeatureFlag",
+        name: &name,
+        namespace: &ns,
+    };
+    crate::controller::runs::record(&ctx, &subject, &before, &after, |_| owner.clone()).await;
     let mut planned = flag.as_ref().clone();
     planned.status = Some(decision.status.clone());
     same_map.push(planned);

@@ -3,7 +3,10 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use k8s_openapi::{
+    api::{apps::v1::Deployment, core::v1::Service},
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, Patch, PatchParams},
@@ -29,7 +32,7 @@ use crate::{
         cache::Cache,
         fair::Urgency,
         reconcile::{error_policy, instrumented, requeue_at},
-        rollout_metrics,
+        rollout_metrics, runs,
         shell::{self, Recorded},
         templates::{self, TemplateReads},
     },
@@ -327,6 +330,21 @@ async fn reconcile_rollout(
         .as_ref()
         .map(|s| s.analysis.as_slice())
         .unwrap_or_default();
+    // Each run's record is owned by the revision it judged, and goes with it.
+    let rollout_owner = rollout.controller_owner_ref(&());
+    let subject = runs::Subject {
+        kind: "Rollout",
+        name: &name,
+        namespace: &ns,
+    };
+    runs::record(&ctx, &subject, before, &decision.status.analysis, |run| {
+        run.revision
+            .as_ref()
+            .and_then(|r| by_revision.get(r))
+            .and_then(revision_owner)
+            .or_else(|| rollout_owner.clone())
+    })
+    .await;
     for verdict in rollout_metrics::ended_runs(before, &decision.status.analysis) {
         ctx.metrics
             .verdicts
@@ -728,6 +746,18 @@ fn revision_deployment(
             "minReadySeconds": rollout.spec.min_ready_seconds.unwrap_or(0),
         },
     }))
+}
+
+/// A revision's Deployment as the (non-controlling) owner of what belongs to the revision.
+fn revision_owner(d: &Deployment) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: d.metadata.name.clone()?,
+        uid: d.metadata.uid.clone()?,
+        controller: None,
+        block_owner_deletion: None,
+    })
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, reason: &str, message: &str, warning: bool) {
