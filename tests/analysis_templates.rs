@@ -563,3 +563,60 @@ async fn each_run_is_recorded_in_an_analysis_run_with_every_measurement() {
         format!("web-{}", s.current_revision.clone().unwrap())
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn aborting_stops_the_smoke_test_job_still_running() {
+    let env = start("metrics: []\n");
+    // The smoke test would run for ten minutes.
+    env.apply(smoke_template(json!({"sim.cutover.dev/duration": "10m"})))
+        .await;
+    env.roll(json!({"steps": [{"setWeight": 25}, {"analysis": {
+        "templates": [{"templateName": "smoke-test", "clusterScope": true}]}}]}))
+        .await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(env.client.clone(), "default");
+    for _ in 0..400 {
+        if !jobs
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(jobs.list(&Default::default()).await.unwrap().items.len(), 1);
+    let abort = json!({"metadata": {"annotations": {"cutover.dev/abort": "1"}}});
+    env.rollouts
+        .patch("web", &PatchParams::default(), &Patch::Merge(&abort))
+        .await
+        .unwrap();
+    env.until("the rollout to abort", |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Aborted)
+    })
+    .await;
+    let mut left = usize::MAX;
+    for _ in 0..400 {
+        left = jobs.list(&Default::default()).await.unwrap().items.len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(left, 0, "the Job of the ended run is stopped");
+    // Stopped, not finished: it never measured.
+    let r = env.rollouts.get("web").await.unwrap();
+    let run = r
+        .status
+        .unwrap()
+        .analysis
+        .into_iter()
+        .find(|a| a.name == "step-1")
+        .unwrap();
+    assert_ne!(run.verdict, AnalysisVerdict::Running);
+    assert!(run.metrics[0].measurements.is_empty());
+}

@@ -102,6 +102,24 @@ async fn set_image(api: &Api<Rollout>, name: &str, image: &str) {
         .expect("image changed");
 }
 
+/// Creates a Rollout per `(name, canary)`, waits for each to be healthy, then sets its
+/// image to `NAME:2`.
+async fn roll_each(api: &Api<Rollout>, canaries: &[(&str, Value)]) {
+    for (name, canary) in canaries {
+        api.create(&PostParams::default(), &rollout(name, canary.clone()))
+            .await
+            .expect("created");
+    }
+    for (name, _) in canaries {
+        eventually(&format!("{name} healthy"), LIMIT, async || {
+            let s = api.get(name).await.ok()?.status?;
+            (s.phase == RolloutPhase::Healthy && s.stable_revision.is_some()).then_some(())
+        })
+        .await;
+        set_image(api, name, &format!("{name}:2")).await;
+    }
+}
+
 #[tokio::test]
 async fn kube_apiserver_enforces_the_template_rules() {
     let bed = testbed::shared();
@@ -373,23 +391,8 @@ async fn web_metrics_promote_a_healthy_canary_and_abort_a_failing_one() {
             "web": {"url": format!("{url}/checks/{{{{ rollout.name }}}}?rev={{{{ rollout.canaryRevision }}}}"),
                 "headers": [{"key": "X-Api-Key", "value": "{{ args.key }}"}],
                 "jsonPath": "$.errorRate", "timeout": "5s"}}]});
-    for name in ["good", "bad"] {
-        let r = rollout(
-            name,
-            json!({"steps": [{"setWeight": 50}, {"analysis": analysis.clone()}]}),
-        );
-        api.create(&PostParams::default(), &r)
-            .await
-            .expect("created");
-    }
-    for name in ["good", "bad"] {
-        eventually(&format!("{name} healthy"), LIMIT, async || {
-            let s = api.get(name).await.ok()?.status?;
-            (s.phase == RolloutPhase::Healthy && s.stable_revision.is_some()).then_some(())
-        })
-        .await;
-        set_image(&api, name, &format!("{name}:2")).await;
-    }
+    let steps = json!({"steps": [{"setWeight": 50}, {"analysis": analysis}]});
+    roll_each(&api, &[("good", steps.clone()), ("bad", steps)]).await;
     let good = eventually("good promoted", LIMIT, async || {
         let r = api.get("good").await.ok()?;
         let s = r.status.clone()?;
@@ -457,23 +460,8 @@ async fn job_metrics_promote_a_passing_smoke_test_and_abort_a_failing_one() {
     let op = bed.operator(&ns.name, &[]);
     let client = bed.admin().await;
     let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
-    for (name, fails) in [("passes", false), ("fails", true)] {
-        let r = rollout(
-            name,
-            json!({"steps": [{"setWeight": 50}, {"analysis": smoke_test(fails)}]}),
-        );
-        api.create(&PostParams::default(), &r)
-            .await
-            .expect("created");
-    }
-    for name in ["passes", "fails"] {
-        eventually(&format!("{name} healthy"), LIMIT, async || {
-            let s = api.get(name).await.ok()?.status?;
-            (s.phase == RolloutPhase::Healthy && s.stable_revision.is_some()).then_some(())
-        })
-        .await;
-        set_image(&api, name, &format!("{name}:2")).await;
-    }
+    let steps = |fails| json!({"steps": [{"setWeight": 50}, {"analysis": smoke_test(fails)}]});
+    roll_each(&api, &[("passes", steps(false)), ("fails", steps(true))]).await;
     let passes = eventually("passes promoted", LIMIT, async || {
         let r = api.get("passes").await.ok()?;
         let s = r.status.clone()?;

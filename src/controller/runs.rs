@@ -2,10 +2,10 @@
 //! beside its object with its whole measurement history, owned by what it judged so it is
 //! garbage-collected with it.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::{api::batch::v1::Job, apimachinery::pkg::apis::meta::v1::OwnerReference};
 use kube::{
-    Api,
-    api::{Patch, PatchParams},
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams},
 };
 use serde_json::json;
 
@@ -13,9 +13,9 @@ use super::Context;
 use crate::{
     analysis::{
         history,
-        job::{LABEL_OF, LABEL_RUN},
+        job::{self, LABEL_OF, LABEL_RUN},
     },
-    api::{AnalysisRun, AnalysisRunStatus, FIELD_MANAGER},
+    api::{AnalysisRun, AnalysisRunStatus, AnalysisVerdict, FIELD_MANAGER},
 };
 
 /// The object whose runs are recorded.
@@ -76,4 +76,97 @@ async fn record_one(
     api.patch_status(&name, &params, &Patch::Apply(&status))
         .await?;
     Ok(())
+}
+
+/// Names of the runs measuring in `before` that `after` ended or dropped.
+pub fn ended<'a>(before: &'a [AnalysisRunStatus], after: &[AnalysisRunStatus]) -> Vec<&'a str> {
+    before
+        .iter()
+        .filter(|b| b.verdict == AnalysisVerdict::Running)
+        .filter(|b| {
+            !after.iter().any(|a| {
+                a.name == b.name
+                    && a.revision == b.revision
+                    && a.verdict == AnalysisVerdict::Running
+            })
+        })
+        .map(|b| b.name.as_str())
+        .collect()
+}
+
+/// Stops the job metrics' Jobs still running for runs that ended in this reconcile: a
+/// smoke test of a canary that was aborted or promoted decides nothing any more, and would
+/// go on sending it requests until its deadline.
+pub async fn stop_jobs(
+    ctx: &Context,
+    subject: &Subject<'_>,
+    before: &[AnalysisRunStatus],
+    after: &[AnalysisRunStatus],
+) {
+    // Jobs are found by the object's label, which a name over 63 characters cannot be:
+    // theirs end at their deadline.
+    if subject.name.len() > 63 {
+        return;
+    }
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), subject.namespace);
+    for run in ended(before, after) {
+        let selector = format!("{LABEL_OF}={},{LABEL_RUN}={run}", subject.name);
+        let jobs = match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                tracing::warn!(object = %subject.name, namespace = %subject.namespace, run, error = %e, "analysis Jobs not listed");
+                continue;
+            }
+        };
+        for j in jobs.iter().filter(|j| job::state(j).is_none()) {
+            match api.delete(&j.name_any(), &DeleteParams::background()).await {
+                Ok(_) => {
+                    tracing::info!(job = %j.name_any(), namespace = %subject.namespace, run, "analysis Job stopped: its run ended")
+                }
+                Err(e) => {
+                    tracing::warn!(job = %j.name_any(), namespace = %subject.namespace, run, error = %e, "analysis Job not stopped")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(name: &str, revision: &str, verdict: AnalysisVerdict) -> AnalysisRunStatus {
+        AnalysisRunStatus {
+            name: name.into(),
+            revision: Some(revision.into()),
+            verdict,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_run_ends_when_it_stops_measuring_or_is_dropped() {
+        use AnalysisVerdict::*;
+        let before = [
+            run("step-1", "a", Running),
+            run("background", "a", Running),
+            run("step-3", "a", Running),
+            run("old", "a", Successful),
+        ];
+        let after = [
+            run("step-1", "a", Failed),
+            run("background", "a", Running),
+            run("old", "a", Successful),
+        ];
+        assert_eq!(ended(&before, &after), ["step-1", "step-3"]);
+        // The same run name for another revision is another run.
+        assert_eq!(
+            ended(
+                &[run("step-1", "a", Running)],
+                &[run("step-1", "b", Running)]
+            ),
+            ["step-1"]
+        );
+        assert!(ended(&before, &before).is_empty(), "nothing changed");
+    }
 }

@@ -338,6 +338,7 @@ async fn reconcile_flag(
         namespace: &ns,
     };
     crate::controller::runs::record(&ctx, &subject, &before, &after, |_| owner.clone()).await;
+    crate::controller::runs::stop_jobs(&ctx, &subject, &before, &after).await;
     let mut planned = flag.as_ref().clone();
     planned.status = Some(decision.status.clone());
     same_map.push(planned);

@@ -345,6 +345,7 @@ async fn reconcile_rollout(
             .or_else(|| rollout_owner.clone())
     })
     .await;
+    runs::stop_jobs(&ctx, &subject, before, &decision.status.analysis).await;
     for verdict in rollout_metrics::ended_runs(before, &decision.status.analysis) {
         ctx.metrics
             .verdicts
