@@ -249,9 +249,10 @@ pub fn status_view(
                 Some(StepAction::Pause(None)) => "pause (until promoted)".into(),
                 Some(StepAction::Analysis(a)) => format!(
                     "analysis {}",
-                    a.metrics
+                    a.templates
                         .iter()
-                        .map(|m| m.name.as_str())
+                        .map(|t| format!("{} (template)", t.template_name))
+                        .chain(a.metrics.iter().map(|m| m.name.clone()))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -326,4 +327,42 @@ pub fn status_view(
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_status_view_names_step_templates_and_each_runs_record() {
+        let r: Rollout = serde_json::from_value(json!({
+            "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {
+                    "templates": [{"templateName": "smoke-test", "clusterScope": true}],
+                    "metrics": [{"name": "errors", "successCondition": "result < 1",
+                        "prometheus": {"query": "errors"}}]}}]}}},
+            "status": {"phase": "Healthy", "strategy": "Canary", "stableRevision": "abc", "currentRevision": "abc",
+                "analysis": [{"name": "step-1", "revision": "abc",
+                    "startedAt": "2026-12-02T10:00:00Z", "verdict": "Successful"}]}
+        }))
+        .expect("a rollout");
+        let out = status_view(&r, &[], &[]);
+        assert!(
+            out.contains("1: analysis smoke-test (template), errors"),
+            "{out}"
+        );
+        let record = crate::analysis::history::run_name(
+            "web",
+            &r.status.clone().unwrap_or_default().analysis[0],
+        );
+        assert!(
+            out.contains(&format!(
+                "step-1: Successful  (every measurement: kubectl get analysisrun {record})"
+            )),
+            "{out}"
+        );
+    }
 }
