@@ -259,7 +259,7 @@ async fn reconcile_flag(
         .read(&ctx.client, &owner, &ns, &refs)
         .await?;
     let flag = {
-        let object = serde_json::to_value(flag.as_ref()).unwrap_or(serde_json::Value::Null);
+        let object = || serde_json::to_value(flag.as_ref()).unwrap_or(serde_json::Value::Null);
         let mut resolved = flag.as_ref().clone();
         let analyses = resolved
             .spec
@@ -270,7 +270,7 @@ async fn reconcile_flag(
             .into_iter()
             .collect();
         problems.extend(shell::off_runtime(|| {
-            templates::resolve_all(analyses, &found, &object)
+            templates::resolve_all(analyses, &found, object)
         }));
         problems.extend(
             validate::egress(&resolved.spec, &ctx.egress)

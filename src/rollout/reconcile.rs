@@ -139,10 +139,10 @@ async fn reconcile_rollout(
         .read(&ctx.client, &owner, &ns, rollout.spec.template_refs())
         .await?;
     let rollout = {
-        let object = serde_json::to_value(rollout.as_ref()).unwrap_or(Value::Null);
+        let object = || serde_json::to_value(rollout.as_ref()).unwrap_or(Value::Null);
         let mut resolved = rollout.as_ref().clone();
         problems.extend(shell::off_runtime(|| {
-            templates::resolve_all(resolved.spec.analyses_mut(), &found, &object)
+            templates::resolve_all(resolved.spec.analyses_mut(), &found, object)
         }));
         problems.extend(
             validate::egress(&resolved.spec, &ctx.egress)
