@@ -16,6 +16,10 @@ use crate::api::{
     validate,
 };
 
+/// Most metrics one analysis measures once its templates are merged in: each is a request
+/// per interval, and ten templates of twenty would be two hundred.
+pub const MAX_METRICS: usize = 50;
+
 /// The templates an object's analyses may reference.
 #[derive(Clone, Debug, Default)]
 pub struct Templates {
@@ -132,6 +136,17 @@ pub fn resolve(
             ));
         }
         metrics.push(m.clone());
+    }
+    // Each metric is a request per interval: templates must not multiply them past what an
+    // analysis may write inline.
+    if metrics.len() > MAX_METRICS {
+        errors.push(invalid(
+            path,
+            format!(
+                "an analysis measures at most {MAX_METRICS} metrics; its templates and inline metrics add up to {}",
+                metrics.len()
+            ),
+        ));
     }
     let mut args: Vec<AnalysisArg> = declared.iter().map(|(a, _, _)| a.clone()).collect();
     for a in &spec.args {

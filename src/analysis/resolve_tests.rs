@@ -258,3 +258,32 @@ fn field_paths_parse_keys_quotes_and_indexes_and_refuse_nonsense() {
             .contains("longer than")
     );
 }
+
+#[test]
+fn templates_cannot_add_up_to_more_metrics_than_the_bound() {
+    let mut t = Templates {
+        namespace: "shop".into(),
+        ..Default::default()
+    };
+    for k in 0..3 {
+        let metrics = (0..20)
+            .map(|i| metric(&format!("m{k}-{i}"), "up"))
+            .collect();
+        t.namespaced
+            .insert(format!("t{k}"), template(json!([]), metrics));
+    }
+    let two = analysis(json!({"templates": [{"templateName": "t0"}, {"templateName": "t1"}]}));
+    assert_eq!(
+        resolve(&two, "spec.x", &t, &json!({})).map(|s| s.metrics.len()),
+        Ok(40)
+    );
+    let three = analysis(json!({"templates": [
+        {"templateName": "t0"}, {"templateName": "t1"}, {"templateName": "t2"}]}));
+    let errors = messages(resolve(&three, "spec.x", &t, &json!({})).unwrap_err());
+    assert_eq!(
+        errors,
+        [
+            "spec.x: an analysis measures at most 50 metrics; its templates and inline metrics add up to 60"
+        ]
+    );
+}
