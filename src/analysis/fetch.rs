@@ -52,6 +52,23 @@ pub struct Fetcher<'a> {
     pub web: &'a super::web::WebClient,
 }
 
+/// `input` with every Secret value cut out of its error: a server's error may quote the
+/// query or URL it was sent, which carried them, and errors are written to status.
+fn redact(input: Input, secrets: &[String]) -> Input {
+    let clean = |mut e: String| {
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            e = e.replace(s.as_str(), "<secret>");
+        }
+        e
+    };
+    match input {
+        Input::Query(Err(e)) => Input::Query(Err(clean(e))),
+        Input::Compare(Err(e)) => Input::Compare(Err(clean(e))),
+        Input::Job(Err(e)) => Input::Job(Err(clean(e))),
+        other => other,
+    }
+}
+
 /// The placeholders' values.
 fn placeholders(args: BTreeMap<String, String>, subject: &Subject) -> TemplateContext {
     TemplateContext {
@@ -85,12 +102,27 @@ impl Fetcher<'_> {
         subject: &Subject,
         now: Timestamp,
     ) -> Input {
+        let secret_args: Vec<&str> = args
+            .iter()
+            .filter(|a| a.value.is_none())
+            .filter(|a| {
+                a.value_from
+                    .as_ref()
+                    .is_some_and(|f| f.secret_key_ref.is_some())
+            })
+            .map(|a| a.name.as_str())
+            .collect();
         let args = match self.arg_values(args, subject).await {
             Ok(args) => args,
             Err(e) if metric.compare.is_some() => return Input::Compare(Err(e)),
             Err(e) => return Input::Query(Err(e)),
         };
-        self.fetch_with(metric, args, subject, now).await
+        let secrets: Vec<String> = secret_args
+            .iter()
+            .filter_map(|n| args.get(*n).cloned())
+            .collect();
+        let input = self.fetch_with(metric, args, subject, now).await;
+        redact(input, &secrets)
     }
 
     /// Takes (or goes on with) the measurement `m` of a job metric: its Job is created once
@@ -357,5 +389,34 @@ impl Fetcher<'_> {
             .and_then(|d| d.get(&r.key))
             .cloned()
             .ok_or_else(|| format!("ConfigMap {:?} has no key {:?}", r.name, r.key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_values_are_cut_out_of_errors_and_only_of_errors() {
+        let secrets = vec!["t0k3n".to_string(), String::new()];
+        let quoted = Input::Query(Err(
+            "bad_data: parse error: unexpected \"t0k3n\" in errors{key=\"t0k3n\"}".into(),
+        ));
+        assert_eq!(
+            redact(quoted, &secrets),
+            Input::Query(Err(
+                "bad_data: parse error: unexpected \"<secret>\" in errors{key=\"<secret>\"}".into()
+            ))
+        );
+        assert_eq!(
+            redact(Input::Compare(Err("canary: t0k3n".into())), &secrets),
+            Input::Compare(Err("canary: <secret>".into()))
+        );
+        let ok = Input::Query(Ok(QueryResult::Text("t0k3n".into())));
+        assert_eq!(
+            redact(ok.clone(), &secrets),
+            ok,
+            "a value is the metric's, kept"
+        );
     }
 }
