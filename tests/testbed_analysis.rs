@@ -634,3 +634,183 @@ async fn analysis_runs_are_recorded_and_collected_with_the_revision_they_judged(
         "{table}"
     );
 }
+
+#[tokio::test]
+async fn a_missing_template_holds_the_rollout_until_it_is_created() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("missing").await;
+    let _op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    api.create(
+        &PostParams::default(),
+        &rollout("waits", json!({"steps": [{"setWeight": 50}]})),
+    )
+    .await
+    .expect("created");
+    eventually("healthy", LIMIT, async || {
+        let s = api.get("waits").await.ok()?.status?;
+        (s.phase == RolloutPhase::Healthy && s.stable_revision.is_some()).then_some(())
+    })
+    .await;
+    // A new image with an analysis step naming a template nobody has created yet.
+    let edit = json!({"spec": {
+        "template": {"spec": {"containers": [{"name": "app", "image": "waits:2"}]}},
+        "strategy": {"canary": {"steps": [{"setWeight": 50},
+            {"analysis": {"templates": [{"templateName": "smoke"}]}}]}}}});
+    api.patch("waits", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .expect("edited");
+    let held = eventually("InvalidSpec naming the template", LIMIT, async || {
+        let s = api.get("waits").await.ok()?.status?;
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "InvalidSpec")?
+            .clone();
+        (c.status == "True").then_some((c.message, s))
+    })
+    .await;
+    assert!(
+        held.0.contains("AnalysisTemplate \"smoke\" does not exist"),
+        "{}",
+        held.0
+    );
+    // Nothing was done with the new revision: no Deployment for it.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &ns.name);
+    let names: Vec<String> = deployments
+        .list(&Default::default())
+        .await
+        .expect("deployments")
+        .items
+        .into_iter()
+        .filter_map(|d| d.metadata.name)
+        .collect();
+    assert_eq!(
+        names,
+        [format!(
+            "waits-{}",
+            held.1.stable_revision.clone().expect("stable")
+        )]
+    );
+    // The template appears; the Rollout goes on without being touched.
+    let templates: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &resource("AnalysisTemplate", "analysistemplates"),
+    );
+    let template: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "smoke"}, "spec": smoke_test(false)}))
+    .expect("a template");
+    templates
+        .create(&PostParams::default(), &template)
+        .await
+        .expect("created");
+    let generation = api.get("waits").await.expect("read").metadata.generation;
+    eventually("promoted", LIMIT, async || {
+        let s = api.get("waits").await.ok()?.status?;
+        (s.phase == RolloutPhase::Healthy
+            && s.stable_revision == s.current_revision
+            && s.stable_revision != held.1.stable_revision)
+            .then_some(())
+    })
+    .await;
+    let r = api.get("waits").await.expect("read");
+    assert_eq!(r.metadata.generation, generation, "never edited");
+    let invalid = r.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "InvalidSpec")
+            .cloned()
+    });
+    assert!(
+        invalid.as_ref().is_none_or(|c| c.status == "False"),
+        "{invalid:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_flag_rolls_out_under_a_templates_smoke_test_and_its_runs_are_recorded() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("flagrun").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let templates: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &resource("AnalysisTemplate", "analysistemplates"),
+    );
+    let template: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "smoke"}, "spec": smoke_test(false)}))
+    .expect("a template");
+    templates
+        .create(&PostParams::default(), &template)
+        .await
+        .expect("created");
+    let flags: Api<cutover::api::FeatureFlag> = Api::namespaced(client.clone(), &ns.name);
+    let flag: cutover::api::FeatureFlag = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "FeatureFlag", "metadata": {"name": "banner"},
+        "spec": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+            "rollout": {"variant": "on", "steps": [50, 100], "interval": "1s",
+                "analysis": {"templates": [{"templateName": "smoke"}]}},
+            "output": {"configMap": {"name": "flags"}}}
+    }))
+    .expect("a flag");
+    flags
+        .create(&PostParams::default(), &flag)
+        .await
+        .expect("created");
+    eventually("served to everyone", LIMIT, async || {
+        let s = flags.get("banner").await.ok()?.status?;
+        (s.phase == cutover::api::FlagPhase::Serving && s.percentage == Some(100)).then_some(())
+    })
+    .await;
+    // The step at 50 % waited for its smoke test, though its interval is 1 s: its run was
+    // measured before the flag went on to 100 %.
+    let runs: Api<cutover::api::AnalysisRun> = Api::namespaced(client.clone(), &ns.name);
+    let recorded: Vec<_> = runs
+        .list(&Default::default())
+        .await
+        .expect("runs")
+        .items
+        .into_iter()
+        .filter(|r| r.spec.run == "step-0")
+        .collect();
+    assert_eq!(recorded.len(), 1, "{}", op.log_tail());
+    for run in &recorded {
+        assert_eq!(
+            (run.spec.of.kind.as_str(), run.spec.of.name.as_str()),
+            ("FeatureFlag", "banner")
+        );
+        let owner = &run.metadata.owner_references.as_ref().expect("owned")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("FeatureFlag", "banner")
+        );
+        let kept = run.status.clone().expect("status");
+        assert_eq!(
+            kept.verdict,
+            cutover::api::AnalysisVerdict::Successful,
+            "{run:?}"
+        );
+        assert_eq!(
+            kept.metrics[0].measurements[0].value.as_deref(),
+            Some("Complete")
+        );
+    }
+    // The smoke test ran as a Job owned by the flag.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), &ns.name);
+    let listed = jobs
+        .list(&kube::api::ListParams::default().labels("cutover.dev/analysis-of=banner"))
+        .await
+        .expect("jobs")
+        .items;
+    assert_eq!(
+        listed.len(),
+        recorded.len(),
+        "one Job per run's measurement"
+    );
+}

@@ -5,10 +5,13 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::analysis::run::{self as runs, Gate, Taken};
+use crate::analysis::{
+    job::JobResult,
+    run::{self as runs, Gate, Input, Taken},
+};
 use crate::api::{
-    DEFAULT_FLAG_STEP_INTERVAL, FeatureFlag, FeatureFlagStatus, FlagPhase, FlagState,
-    conditions as cond,
+    AnalysisRunStatus, DEFAULT_FLAG_STEP_INTERVAL, FeatureFlag, FeatureFlagStatus, FlagPhase,
+    FlagState, conditions as cond,
 };
 
 /// Everything the plan looks at.
@@ -44,6 +47,9 @@ pub struct Plan {
     pub notes: Vec<Note>,
     /// When to look again if nothing changes.
     pub requeue_at: Option<Timestamp>,
+    /// Runs this decision replaced with the next step's, as they ended (the status holds
+    /// only the current one): their records are written with their last measurements.
+    pub replaced_runs: Vec<AnalysisRunStatus>,
 }
 
 /// Name of the analysis run of rollout step `i`.
@@ -56,9 +62,17 @@ struct Ctx<'a> {
     status: FeatureFlagStatus,
     notes: Vec<Note>,
     requeue_at: Option<Timestamp>,
+    replaced_runs: Vec<AnalysisRunStatus>,
 }
 
 impl Ctx<'_> {
+    /// Makes `run` the current analysis run, keeping the one it replaces for its record.
+    fn start_run(&mut self, run: AnalysisRunStatus) {
+        if let Some(old) = self.status.analysis.replace(run) {
+            self.replaced_runs.push(old);
+        }
+    }
+
     fn note(&mut self, reason: &'static str, message: impl Into<String>, warning: bool) {
         self.notes.push(Note {
             reason,
@@ -106,6 +120,7 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         status,
         notes: Vec::new(),
         requeue_at: None,
+        replaced_runs: Vec::new(),
     };
     decide(&mut ctx, spec_changed);
     let health = crate::api::health::flag(&ctx.status);
@@ -119,6 +134,7 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         status: ctx.status,
         notes: ctx.notes,
         requeue_at: ctx.requeue_at,
+        replaced_runs: ctx.replaced_runs,
     }
 }
 
@@ -230,7 +246,7 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
         let name = run_name(index);
         let fresh = ctx.status.analysis.as_ref().is_none_or(|r| r.name != name);
         if fresh {
-            ctx.status.analysis = Some(runs::start(&name, None, now));
+            ctx.start_run(runs::start(&name, None, now));
         }
         let taken: Vec<Taken> = ctx.obs.measurements.clone();
         let mut run = ctx.status.analysis.clone().unwrap_or_default();
@@ -262,7 +278,19 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
     let interval = rollout.interval.unwrap_or(DEFAULT_FLAG_STEP_INTERVAL);
     let started = ctx.status.step_started_at.as_ref().map_or(now, |t| t.0);
     let due = started + SignedDuration::try_from(interval.as_std()).unwrap_or(SignedDuration::MAX);
-    if index < last && now >= due {
+    // A smoke test still running for this step holds it past its interval: the step moves
+    // on with its measurement taken, never with it dropped.
+    let step_run = run_name(index);
+    let in_flight =
+        ctx.obs.measurements.iter().any(|t| {
+            t.run == step_run && matches!(t.input, Input::Job(Ok(JobResult::Running { .. })))
+        });
+    if in_flight && index < last && now >= due {
+        ctx.status.message = Some(format!(
+            "held at {percent} % until the step's smoke test finishes"
+        ));
+    }
+    if index < last && now >= due && !in_flight {
         ctx.note(
             "StepCompleted",
             format!("{key}: {percent} % held for {interval}"),
@@ -274,7 +302,7 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
         ctx.status.step_started_at = Some(Time(now));
         ctx.status.percentage = Some(next);
         if rollout.analysis.is_some() {
-            ctx.status.analysis = Some(runs::start(&run_name(index), None, now));
+            ctx.start_run(runs::start(&run_name(index), None, now));
             ctx.wake_at(now);
         }
         if index < last {
@@ -282,7 +310,7 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
                 now + SignedDuration::try_from(interval.as_std()).unwrap_or(SignedDuration::MAX),
             );
         }
-    } else if index < last {
+    } else if index < last && !in_flight {
         ctx.wake_at(due);
     }
     let percent = ctx.status.percentage.unwrap_or(0);

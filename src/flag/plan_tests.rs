@@ -229,3 +229,71 @@ fn a_flag_mid_rollout_whose_key_is_taken_stops_and_starts_over_when_served_again
         Some(("step-0", AnalysisVerdict::Running))
     );
 }
+
+#[test]
+fn a_smoke_test_still_running_holds_the_step_past_its_interval() {
+    use crate::analysis::job::JobResult;
+    let mut w = World {
+        flag: flag(
+            json!({"rollout": {"variant": "on", "steps": [5, 25, 100], "interval": "10m",
+            "analysis": {"metrics": [{"name": "smoke", "count": 1, "initialDelay": "9m",
+                "job": {"spec": {"template": {"spec": {"containers": [{"name": "s", "image": "curl"}]}}}}}]}}}),
+        ),
+        conflict: None,
+    };
+    w.step(at(0), None);
+    let job = |result: JobResult, now: i64, w: &World| -> Vec<Taken> {
+        due(&w.flag, at(now))
+            .into_iter()
+            .map(|d| Taken {
+                run: d.run.clone(),
+                metric: d.metric.name.clone(),
+                due: d.at,
+                taken: at(now),
+                input: Input::Job(Ok(result.clone())),
+            })
+            .collect()
+    };
+    let running = JobResult::Running { job: "j".into() };
+    let observe = |w: &mut World, now: i64, taken: Vec<Taken>| {
+        let p = plan(&Observed {
+            flag: &w.flag,
+            conflict_with: None,
+            measurements: taken,
+            now: at(now),
+        });
+        w.flag.status = Some(p.status.clone());
+        p
+    };
+    // The Job started at 9m and runs past the step's 10 minutes.
+    let taken = job(running.clone(), 540, &w);
+    assert_eq!(taken.len(), 1);
+    observe(&mut w, 540, taken);
+    let taken = job(running, 660, &w);
+    let p = observe(&mut w, 660, taken);
+    assert_eq!(w.status().percentage, Some(5), "held");
+    assert_eq!(
+        p.requeue_at,
+        Some(at(660) + crate::analysis::run::JOB_POLL),
+        "polled, not spun"
+    );
+    // It completes: measured, and the step moves on.
+    let complete = JobResult::Finished {
+        job: "j".into(),
+        succeeded: true,
+        reason: None,
+        log: None,
+    };
+    let taken = job(complete, 670, &w);
+    let p = observe(&mut w, 670, taken);
+    assert_eq!(w.status().percentage, Some(25));
+    assert_eq!(w.status().current_step_index, Some(1));
+    // The status now holds step 1's run; step 0's, as it ended, goes to its record.
+    assert_eq!(p.replaced_runs.len(), 1);
+    let ended = &p.replaced_runs[0];
+    assert_eq!(
+        (ended.name.as_str(), ended.verdict),
+        ("step-0", AnalysisVerdict::Successful)
+    );
+    assert_eq!(ended.metrics[0].measurements.len(), 1);
+}

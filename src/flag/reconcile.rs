@@ -331,7 +331,12 @@ async fn reconcile_flag(
         .iter()
         .flat_map(|s| s.analysis.clone())
         .collect();
-    let after: Vec<_> = decision.status.analysis.iter().cloned().collect();
+    let after: Vec<_> = decision
+        .replaced_runs
+        .iter()
+        .chain(&decision.status.analysis)
+        .cloned()
+        .collect();
     let subject = crate::controller::runs::Subject {
         kind: "FeatureFlag",
         name: &name,
