@@ -285,11 +285,7 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
         ctx.obs.measurements.iter().any(|t| {
             t.run == step_run && matches!(t.input, Input::Job(Ok(JobResult::Running { .. })))
         });
-    if in_flight && index < last && now >= due {
-        ctx.status.message = Some(format!(
-            "held at {percent} % until the step's smoke test finishes"
-        ));
-    }
+    let held = in_flight && index < last && now >= due;
     if index < last && now >= due && !in_flight {
         ctx.note(
             "StepCompleted",
@@ -330,12 +326,15 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
         );
     } else {
         ctx.status.phase = FlagPhase::Progressing;
-        let message = format!(
+        let mut message = format!(
             "variant {} at {percent} % (step {} of {})",
             rollout.variant,
             index + 1,
             rollout.steps.len()
         );
+        if held {
+            message.push_str(", held until the step's smoke test finishes");
+        }
         ctx.status.message = Some(message.clone());
         ctx.condition(
             cond::PROGRESSING,

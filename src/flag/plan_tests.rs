@@ -272,6 +272,11 @@ fn a_smoke_test_still_running_holds_the_step_past_its_interval() {
     let taken = job(running, 660, &w);
     let p = observe(&mut w, 660, taken);
     assert_eq!(w.status().percentage, Some(5), "held");
+    let message = w.status().message.clone().unwrap_or_default();
+    assert!(
+        message.ends_with("held until the step's smoke test finishes"),
+        "{message}"
+    );
     assert_eq!(
         p.requeue_at,
         Some(at(660) + crate::analysis::run::JOB_POLL),
