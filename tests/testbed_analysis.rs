@@ -120,6 +120,28 @@ async fn roll_each(api: &Api<Rollout>, canaries: &[(&str, Value)]) {
     }
 }
 
+/// Waits until Rollout `name` promoted its new revision after analysis run `step-1`.
+async fn promoted(api: &Api<Rollout>, name: &str) -> Rollout {
+    eventually(&format!("{name} promoted"), LIMIT, async || {
+        let r = api.get(name).await.ok()?;
+        let s = r.status.clone()?;
+        (s.phase == RolloutPhase::Healthy
+            && s.stable_revision == s.current_revision
+            && s.analysis.iter().any(|a| a.name == "step-1"))
+        .then_some(r)
+    })
+    .await
+}
+
+/// Waits until Rollout `name` aborted.
+async fn aborted(api: &Api<Rollout>, name: &str) -> Rollout {
+    eventually(&format!("{name} aborted"), LIMIT, async || {
+        let r = api.get(name).await.ok()?;
+        (r.status.as_ref()?.phase == RolloutPhase::Aborted).then_some(r)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn kube_apiserver_enforces_the_template_rules() {
     let bed = testbed::shared();
@@ -393,20 +415,8 @@ async fn web_metrics_promote_a_healthy_canary_and_abort_a_failing_one() {
                 "jsonPath": "$.errorRate", "timeout": "5s"}}]});
     let steps = json!({"steps": [{"setWeight": 50}, {"analysis": analysis}]});
     roll_each(&api, &[("good", steps.clone()), ("bad", steps)]).await;
-    let good = eventually("good promoted", LIMIT, async || {
-        let r = api.get("good").await.ok()?;
-        let s = r.status.clone()?;
-        (s.phase == RolloutPhase::Healthy
-            && s.stable_revision == s.current_revision
-            && s.analysis.iter().any(|a| a.name == "step-1"))
-        .then_some(r)
-    })
-    .await;
-    let bad = eventually("bad aborted", LIMIT, async || {
-        let r = api.get("bad").await.ok()?;
-        (r.status.as_ref()?.phase == RolloutPhase::Aborted).then_some(r)
-    })
-    .await;
+    let good = promoted(&api, "good").await;
+    let bad = aborted(&api, "bad").await;
     let run = |r: &Rollout| {
         r.status
             .as_ref()
@@ -462,20 +472,8 @@ async fn job_metrics_promote_a_passing_smoke_test_and_abort_a_failing_one() {
     let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
     let steps = |fails| json!({"steps": [{"setWeight": 50}, {"analysis": smoke_test(fails)}]});
     roll_each(&api, &[("passes", steps(false)), ("fails", steps(true))]).await;
-    let passes = eventually("passes promoted", LIMIT, async || {
-        let r = api.get("passes").await.ok()?;
-        let s = r.status.clone()?;
-        (s.phase == RolloutPhase::Healthy
-            && s.stable_revision == s.current_revision
-            && s.analysis.iter().any(|a| a.name == "step-1"))
-        .then_some(r)
-    })
-    .await;
-    let fails = eventually("fails aborted", LIMIT, async || {
-        let r = api.get("fails").await.ok()?;
-        (r.status.as_ref()?.phase == RolloutPhase::Aborted).then_some(r)
-    })
-    .await;
+    let passes = promoted(&api, "passes").await;
+    let fails = aborted(&api, "fails").await;
     let measurement = |r: &Rollout| {
         r.status
             .as_ref()
