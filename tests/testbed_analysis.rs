@@ -120,6 +120,23 @@ async fn roll_each(api: &Api<Rollout>, canaries: &[(&str, Value)]) {
     }
 }
 
+/// Creates the AnalysisTemplate `smoke` in `namespace`: a passing smoke test.
+async fn smoke_template(client: &kube::Client, namespace: &str) {
+    let templates: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &resource("AnalysisTemplate", "analysistemplates"),
+    );
+    let template: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "smoke"}, "spec": smoke_test(false)}))
+    .expect("a template");
+    templates
+        .create(&PostParams::default(), &template)
+        .await
+        .expect("created");
+}
+
 /// Waits until Rollout `name` promoted its new revision after analysis run `step-1`.
 async fn promoted(api: &Api<Rollout>, name: &str) -> Rollout {
     eventually(&format!("{name} promoted"), LIMIT, async || {
@@ -693,19 +710,7 @@ async fn a_missing_template_holds_the_rollout_until_it_is_created() {
         )]
     );
     // The template appears; the Rollout goes on without being touched.
-    let templates: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns.name,
-        &resource("AnalysisTemplate", "analysistemplates"),
-    );
-    let template: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "cutover.dev/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "smoke"}, "spec": smoke_test(false)}))
-    .expect("a template");
-    templates
-        .create(&PostParams::default(), &template)
-        .await
-        .expect("created");
+    smoke_template(&client, &ns.name).await;
     let generation = api.get("waits").await.expect("read").metadata.generation;
     eventually("promoted", LIMIT, async || {
         let s = api.get("waits").await.ok()?.status?;
@@ -735,19 +740,7 @@ async fn a_flag_rolls_out_under_a_templates_smoke_test_and_its_runs_are_recorded
     let ns = bed.namespace("flagrun").await;
     let op = bed.operator(&ns.name, &[]);
     let client = bed.admin().await;
-    let templates: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns.name,
-        &resource("AnalysisTemplate", "analysistemplates"),
-    );
-    let template: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "cutover.dev/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "smoke"}, "spec": smoke_test(false)}))
-    .expect("a template");
-    templates
-        .create(&PostParams::default(), &template)
-        .await
-        .expect("created");
+    smoke_template(&client, &ns.name).await;
     let flags: Api<cutover::api::FeatureFlag> = Api::namespaced(client.clone(), &ns.name);
     let flag: cutover::api::FeatureFlag = serde_json::from_value(json!({
         "apiVersion": "cutover.dev/v1alpha1", "kind": "FeatureFlag", "metadata": {"name": "banner"},
