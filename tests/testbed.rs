@@ -20,7 +20,7 @@ use kube::{
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use testbed::{Testbed, eventually};
+use testbed::{Testbed, eventually, set_image};
 
 /// Generous bound for one state change on a loaded 2-core machine; only a failure waits it.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -43,14 +43,6 @@ fn rollout(name: &str, replicas: i32, strategy: Value) -> Rollout {
             "strategy": strategy}
     }))
     .expect("a rollout")
-}
-
-async fn set_image(api: &Api<Rollout>, name: &str, image: &str) {
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("image changed");
 }
 
 async fn annotate(api: &Api<Rollout>, name: &str, key: &str) {

@@ -19,7 +19,7 @@ use kube::{
     discovery::ApiResource,
 };
 use serde_json::{Value, json};
-use testbed::eventually;
+use testbed::{eventually, set_image};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Generous bound for one state change on a loaded 2-core machine; only a failure waits it.
@@ -35,18 +35,17 @@ fn resource(kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-/// A Prometheus stand-in on a port it holds from the start: it answers every instant query
-/// with `0.01` and keeps the queries it was asked, decoded.
-async fn prometheus() -> (String, Arc<Mutex<Vec<String>>>) {
+/// An HTTP server on a port it holds from the start: `answer` gets each request's head and
+/// gives the status and JSON body to send back.
+async fn serve(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
+    let answer = Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let log = log.clone();
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -56,29 +55,40 @@ async fn prometheus() -> (String, Arc<Mutex<Vec<String>>>) {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                let text = String::from_utf8_lossy(&request).to_string();
-                let target = text.split_whitespace().nth(1).unwrap_or_default();
-                let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
-                for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-                    if k == "query" {
-                        log.lock().unwrap().push(v.to_string());
-                    }
-                }
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                let body = json!({"status": "success", "data": {"resultType": "vector",
-                    "result": [{"metric": {}, "value": [now, "0.01"]}]}})
-                .to_string();
+                let (status, body) = answer(&String::from_utf8_lossy(&request));
                 let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = socket.write_all(response.as_bytes()).await;
             });
         }
     });
+    url
+}
+
+/// A Prometheus stand-in: it answers every instant query with `0.01` and keeps the queries
+/// it was asked, decoded.
+async fn prometheus() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let url = serve(move |text| {
+        let target = text.split_whitespace().nth(1).unwrap_or_default();
+        let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            if k == "query" {
+                log.lock().unwrap().push(v.to_string());
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let body = json!({"status": "success", "data": {"resultType": "vector",
+            "result": [{"metric": {}, "value": [now, "0.01"]}]}});
+        (200, body.to_string())
+    })
+    .await;
     (url, seen)
 }
 
@@ -92,14 +102,6 @@ fn rollout(name: &str, canary: Value) -> Rollout {
             "strategy": {"canary": canary}}
     }))
     .expect("a rollout")
-}
-
-async fn set_image(api: &Api<Rollout>, name: &str, image: &str) {
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("image changed");
 }
 
 /// Creates a Rollout per `(name, canary)`, waits for each to be healthy, then sets its
@@ -358,58 +360,34 @@ async fn secret(client: &kube::Client, namespace: &str, name: &str, data: Value)
         .expect("secret created");
 }
 
-/// A JSON API on a port it holds from the start: `/checks/NAME` answers the error rate
-/// `rates` gives NAME, and every request line with its `x-api-key` header is kept.
+/// A JSON API: `/checks/NAME` answers the error rate `rates` gives NAME, and every request
+/// line with its `x-api-key` header is kept.
 async fn checks_api(rates: &'static [(&'static str, f64)]) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&request).to_string();
-                let line = text.lines().next().unwrap_or_default().to_string();
-                let key = text
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .starts_with("x-api-key:")
-                            .then(|| l[10..].trim().to_string())
-                    })
-                    .unwrap_or_default();
-                log.lock().unwrap().push(format!("{line} key={key}"));
-                let name = line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|t| t.strip_prefix("/checks/"))
-                    .map(|t| t.split('?').next().unwrap_or_default().to_string())
-                    .unwrap_or_default();
-                let (status, body) = match rates.iter().find(|(n, _)| *n == name) {
-                    Some((_, rate)) => {
-                        (200, json!({"service": name, "errorRate": rate}).to_string())
-                    }
-                    None => (404, "{}".to_string()),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
+    let url = serve(move |text| {
+        let line = text.lines().next().unwrap_or_default().to_string();
+        let key = text
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("x-api-key:")
+                    .then(|| l[10..].trim().to_string())
+            })
+            .unwrap_or_default();
+        log.lock().unwrap().push(format!("{line} key={key}"));
+        let name = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|t| t.strip_prefix("/checks/"))
+            .map(|t| t.split('?').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        match rates.iter().find(|(n, _)| *n == name) {
+            Some((_, rate)) => (200, json!({"service": name, "errorRate": rate}).to_string()),
+            None => (404, "{}".to_string()),
         }
-    });
+    })
+    .await;
     (url, seen)
 }
 

@@ -207,3 +207,15 @@ pub async fn eventually<T>(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Sets the image of container `app` of Rollout `name` (a merge patch, as `kubectl patch`).
+pub async fn set_image(api: &Api<cutover::api::Rollout>, name: &str, image: &str) {
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("image changed");
+}
