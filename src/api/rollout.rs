@@ -162,8 +162,8 @@ impl RolloutSpec {
         }
         out
     }
-    /// The templates the spec's analyses reference.
-    pub fn template_refs(&self) -> impl Iterator<Item = &TemplateRef> {
+    /// Every analysis of the spec.
+    pub fn analyses(&self) -> impl Iterator<Item = &AnalysisSpec> {
         let s = &self.strategy;
         let canary = s.canary.as_ref();
         let bg = s.blue_green.as_ref();
@@ -174,7 +174,10 @@ impl RolloutSpec {
             .chain(bg.and_then(|b| b.pre_promotion_analysis.as_ref()))
             .chain(bg.and_then(|b| b.post_promotion_analysis.as_ref()))
             .chain(s.rolling.as_ref().and_then(|r| r.analysis.as_ref()))
-            .flat_map(|a| a.templates.iter())
+    }
+    /// The templates the spec's analyses reference.
+    pub fn template_refs(&self) -> impl Iterator<Item = &TemplateRef> {
+        self.analyses().flat_map(|a| a.templates.iter())
     }
     /// Desired replicas, defaulted.
     pub fn replicas(&self) -> i32 {

@@ -15,7 +15,7 @@ use crate::{
         history,
         job::{self, LABEL_OF, LABEL_RUN},
     },
-    api::{AnalysisRun, AnalysisRunStatus, AnalysisVerdict, FIELD_MANAGER},
+    api::{AnalysisRun, AnalysisRunStatus, AnalysisSpec, AnalysisVerdict, FIELD_MANAGER},
 };
 
 /// The object whose runs are recorded.
@@ -96,16 +96,21 @@ pub fn ended<'a>(before: &'a [AnalysisRunStatus], after: &[AnalysisRunStatus]) -
 
 /// Stops the job metrics' Jobs still running for runs that ended in this reconcile: a
 /// smoke test of a canary that was aborted or promoted decides nothing any more, and would
-/// go on sending it requests until its deadline.
-pub async fn stop_jobs(
+/// go on sending it requests until its deadline. `analyses` are the object's (templates
+/// resolved): without a job metric among them there is nothing to look for.
+pub async fn stop_jobs<'a>(
     ctx: &Context,
     subject: &Subject<'_>,
+    analyses: impl IntoIterator<Item = &'a AnalysisSpec>,
     before: &[AnalysisRunStatus],
     after: &[AnalysisRunStatus],
 ) {
+    let has_jobs = analyses
+        .into_iter()
+        .any(|a| a.metrics.iter().any(|m| m.job.is_some()));
     // Jobs are found by the object's label, which a name over 63 characters cannot be:
     // theirs end at their deadline.
-    if subject.name.len() > 63 {
+    if !has_jobs || subject.name.len() > 63 {
         return;
     }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), subject.namespace);

@@ -343,7 +343,8 @@ async fn reconcile_flag(
         namespace: &ns,
     };
     crate::controller::runs::record(&ctx, &subject, &before, &after, |_| owner.clone()).await;
-    crate::controller::runs::stop_jobs(&ctx, &subject, &before, &after).await;
+    let analyses = flag.spec.rollout.iter().filter_map(|r| r.analysis.as_ref());
+    crate::controller::runs::stop_jobs(&ctx, &subject, analyses, &before, &after).await;
     let mut planned = flag.as_ref().clone();
     planned.status = Some(decision.status.clone());
     same_map.push(planned);

@@ -345,7 +345,14 @@ async fn reconcile_rollout(
             .or_else(|| rollout_owner.clone())
     })
     .await;
-    runs::stop_jobs(&ctx, &subject, before, &decision.status.analysis).await;
+    runs::stop_jobs(
+        &ctx,
+        &subject,
+        rollout.spec.analyses(),
+        before,
+        &decision.status.analysis,
+    )
+    .await;
     for verdict in rollout_metrics::ended_runs(before, &decision.status.analysis) {
         ctx.metrics
             .verdicts
