@@ -783,3 +783,54 @@ async fn a_flag_rolls_out_under_a_templates_smoke_test_and_its_runs_are_recorded
         "one Job per run's measurement"
     );
 }
+
+#[tokio::test]
+async fn aborting_stops_a_smoke_test_job_still_running() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("stopjob").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    // The smoke test would run for ten minutes.
+    let mut analysis = smoke_test(false);
+    analysis["metrics"][0]["job"]["spec"]["template"]["metadata"]["annotations"]["sim.cutover.dev/duration"] =
+        json!("10m");
+    roll_each(
+        &api,
+        &[(
+            "long",
+            json!({"steps": [{"setWeight": 50}, {"analysis": analysis}]}),
+        )],
+    )
+    .await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), &ns.name);
+    let running = kube::api::ListParams::default().labels("cutover.dev/analysis-of=long");
+    eventually("the smoke test's Job runs", LIMIT, async || {
+        let listed = jobs.list(&running).await.ok()?.items;
+        listed
+            .iter()
+            .any(|j| j.status.as_ref().and_then(|s| s.active) == Some(1))
+            .then_some(())
+    })
+    .await;
+    let abort = json!({"metadata": {"annotations": {"cutover.dev/abort": "1"}}});
+    api.patch("long", &PatchParams::default(), &Patch::Merge(&abort))
+        .await
+        .expect("annotated");
+    aborted(&api, "long").await;
+    eventually("the Job is gone", LIMIT, async || {
+        jobs.list(&running)
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        op.log_tail()
+            .contains("analysis Job stopped: its run ended"),
+        "{}",
+        op.log_tail()
+    );
+}
