@@ -18,7 +18,9 @@ use kube::{
 };
 use serde_json::json;
 
-use prometheus::{ERROR_RATE, Prometheus, start_exporter, start_prometheus};
+use prometheus::{
+    ERROR_RATE, Prometheus, canary_rollout, error_rate_metric, start_exporter, start_prometheus,
+};
 
 struct Operator {
     rollouts: Api<Rollout>,
@@ -33,29 +35,10 @@ fn start_operator(prometheus: &Prometheus) -> Operator {
     }
 }
 
-fn rollout(image: &str, metric: serde_json::Value) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}},
-            "strategy": {"canary": {"steps": [{"setWeight": 25}, {"analysis": {"metrics": [metric]}}]}}}
-    }))
-    .unwrap()
-}
-
-fn metric(query: &str, extra: serde_json::Value) -> serde_json::Value {
-    let mut m = json!({"name": "error-rate", "interval": "2s", "count": 3,
-        "successCondition": "result < 0.05", "prometheus": {"query": query}});
-    if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
-        o.extend(e.clone());
-    }
-    m
-}
-
 impl Operator {
     async fn roll(&self, metric: serde_json::Value) {
         self.rollouts
-            .create(&PostParams::default(), &rollout("web:1", metric))
+            .create(&PostParams::default(), &canary_rollout("web:1", metric))
             .await
             .unwrap();
         self.until("first revision healthy", Duration::from_secs(30), |r| {
@@ -106,7 +89,9 @@ async fn a_healthy_canary_passes_against_real_prometheus() {
     let (_exporter, exporter_addr) = start_exporter().await.unwrap();
     let prometheus = start_prometheus(exporter_addr).await.unwrap();
     let operator = start_operator(&prometheus);
-    operator.roll(metric(ERROR_RATE, json!({}))).await;
+    operator
+        .roll(error_rate_metric(ERROR_RATE, json!({})))
+        .await;
     let r = operator
         .until("promotion", Duration::from_secs(60), |r| {
             r.status.as_ref().is_some_and(|s| {
@@ -132,7 +117,10 @@ async fn an_error_spike_aborts_on_the_first_measurement_that_sees_it() {
     let prometheus = start_prometheus(exporter_addr).await.unwrap();
     let operator = start_operator(&prometheus);
     operator
-        .roll(metric(ERROR_RATE, json!({"interval": "3s", "count": 1000})))
+        .roll(error_rate_metric(
+            ERROR_RATE,
+            json!({"interval": "3s", "count": 1000}),
+        ))
         .await;
     // Healthy measurements first, so the abort is the spike's doing.
     operator
@@ -181,7 +169,7 @@ async fn a_stopped_prometheus_gives_errors_then_a_pause_never_a_promotion() {
     let mut prometheus = start_prometheus(exporter_addr).await.unwrap();
     let operator = start_operator(&prometheus);
     operator
-        .roll(metric(
+        .roll(error_rate_metric(
             ERROR_RATE,
             json!({"count": 1000, "consecutiveErrorLimit": 1}),
         ))
@@ -223,7 +211,10 @@ async fn an_empty_result_is_inconclusive() {
     let prometheus = start_prometheus(exporter_addr).await.unwrap();
     let operator = start_operator(&prometheus);
     operator
-        .roll(metric("sum(rate(not_exported_total[5s]))", json!({})))
+        .roll(error_rate_metric(
+            "sum(rate(not_exported_total[5s]))",
+            json!({}),
+        ))
         .await;
     let r = operator
         .until("pause", Duration::from_secs(30), |r| {

@@ -19,27 +19,10 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use prometheus::{ERROR_RATE, Prometheus, start_exporter, start_prometheus};
+use prometheus::{
+    ERROR_RATE, Prometheus, canary_rollout, error_rate_metric, start_exporter, start_prometheus,
+};
 use victoria::start_victoria_metrics;
-
-fn rollout(image: &str, metric: Value) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}},
-            "strategy": {"canary": {"steps": [{"setWeight": 25}, {"analysis": {"metrics": [metric]}}]}}}
-    }))
-    .unwrap()
-}
-
-fn metric(query: &str, extra: Value) -> Value {
-    let mut m = json!({"name": "error-rate", "interval": "2s", "count": 3,
-        "successCondition": "result < 0.05", "prometheus": {"query": query}});
-    if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
-        o.extend(e.clone());
-    }
-    m
-}
 
 async fn until(rollouts: &Api<Rollout>, what: &str, check: impl Fn(&Rollout) -> bool) -> Rollout {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -66,7 +49,7 @@ async fn roll(
 ) -> (RolloutPhase, AnalysisVerdict, Vec<MeasurementOutcome>) {
     let (rollouts, _stop) = server.operator().unwrap();
     rollouts
-        .create(&PostParams::default(), &rollout("web:1", metric))
+        .create(&PostParams::default(), &canary_rollout("web:1", metric))
         .await
         .unwrap();
     until(&rollouts, "first revision healthy", |r| {
@@ -119,8 +102,13 @@ async fn prometheus_and_victoria_metrics_give_the_same_verdicts() {
 
     // A healthy canary passes on both.
     let nothing = async || {};
-    let healthy_p = roll(&prometheus, metric(ERROR_RATE, json!({})), nothing).await;
-    let healthy_v = roll(&victoria, metric(ERROR_RATE, json!({})), nothing).await;
+    let healthy_p = roll(
+        &prometheus,
+        error_rate_metric(ERROR_RATE, json!({})),
+        nothing,
+    )
+    .await;
+    let healthy_v = roll(&victoria, error_rate_metric(ERROR_RATE, json!({})), nothing).await;
     assert_eq!(
         healthy_p,
         (
@@ -132,7 +120,7 @@ async fn prometheus_and_victoria_metrics_give_the_same_verdicts() {
     assert_eq!(healthy_v, healthy_p);
 
     // A metric nothing exports is no data on both: Inconclusive, a pause, never a promotion.
-    let silent = metric("sum(rate(not_exported_total[5s]))", json!({"count": 1}));
+    let silent = error_rate_metric("sum(rate(not_exported_total[5s]))", json!({"count": 1}));
     let silent_p = roll(&prometheus, silent.clone(), nothing).await;
     let silent_v = roll(&victoria, silent, nothing).await;
     assert_eq!(
@@ -146,7 +134,7 @@ async fn prometheus_and_victoria_metrics_give_the_same_verdicts() {
     assert_eq!(silent_v, silent_p);
 
     // An error spike aborts on both, on a measurement that sees it.
-    let spiking = metric(ERROR_RATE, json!({"count": 1000}));
+    let spiking = error_rate_metric(ERROR_RATE, json!({"count": 1000}));
     let spike = async || {
         exporter.error_per_mille.store(300, Ordering::SeqCst);
     };

@@ -232,3 +232,28 @@ impl Prometheus {
         Ok((Api::namespaced(client, "default"), stop.drop_guard()))
     }
 }
+
+/// The canary the Prometheus-compatible tests roll: `image`, one step at 25 %, then an
+/// analysis step measuring `metric`. (Not every file sharing this module uses it.)
+#[allow(dead_code)]
+pub fn canary_rollout(image: &str, metric: serde_json::Value) -> Rollout {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 25}, {"analysis": {"metrics": [metric]}}]}}}
+    }))
+    .expect("a rollout")
+}
+
+/// A metric `error-rate` measuring `query` three times 2 s apart, passing under 5 %, with
+/// the fields of `extra` added.
+#[allow(dead_code)]
+pub fn error_rate_metric(query: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut m = serde_json::json!({"name": "error-rate", "interval": "2s", "count": 3,
+        "successCondition": "result < 0.05", "prometheus": {"query": query}});
+    if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    m
+}
