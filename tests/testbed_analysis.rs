@@ -834,3 +834,49 @@ async fn aborting_stops_a_smoke_test_job_still_running() {
         op.log_tail()
     );
 }
+
+#[tokio::test]
+async fn a_long_run_keeps_ten_measurements_in_status_and_all_in_its_record() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("longrun").await;
+    let (url, _requests) = checks_api(&[("bake", 0.01)]).await;
+    let _op = bed.operator(&ns.name, &["--allowed-hosts", "127.0.0.1"]);
+    let client = bed.admin().await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let analysis = json!({"metrics": [{"name": "error-rate", "interval": "1s", "count": 14,
+        "successCondition": "result < 0.05",
+        "web": {"url": format!("{url}/checks/bake"), "jsonPath": "$.errorRate"}}]});
+    roll_each(
+        &api,
+        &[(
+            "bake",
+            json!({"steps": [{"setWeight": 50}, {"analysis": analysis}]}),
+        )],
+    )
+    .await;
+    let r = promoted(&api, "bake").await;
+    let in_status = r
+        .status
+        .as_ref()
+        .and_then(|s| s.analysis.iter().find(|a| a.name == "step-1").cloned())
+        .expect("the step's run");
+    assert_eq!(in_status.metrics[0].count, 14);
+    assert_eq!(in_status.metrics[0].measurements.len(), 10);
+    let runs: Api<cutover::api::AnalysisRun> = Api::namespaced(client.clone(), &ns.name);
+    let name = cutover::analysis::history::run_name("bake", &in_status);
+    let record = eventually("the record of all fourteen", LIMIT, async || {
+        let kept = runs.get(&name).await.ok()?.status?;
+        (kept.verdict == cutover::api::AnalysisVerdict::Successful).then_some(kept)
+    })
+    .await;
+    let dues: Vec<_> = record.metrics[0]
+        .measurements
+        .iter()
+        .map(|m| m.due_at.0)
+        .collect();
+    assert_eq!(dues.len(), 14, "{dues:?}");
+    assert!(
+        dues.windows(2).all(|w| w[0] < w[1]),
+        "each due time once, in order"
+    );
+}
