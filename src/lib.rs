@@ -15,4 +15,5 @@ pub mod rollout;
 pub mod sim;
 pub mod simulate;
 pub mod telemetry;
+pub mod window;
 pub mod yaml;

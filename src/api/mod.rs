@@ -20,6 +20,7 @@ pub mod run;
 pub mod selector;
 pub mod template;
 pub mod validate;
+pub mod window;
 
 pub use analysis::*;
 pub use conditions::*;
@@ -29,6 +30,7 @@ pub use migration::*;
 pub use rollout::*;
 pub use run::*;
 pub use template::*;
+pub use window::{ANNOTATION_FREEZE, DeploymentWindow, WindowKind};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
