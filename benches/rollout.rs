@@ -155,6 +155,7 @@ fn plan_cpu() -> Duration {
             measurements: Vec::new(),
             migrations: Vec::new(),
             selector: Some("app=web".into()),
+            freeze: None,
             now,
         })
     };
@@ -172,6 +173,7 @@ fn plan_cpu() -> Duration {
         measurements: Vec::new(),
         migrations: Vec::new(),
         selector: Some("app=web".into()),
+        freeze: None,
         now,
     };
     let n = 100_000;

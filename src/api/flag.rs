@@ -74,6 +74,10 @@ pub struct FeatureFlagSpec {
     /// Progressive percentage rollout of one variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<FlagRollout>,
+    /// When the rollout may start and take its next step. The kill switch is never held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub windows: Vec<super::DeploymentWindow>,
     /// Where the flag is rendered.
     pub output: FlagOutput,
 }

@@ -67,6 +67,11 @@ pub struct MigrationJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 31536000))]
     pub ttl_seconds_after_finished: Option<i32>,
+    /// When the migration may start; one started runs to its end. A rollback is never
+    /// held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub windows: Vec<super::DeploymentWindow>,
 }
 
 /// Default timeout of a migration Job in seconds.

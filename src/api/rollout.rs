@@ -126,6 +126,11 @@ pub struct RolloutSpec {
     /// Webhooks told about the rollout's progress; Kubernetes Events are always emitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
+    /// When a new revision may start rolling out and a rollout under way may take its
+    /// next step. Abort and undo are never held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub windows: Vec<super::DeploymentWindow>,
 }
 
 impl RolloutSpec {

@@ -20,6 +20,7 @@ fn invalid(path: impl Into<String>, message: impl Into<String>) -> FieldError {
 /// Problems in a Rollout spec; empty when the controller can act on it.
 pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    windows(&spec.windows, &mut errors);
     match (&spec.template, &spec.workload_ref) {
         (Some(_), Some(_)) | (None, None) => {
             errors.push(invalid(
@@ -398,9 +399,18 @@ fn addresses(value: &serde_json::Value, path: &str, found: &mut Vec<(String, Str
     }
 }
 
+/// Schedules, durations and time zones of `spec.windows`: one not understood would hold
+/// changes for ever.
+fn windows(windows: &[super::DeploymentWindow], errors: &mut Vec<FieldError>) {
+    for (path, message) in crate::window::problems(windows, "spec.windows") {
+        errors.push(invalid(path, message));
+    }
+}
+
 /// Problems in a MigrationJob spec.
 pub fn migration(spec: &MigrationJobSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    windows(&spec.windows, &mut errors);
     let check_template = |t: &k8s_openapi::api::core::v1::PodTemplateSpec,
                           path: &str,
                           errors: &mut Vec<FieldError>| {
@@ -437,6 +447,7 @@ pub fn migration(spec: &MigrationJobSpec) -> Vec<FieldError> {
 /// Problems in a FeatureFlag spec.
 pub fn flag(spec: &FeatureFlagSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    windows(&spec.windows, &mut errors);
     if !spec.variants.contains_key(&spec.default_variant) {
         errors.push(invalid(
             "spec.defaultVariant",

@@ -12,6 +12,7 @@ pub mod context;
 pub mod egress;
 pub mod error;
 pub mod fair;
+pub mod freeze;
 pub mod leader;
 pub mod metrics;
 pub mod ratelimit;

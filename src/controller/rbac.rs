@@ -74,6 +74,8 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
             &["get", "list", "watch", "create", "patch"],
         ),
         rule("", &["pods"], &["list", "watch"]),
+        // The freeze annotation of the namespaces served.
+        rule("", &["namespaces"], &["list", "watch"]),
         rule("", &["pods/log"], &["get"]),
         rule(
             "batch",

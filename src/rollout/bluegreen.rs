@@ -9,6 +9,7 @@ use super::record::{
     Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
     settled_revision, ts,
 };
+use super::window;
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, BlueGreenStrategy,
     DEFAULT_SCALE_DOWN_DELAY_SECONDS, RolloutPhase, conditions as cond,
@@ -45,6 +46,12 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
         return;
     }
     let active = active.unwrap_or_default();
+    let undo = ctx.status.previous_revision.as_deref() == Some(target.as_str())
+        && ctx.available(&target) >= replicas;
+    if !undo && window::start_held(ctx) {
+        hold_start(ctx, bg, &active, replicas);
+        return;
+    }
     begin(
         ctx,
         &target,
@@ -184,13 +191,38 @@ fn hold_aborted(
     ctx.condition(cond::PAUSED, cond::FALSE, "Aborted", "");
 }
 
+/// A new revision waits for a deployment window: the active one keeps serving through
+/// both Services, and the one before it stays for the rest of its scale-down delay.
+fn hold_start(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, active: &str, replicas: i32) {
+    ctx.apply(active, replicas, Role::Active);
+    ctx.pin(&bg.active_service, active);
+    if let Some(preview) = &bg.preview_service {
+        ctx.pin(preview, active);
+    }
+    let previous = ctx.status.previous_revision.clone();
+    match (previous, ctx.status.scale_down_at.as_ref().map(|t| t.0)) {
+        (Some(prev), Some(at)) if ctx.obs.now < at => {
+            ctx.apply(&prev, replicas, Role::Previous);
+            retire_old(ctx, active, Some(&prev));
+            ctx.wake_at(at);
+        }
+        _ => {
+            ctx.status.previous_revision = None;
+            ctx.status.scale_down_at = None;
+            retire_old(ctx, active, None);
+        }
+    }
+}
+
 /// The new revision comes up behind the preview Service, then is promoted.
 fn preview(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, active: &str, target: &str, replicas: i32) {
     ctx.apply(active, replicas, Role::Active);
     ctx.pin(&bg.active_service, active);
     let preview_replicas = bg.preview_replica_count.unwrap_or(replicas).min(replicas);
-    let promote_full = ctx.request(ANNOTATION_PROMOTE_FULL);
-    let promote = ctx.request(ANNOTATION_PROMOTE) || promote_full;
+    // Outside the windows a promote request is left for the hold to refuse.
+    let open = ctx.window.is_open();
+    let promote_full = open && ctx.request(ANNOTATION_PROMOTE_FULL);
+    let promote = open && (ctx.request(ANNOTATION_PROMOTE) || promote_full);
     let promoting = promote || ctx.status.message.as_deref() == Some(PROMOTING);
     let size = if promoting {
         replicas
@@ -247,6 +279,9 @@ fn preview(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, active: &str, target: &str
                 return;
             }
         }
+    }
+    if window::held(ctx, &format!("switching the active Service to {target}")) {
+        return;
     }
     if promoting {
         switch(ctx, bg, active, target, replicas);

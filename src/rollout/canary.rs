@@ -6,11 +6,11 @@ use jiff::SignedDuration;
 use super::analysis::{self, Gate};
 use super::record::{
     Action, Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving,
-    retire_old, settled_revision, ts,
+    retire_old, settled_revision,
 };
+use super::window;
 use crate::api::{
-    ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, CanaryStrategy, RolloutPhase, StepAction,
-    conditions as cond,
+    ANNOTATION_PROMOTE, CanaryStrategy, RolloutPhase, StepAction, conditions as cond,
 };
 
 /// Replicas of the stable and canary revisions for one weight.
@@ -85,6 +85,14 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
         return;
     }
     let stable = ctx.status.stable_revision.clone().unwrap_or_default();
+    if window::start_held(ctx) {
+        ctx.apply(&stable, replicas, Role::Stable);
+        if routed(canary) {
+            route(ctx, canary, &stable, &stable, 0);
+        }
+        retire_old(ctx, &stable, None);
+        return;
+    }
     begin(
         ctx,
         &target,
@@ -94,7 +102,7 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
         hold_aborted(ctx, canary, &stable, &target, replicas);
         return;
     }
-    if ctx.request(ANNOTATION_PROMOTE_FULL) {
+    if window::promote_full(ctx) {
         ctx.status.current_step_index = Some(canary.steps.len() as i32);
         ctx.note("PromotedFull", "remaining steps skipped by request");
     }
@@ -157,6 +165,18 @@ fn run_steps(
     let spec_paused = ctx.obs.rollout.spec.paused.unwrap_or(false);
     loop {
         let weight = weight_before(canary, index);
+        let what = if index >= steps.len() {
+            "full promotion".to_string()
+        } else {
+            format!("step {index}")
+        };
+        if window::step_held(ctx, &what) {
+            // What is under way stays: the weight reached, the background analysis.
+            if background(ctx, canary, stable, target, replicas, index, weight) {
+                shape(ctx, canary, stable, target, replicas, weight);
+            }
+            return;
+        }
         if index >= steps.len() {
             promote(ctx, canary, stable, target, replicas);
             return;
@@ -251,7 +271,16 @@ fn run_steps(
         ctx.note("StepCompleted", format!("step {index} completed"));
         index += 1;
         ctx.status.current_step_index = Some(index as i32);
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
+        let next = if index >= steps.len() {
+            "full promotion".to_string()
+        } else {
+            format!("step {index}")
+        };
+        if window::enter_held(ctx, &next) {
+            let weight = weight_before(canary, index);
+            shape(ctx, canary, stable, target, replicas, weight);
+            return;
+        }
         ctx.status.phase = RolloutPhase::Progressing;
         ctx.status.paused_at = None;
         ctx.status.message = None;

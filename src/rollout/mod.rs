@@ -10,3 +10,4 @@ pub mod revision;
 pub mod rolling;
 pub mod route;
 pub mod watch;
+pub mod window;

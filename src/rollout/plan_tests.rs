@@ -46,6 +46,7 @@ struct World {
     rollback_requests: Vec<(String, String)>,
     retry_requests: Vec<(String, String)>,
     flag_states: Vec<(String, bool)>,
+    freeze: Option<String>,
 }
 
 impl World {
@@ -91,6 +92,7 @@ impl World {
             rollback_requests: Vec::new(),
             retry_requests: Vec::new(),
             flag_states: Vec::new(),
+            freeze: None,
         }
     }
 
@@ -111,6 +113,7 @@ impl World {
                 .selector
                 .as_ref()
                 .map(crate::api::selector::to_string),
+            freeze: self.freeze.clone(),
             now,
         })
     }
@@ -239,6 +242,7 @@ fn first_revision_becomes_stable_without_steps() {
         rollback_requests: Vec::new(),
         retry_requests: Vec::new(),
         flag_states: Vec::new(),
+        freeze: None,
     };
     let p = world.plan(at(0));
     assert_eq!(
@@ -888,6 +892,7 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         rollback_requests: Vec::new(),
         retry_requests: Vec::new(),
         flag_states: Vec::new(),
+        freeze: None,
     };
     let p = world.plan(at(0));
     assert!(
@@ -1757,3 +1762,6 @@ fn a_service_is_taken_over_only_once_the_first_revision_serves_in_full() {
         "pinned first, then the adopted Deployment goes"
     );
 }
+
+#[path = "plan_window_tests.rs"]
+mod windows;

@@ -31,6 +31,7 @@ use crate::{
         Context, Error,
         cache::Cache,
         fair::Urgency,
+        freeze,
         reconcile::{error_policy, instrumented, requeue_at},
         rollout_metrics, runs,
         shell::{self, Recorded},
@@ -55,6 +56,8 @@ pub struct Reads {
     pub routes: Option<Arc<Cache<DynamicObject>>>,
     /// The analysis templates the Rollouts reference.
     pub templates: TemplateReads,
+    /// The Namespaces served, for their freeze.
+    pub namespaces: Arc<Cache<k8s_openapi::api::core::v1::Namespace>>,
 }
 
 /// A Rollout as read from the watch: one that does not deserialize is reported and
@@ -294,6 +297,7 @@ async fn reconcile_rollout(
         })
         .collect();
     let measurements = take_measurements(&ctx, &rollout, &ns).await;
+    let freeze = freeze::read(&reads.namespaces, &ctx.client, &owner, &ns).await?;
     let observed = Observed {
         rollout: &rollout,
         measurements,
@@ -305,6 +309,7 @@ async fn reconcile_rollout(
         service_revisions,
         referenced_replicas,
         selector: selector.as_ref().map(crate::api::selector::to_string),
+        freeze,
         now: ctx.clock.now(),
     };
     let decision = shell::off_runtime(|| plan::plan(&observed));

@@ -84,6 +84,8 @@ pub struct Observed<'a> {
     /// The pods' selector in string form: the Rollout's own, or, with `workloadRef`, the
     /// adopted Deployment's (the scale subresource reports it for an HPA).
     pub selector: Option<String>,
+    /// Why the Rollout's Namespace is frozen (its `cutover.dev/freeze` annotation).
+    pub freeze: Option<String>,
     /// The time of the decision.
     pub now: Timestamp,
 }
@@ -202,6 +204,8 @@ pub(super) struct Ctx<'a> {
     generation: Option<i64>,
     /// Analysis runs still needed after this decision.
     kept_runs: Vec<String>,
+    /// Whether the deployment windows let the rollout start or go on now.
+    pub(super) window: crate::window::Gate,
 }
 
 impl<'a> Ctx<'a> {
@@ -215,6 +219,7 @@ impl<'a> Ctx<'a> {
             notes: Vec::new(),
             requeue_at: None,
             kept_runs: Vec::new(),
+            window: crate::window::gate(&obs.rollout.spec.windows, obs.freeze.as_deref(), obs.now),
         }
     }
 

@@ -7,11 +7,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::analysis::{self, Gate};
 use super::record::{
     Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
-    settled_revision, ts,
+    settled_revision,
 };
-use crate::api::{
-    ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, RollingStrategy, RolloutPhase, conditions as cond,
-};
+use super::window;
+use crate::api::{ANNOTATION_PROMOTE, RollingStrategy, RolloutPhase, conditions as cond};
 
 /// Resolves a count or a percentage of `replicas` (percentages round up for batches, down
 /// for unavailability, as Kubernetes does for maxSurge and maxUnavailable).
@@ -49,6 +48,11 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, rolling: &RollingStrategy) {
         return;
     }
     let stable = ctx.status.stable_revision.clone().unwrap_or_default();
+    if window::start_held(ctx) {
+        ctx.apply(&stable, replicas, Role::Stable);
+        retire_old(ctx, &stable, None);
+        return;
+    }
     begin(
         ctx,
         &target,
@@ -74,7 +78,7 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, rolling: &RollingStrategy) {
     let batch = resolve(rolling.batch_size.as_ref(), replicas, 25, true).max(1);
     let max_unavailable = resolve(rolling.max_unavailable.as_ref(), replicas, 0, false);
     let batches = (replicas + batch - 1) / batch.max(1);
-    if ctx.request(ANNOTATION_PROMOTE_FULL) {
+    if window::promote_full(ctx) {
         ctx.status.current_step_index = Some(batches);
     }
     loop {
@@ -85,6 +89,10 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, rolling: &RollingStrategy) {
             .clamp(0, batches.max(1));
         // Batch `index` (1-based once started) wants `index * batch` new pods.
         let batch_no = (index + 1).min(batches.max(1));
+        // Entered while the windows were closed: the pods stay as the last batch left them.
+        if window::step_held(ctx, &format!("batch {batch_no} of {batches}")) {
+            return;
+        }
         let new_target = (batch_no * batch).min(replicas);
         let new_available = ctx.available(&target);
         let old_target = (replicas - new_target)
@@ -201,7 +209,10 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, rolling: &RollingStrategy) {
             format!("batch {batch_no} of {batches} completed"),
         );
         ctx.status.current_step_index = Some(index + 1);
-        ctx.status.step_started_at = Some(ts(ctx.obs.now));
+        let next = (index + 2).min(batches.max(1));
+        if window::enter_held(ctx, &format!("batch {next} of {batches}")) {
+            return;
+        }
         ctx.status.phase = RolloutPhase::Progressing;
         ctx.status.paused_at = None;
         ctx.status.message = None;

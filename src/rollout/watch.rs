@@ -24,6 +24,7 @@ use crate::{
         Context,
         cache::Cache,
         fair::FairGate,
+        freeze,
         reconcile::{gated, lean_controller, runtime_config},
         templates::TemplateReads,
     },
@@ -225,6 +226,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         });
         let (templates, (template_events, cluster_template_events)) =
             TemplateReads::watch(&client, scope.as_deref(), metrics.clone());
+        let (namespaces, namespace_events) =
+            freeze::watch(&client, scope.as_deref(), metrics.clone());
         let reads = Arc::new(Reads {
             deployments,
             services,
@@ -232,6 +235,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             flags,
             routes: routes.as_ref().map(|(cache, _)| cache.clone()),
             templates,
+            namespaces,
         });
         let ctx = ctx.clone();
         let token = shutdown.clone();
@@ -271,6 +275,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     store.clone(),
                     names_cluster_template,
                 ),
+                // A freeze set or lifted holds or frees every Rollout of the namespace.
+                {
+                    let store = store.clone();
+                    namespace_events
+                        .map(move |event| match event {
+                            Ok(ns) => naming(&store, Some(ns.name_any()), |_| true),
+                            Err(_) => Vec::new(),
+                        })
+                        .boxed()
+                },
             ];
             if let Some((_, route_events)) = routes {
                 // The gateway's verdict on a route (its status) is what a weight step

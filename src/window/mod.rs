@@ -67,18 +67,19 @@ impl Compiled {
     }
 }
 
-/// What is wrong with each window, for InvalidSpec and lint; empty when all are sound.
-pub fn problems(windows: &[DeploymentWindow], path: &str) -> Vec<String> {
+/// What is wrong with the windows at `path`, as (field path, message), for InvalidSpec and
+/// lint; empty when all are sound.
+pub fn problems(windows: &[DeploymentWindow], path: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if windows.len() > MAX_WINDOWS {
-        out.push(format!(
-            "{path}: {} windows; at most {MAX_WINDOWS}",
-            windows.len()
+        out.push((
+            path.to_string(),
+            format!("{} windows; at most {MAX_WINDOWS}", windows.len()),
         ));
     }
     for (i, w) in windows.iter().enumerate() {
         if let Err(e) = compile(w) {
-            out.push(format!("{path}[{i}]: {e}"));
+            out.push((format!("{path}[{i}]"), e));
         }
     }
     out
@@ -90,7 +91,7 @@ fn compile(w: &DeploymentWindow) -> Result<Compiled, String> {
         .parse()
         .map_err(|e: cron::CronError| e.to_string())?;
     let secs = w.duration.as_secs();
-    if secs < 60 || secs > MAX_WINDOW_SECS {
+    if !(60..=MAX_WINDOW_SECS).contains(&secs) {
         return Err(format!(
             "duration {} must be between 1m and 744h",
             humanize(secs)

@@ -159,10 +159,12 @@ fn invalid_windows_are_named_and_never_open() {
     ];
     let found = problems(&bad, "spec.windows");
     assert_eq!(found.len(), 4, "{found:?}");
-    assert!(found[0].starts_with("spec.windows[0]: invalid schedule"));
-    assert!(found[1].contains("duration 30s must be between 1m and 744h"));
-    assert!(found[2].contains("duration 745h"));
-    assert!(found[3].contains("unknown time zone \"Mars/Olympus\""));
+    assert_eq!(found[0].0, "spec.windows[0]");
+    assert!(found[0].1.starts_with("invalid schedule"), "{found:?}");
+    assert_eq!(found[1].1, "duration 30s must be between 1m and 744h");
+    assert!(found[2].1.contains("duration 745h"));
+    assert_eq!(found[3].0, "spec.windows[3]");
+    assert_eq!(found[3].1, "unknown time zone \"Mars/Olympus\"");
     for w in bad {
         let g = gate(&[w], None, at("2026-12-04T10:00:00Z"));
         assert!(
