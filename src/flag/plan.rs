@@ -23,6 +23,8 @@ pub struct Observed<'a> {
     pub conflict_with: Option<String>,
     /// Measurements the shell took for the flag's analysis.
     pub measurements: Vec<Taken>,
+    /// Why the flag's Namespace is frozen (its `cutover.dev/freeze` annotation).
+    pub freeze: Option<String>,
     /// The time of the decision.
     pub now: Timestamp,
 }
@@ -217,6 +219,20 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
         FlagPhase::Progressing | FlagPhase::Serving => false,
     };
     let now = ctx.obs.now;
+    let window = crate::window::gate(&flag.spec.windows, ctx.obs.freeze.as_deref(), now);
+    if restart && let Some(why) = window.message() {
+        // Not started: the variant stays at 0 % until a window opens.
+        ctx.status.percentage = Some(0);
+        ctx.status.current_step_index = None;
+        ctx.status.step_started_at = None;
+        ctx.status.phase = FlagPhase::Pending;
+        let message = format!(
+            "rollout of variant {} waits for a deployment window: {why}",
+            rollout.variant
+        );
+        hold(ctx, message, &window);
+        return;
+    }
     if restart {
         ctx.status.current_step_index = Some(0);
         ctx.status.step_started_at = Some(Time(now));
@@ -286,6 +302,20 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
             t.run == step_run && matches!(t.input, Input::Job(Ok(JobResult::Running { .. })))
         });
     let held = in_flight && index < last && now >= due;
+    if index < last
+        && now >= due
+        && !in_flight
+        && let Some(why) = window.message()
+    {
+        // The next step waits for a window; the analysis of this one goes on meanwhile.
+        ctx.status.phase = FlagPhase::Progressing;
+        let message = format!(
+            "held at {percent} %: step {} waits for a deployment window: {why}",
+            index + 2
+        );
+        hold(ctx, message, &window);
+        return;
+    }
     if index < last && now >= due && !in_flight {
         ctx.note(
             "StepCompleted",
@@ -342,6 +372,21 @@ fn decide(ctx: &mut Ctx<'_>, spec_changed: bool) {
             "StepRunning",
             message.clone(),
         );
+    }
+}
+
+/// Holds the rollout outside its deployment windows: why, until when, woken then.
+fn hold(ctx: &mut Ctx<'_>, message: String, window: &crate::window::Gate) {
+    if ctx.status.message.as_deref() != Some(message.as_str()) {
+        ctx.note("WaitingForWindow", message.clone(), false);
+    }
+    ctx.status.message = Some(message.clone());
+    ctx.condition(cond::PROGRESSING, cond::FALSE, "OutsideWindow", message);
+    if let crate::window::Gate::Closed {
+        opens_at: Some(at), ..
+    } = window
+    {
+        ctx.wake_at(*at);
     }
 }
 

@@ -28,6 +28,7 @@ fn flag(extra: serde_json::Value) -> FeatureFlag {
 struct World {
     flag: FeatureFlag,
     conflict: Option<String>,
+    freeze: Option<String>,
 }
 
 impl World {
@@ -48,6 +49,7 @@ impl World {
         let p = plan(&Observed {
             flag: &self.flag,
             conflict_with: self.conflict.clone(),
+            freeze: self.freeze.clone(),
             measurements,
             now,
         });
@@ -75,6 +77,7 @@ fn the_percentage_steps_up_every_interval_and_then_serves() {
     let mut w = World {
         flag: flag(json!({})),
         conflict: None,
+        freeze: None,
     };
     let p = w.step(at(0), None);
     assert_eq!(w.status().percentage, Some(5));
@@ -105,6 +108,7 @@ fn analysed() -> World {
                 "successCondition": "result < 0.01", "prometheus": {"query": "e"}}]}}}),
         ),
         conflict: None,
+        freeze: None,
     }
 }
 
@@ -142,6 +146,7 @@ fn disabling_the_flag_takes_the_variant_to_zero_at_once() {
     let mut w = World {
         flag: flag(json!({})),
         conflict: None,
+        freeze: None,
     };
     w.step(at(0), None);
     w.step(at(600), None);
@@ -171,6 +176,7 @@ fn a_flag_whose_key_is_taken_is_in_conflict_and_not_served() {
     let mut w = World {
         flag: flag(json!({})),
         conflict: Some("old-checkout".into()),
+        freeze: None,
     };
     let p = w.step(at(0), None);
     let s = w.status();
@@ -240,6 +246,7 @@ fn a_smoke_test_still_running_holds_the_step_past_its_interval() {
                 "job": {"spec": {"template": {"spec": {"containers": [{"name": "s", "image": "curl"}]}}}}}]}}}),
         ),
         conflict: None,
+        freeze: None,
     };
     w.step(at(0), None);
     let job = |result: JobResult, now: i64, w: &World| -> Vec<Taken> {
@@ -259,6 +266,7 @@ fn a_smoke_test_still_running_holds_the_step_past_its_interval() {
         let p = plan(&Observed {
             flag: &w.flag,
             conflict_with: None,
+            freeze: None,
             measurements: taken,
             now: at(now),
         });
@@ -301,4 +309,70 @@ fn a_smoke_test_still_running_holds_the_step_past_its_interval() {
         ("step-0", AnalysisVerdict::Successful)
     );
     assert_eq!(ended.metrics[0].measurements.len(), 1);
+}
+
+/// T0 is Friday 2027-01-15 08:00 UTC.
+fn flag_windows(windows: serde_json::Value) -> World {
+    World {
+        flag: flag(json!({"windows": windows})),
+        conflict: None,
+        freeze: None,
+    }
+}
+
+#[test]
+fn a_flag_rollout_starts_only_in_a_window_and_steps_only_in_one() {
+    // Allowed 08:00-08:15 and from 09:00.
+    let mut w = flag_windows(json!([
+        {"kind": "Allow", "schedule": "0 8 * * *", "duration": "15m"},
+        {"kind": "Allow", "schedule": "0 9 * * *", "duration": "8h"}
+    ]));
+    w.step(at(0), None);
+    assert_eq!(w.status().percentage, Some(5));
+    // The 10-minute step ends at 08:10, inside the window: 25 %.
+    w.step(at(600), None);
+    assert_eq!(w.status().percentage, Some(25));
+    // Its interval ends at 08:20, outside: held at 25 % until 09:00, and said why.
+    let p = w.step(at(1200), None);
+    assert_eq!(w.status().percentage, Some(25));
+    assert_eq!(w.status().phase, FlagPhase::Progressing);
+    assert_eq!(
+        w.status().message.as_deref(),
+        Some(
+            "held at 25 %: step 3 waits for a deployment window: outside every allow window; \
+             the next window opens at 2027-01-15T09:00:00Z"
+        )
+    );
+    assert_eq!(p.requeue_at, Some(at(3600)));
+    assert_eq!(p.notes[0].reason, "WaitingForWindow");
+    assert!(w.step(at(1300), None).notes.is_empty(), "said once");
+    w.step(at(3600), None);
+    assert_eq!(w.status().percentage, Some(100));
+    assert_eq!(w.status().phase, FlagPhase::Serving);
+}
+
+#[test]
+fn a_frozen_flag_does_not_start_but_its_kill_switch_works() {
+    let mut w = flag_windows(json!([]));
+    w.freeze = Some("incident 4711".into());
+    let p = w.step(at(0), None);
+    assert_eq!(w.status().phase, FlagPhase::Pending);
+    assert_eq!(w.status().percentage, Some(0));
+    assert_eq!(p.requeue_at, None);
+    assert!(
+        w.status()
+            .message
+            .as_deref()
+            .is_some_and(|m| m.ends_with("the namespace is frozen: incident 4711"))
+    );
+    w.freeze = None;
+    w.step(at(10), None);
+    assert_eq!(w.status().percentage, Some(5));
+    // Frozen mid-rollout: the kill switch still takes the variant to 0 %.
+    w.freeze = Some("incident 4712".into());
+    w.flag.spec.state = FlagState::Disabled;
+    w.bump();
+    w.step(at(20), None);
+    assert_eq!(w.status().percentage, Some(0));
+    assert_eq!(w.status().phase, FlagPhase::RolledBack);
 }

@@ -56,6 +56,8 @@ pub struct Reads {
     maps: Arc<Cache<ConfigMap>>,
     /// The analysis templates the flags reference.
     templates: TemplateReads,
+    /// The Namespaces served, for their freeze.
+    namespaces: Arc<Cache<k8s_openapi::api::core::v1::Namespace>>,
 }
 
 /// Runs the FeatureFlag controller until `shutdown`.
@@ -87,10 +89,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         let store = controller.store();
         let (templates, (template_events, cluster_template_events)) =
             TemplateReads::watch(&client, ns.as_deref(), ctx.metrics.clone());
+        let (namespaces, namespace_events) =
+            crate::controller::freeze::watch(&client, ns.as_deref(), ctx.metrics.clone());
         let reads = Arc::new(Reads {
             flags,
             maps,
             templates,
+            namespaces,
         });
         let naming = |store: reflector::Store<Guarded>, cluster: bool| {
             move |namespace: Option<String>, template: String| {
@@ -116,6 +121,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .collect::<Vec<_>>()
             }
         };
+        let controller_store = store.clone();
         let by_template = naming(store.clone(), false);
         let by_cluster_template = naming(store.clone(), true);
         let ctx = ctx.clone();
@@ -148,6 +154,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 cluster_template_events,
                 move |t: ClusterAnalysisTemplate| by_cluster_template(None, t.name_any()),
             )
+            // A freeze set or lifted holds or frees every flag rollout of the namespace.
+            .watches_stream(namespace_events, {
+                let store = controller_store.clone();
+                move |n: k8s_openapi::api::core::v1::Namespace| {
+                    let ns = Some(n.name_any());
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|g| g.0.as_ref().is_ok_and(|f| f.namespace() == ns))
+                        .map(|g| ObjectRef::from_obj(g.as_ref()))
+                        .collect::<Vec<_>>()
+                }
+            })
             .with_config(runtime_config())
             .graceful_shutdown_on(async move { token.cancelled().await })
             .run(reconcile, on_error, ctx)
@@ -305,11 +324,19 @@ async fn reconcile_flag(
         ..Default::default()
     })
     .await;
+    let freeze = crate::controller::freeze::read(
+        &reads.namespaces,
+        &ctx.client,
+        &format!("{ns}/{name}"),
+        &ns,
+    )
+    .await?;
     let decision = shell::off_runtime(|| {
         plan::plan(&plan::Observed {
             flag: &flag,
             conflict_with,
             measurements,
+            freeze,
             now: ctx.clock.now(),
         })
     });

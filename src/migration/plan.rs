@@ -90,6 +90,8 @@ pub struct Observed<'a> {
     pub held_by_rollout: Option<String>,
     /// The tail of the last failed pod's log, when a Job failed.
     pub failed_log: Option<String>,
+    /// Why the MigrationJob's Namespace is frozen (its `cutover.dev/freeze` annotation).
+    pub freeze: Option<String>,
     /// The time of the decision.
     pub now: Timestamp,
 }
@@ -293,6 +295,26 @@ fn decide(ctx: &mut Ctx<'_>) {
                 ctx.status.phase = MigrationPhase::Pending;
                 ctx.status.message = Some(why.clone());
                 ctx.ready(cond::FALSE, "WaitingForRollout", why.clone());
+                return;
+            }
+            // A migration not yet started waits for a window; one started runs to its end,
+            // and a rollback never waits.
+            let window =
+                crate::window::gate(&obs.migration.spec.windows, obs.freeze.as_deref(), obs.now);
+            if let Some(why) = window.message() {
+                let message = format!("waiting for a deployment window: {why}");
+                if ctx.status.message.as_deref() != Some(message.as_str()) {
+                    ctx.note("WaitingForWindow", message.clone(), false);
+                }
+                ctx.status.phase = MigrationPhase::Pending;
+                ctx.status.message = Some(message.clone());
+                ctx.ready(cond::FALSE, "OutsideWindow", message);
+                if let crate::window::Gate::Closed {
+                    opens_at: Some(at), ..
+                } = window
+                {
+                    ctx.requeue_at = Some(ctx.requeue_at.map_or(at, |r| r.min(at)));
+                }
                 return;
             }
             match &obs.lock {

@@ -30,6 +30,7 @@ struct World {
     lock: Lock,
     held: Option<String>,
     log: Option<String>,
+    freeze: Option<String>,
 }
 
 impl World {
@@ -41,6 +42,7 @@ impl World {
             lock: Lock::Free,
             held: None,
             log: None,
+            freeze: None,
         }
     }
 
@@ -53,6 +55,7 @@ impl World {
             lock: self.lock.clone(),
             held_by_rollout: self.held.clone(),
             failed_log: self.log.clone(),
+            freeze: self.freeze.clone(),
             now,
         });
         self.mj.status = Some(p.status.clone());
@@ -414,4 +417,46 @@ fn a_restart_keeps_the_failed_run_s_log_once() {
         Snapshot::Never,
         "a finished Job has no run left to read"
     );
+}
+
+/// T0 is Friday 2027-01-15 08:00 UTC.
+#[test]
+fn a_migration_starts_only_in_a_window_and_a_rollback_never_waits() {
+    let mut mj = migration(json!({}));
+    mj.spec.windows = serde_json::from_value(json!([
+        {"kind": "Deny", "schedule": "0 8 * * FRI", "duration": "1h"}
+    ]))
+    .unwrap();
+    let mut w = World::new(mj);
+    let p = w.step(at(0));
+    assert!(p.actions.is_empty(), "no Job: {:?}", p.actions);
+    assert_eq!(w.status().phase, MigrationPhase::Pending);
+    assert_eq!(p.requeue_at, Some(at(3600)));
+    assert_eq!(p.notes[0].reason, "WaitingForWindow");
+    assert!(w.step(at(60)).notes.is_empty(), "said once");
+    let p = w.step(at(3600));
+    assert!(matches!(p.actions.as_slice(), [Action::CreateJob { .. }]));
+    // A freeze does not stop a Job that runs.
+    w.job = Some(running(&w.status().job_name.clone().unwrap()));
+    w.freeze = Some("incident".into());
+    let p = w.step(at(3700));
+    assert!(p.actions.is_empty());
+    assert_eq!(w.status().phase, MigrationPhase::Running);
+}
+
+#[test]
+fn a_frozen_namespace_holds_a_new_migration() {
+    let mut w = World::new(migration(json!({})));
+    w.freeze = Some("year-end freeze".into());
+    let p = w.step(at(0));
+    assert!(p.actions.is_empty());
+    assert_eq!(
+        w.status().message.as_deref(),
+        Some("waiting for a deployment window: the namespace is frozen: year-end freeze")
+    );
+    w.freeze = None;
+    assert!(matches!(
+        w.step(at(5)).actions.as_slice(),
+        [Action::CreateJob { .. }]
+    ));
 }

@@ -63,6 +63,8 @@ pub struct Reads {
     /// kept at each restart and shortly before the deadline, because when the Job fails the
     /// Job controller deletes its pods, and their logs go with them.
     logs: Mutex<HashMap<String, (i32, String)>>,
+    /// The Namespaces served, for their freeze.
+    namespaces: Arc<Cache<k8s_openapi::api::core::v1::Namespace>>,
 }
 
 impl Reads {
@@ -130,13 +132,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         };
         let labelled = watcher::Config::default().labels(LABEL_MIGRATION);
         let (pods, pod_events) = Cache::watch("Pod", pods_api, labelled, (), false, metrics);
+        let (namespaces, namespace_events) =
+            crate::controller::freeze::watch(&client, ns.as_deref(), ctx.metrics.clone());
         let controller = Controller::for_stream(mj_events, migrations.store());
+        let store = controller.store();
         let reads = Arc::new(Reads {
             migrations,
             jobs,
             rollouts,
             pods,
             logs: Mutex::new(HashMap::new()),
+            namespaces,
         });
         let ctx = ctx.clone();
         let token = shutdown.clone();
@@ -176,6 +182,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                         }
                     })
             })
+            // A freeze lifted starts the migrations it held.
+            .watches_stream(
+                namespace_events,
+                move |n: k8s_openapi::api::core::v1::Namespace| {
+                    let ns = Some(n.name_any());
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|g| g.0.as_ref().is_ok_and(|m| m.namespace() == ns))
+                        .map(|g| ObjectRef::from_obj(g.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            )
             .with_config(runtime_config())
             .graceful_shutdown_on(async move { token.cancelled().await })
             .run(reconcile, on_error, ctx)
@@ -317,6 +336,8 @@ async fn reconcile_migration(
         lock,
         held_by_rollout,
         failed_log,
+        freeze: crate::controller::freeze::read(&reads.namespaces, &ctx.client, &owner, &ns)
+            .await?,
         now: ctx.clock.now(),
     };
     let decision = plan::plan(&observed);
