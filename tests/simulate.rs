@@ -55,6 +55,26 @@ fn a_wrong_expectation_fails_naming_it() {
 }
 
 #[test]
+fn window_expectations_hold_between_after_and_before() {
+    let file = root().join("tests/scenarios/window-expected-too-early.yaml");
+    let (code, stdout, stderr) = run(&[file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("expectation 1 failed"),
+        "held from 1h on, never after: {stderr}"
+    );
+    assert!(
+        stderr.contains("expectation 2 failed: expected weight 20 before 02:00:00"),
+        "{stderr}"
+    );
+    // The clock starts where the scenario says: the deny window names its opening.
+    assert!(
+        stdout.contains("the next window opens at 2030-01-07T07:00:00Z"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn the_timeline_is_readable_text_or_json_lines() {
     let file = root().join("examples/scenarios/canary-error-spike.yaml");
     let (code, text, _) = run(&[file.to_str().unwrap()]);
@@ -143,6 +163,11 @@ fn scenario_errors_name_file_and_line() {
             "out-of-order.yaml",
             "out-of-order.yaml:7:",
             "events must be in time order: 2m comes after 5m",
+        ),
+        (
+            "bad-start.yaml",
+            "bad-start.yaml:4:",
+            "start \"next Friday\" is not an RFC 3339 time",
         ),
     ];
     for (file, location, message) in cases {

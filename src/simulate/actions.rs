@@ -55,10 +55,15 @@ pub(super) fn apply(sim: &Sim, m: &Manifest) -> Result<(), String> {
         .resolve(&group, &version, &plural)
         .ok_or_else(|| format!("the sim does not serve {kind}"))?;
     let name = m.object["metadata"]["name"].as_str().unwrap_or_default();
+    let ns = if rt.namespaced {
+        namespace(&m.object)
+    } else {
+        String::new()
+    };
     sim.store()
         .patch(
             &rt,
-            &namespace(&m.object),
+            &ns,
             name,
             PatchKind::Apply,
             &m.object,
@@ -81,7 +86,7 @@ fn merge(sim: &Sim, kind: &str, name: &str, patch: &Value) -> Result<(), String>
     sim.store()
         .patch(
             &rt,
-            "default",
+            if rt.namespaced { "default" } else { "" },
             name,
             PatchKind::Merge,
             patch,

@@ -13,7 +13,6 @@ use watcher::Watcher;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use jiff::Timestamp;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +23,9 @@ use crate::{
 };
 pub use scenario::{Scenario, ScenarioError};
 
-/// When every simulation starts (a fixed time, so runs are repeatable).
-pub const START: i64 = 1_893_456_000; // 2030-01-01T00:00:00Z
+/// When a simulation starts unless its scenario says (`start:`), a fixed time so that runs
+/// are repeatable: 2030-01-01T00:00:00Z.
+pub const START: i64 = 1_893_456_000;
 
 /// One line of the timeline.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -279,7 +279,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, ScenarioError> {
 }
 
 async fn simulate(scenario: &Scenario) -> Result<Report, ScenarioError> {
-    let start = Timestamp::from_second(START).unwrap_or(Timestamp::UNIX_EPOCH);
+    let start = scenario.start;
     let clock = Clock::tokio_at(start);
     let sim = Sim::new(clock.clone());
     let fail = |message: String| ScenarioError {

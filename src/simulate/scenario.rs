@@ -47,6 +47,9 @@ struct ScenarioFile {
     description: Option<String>,
     #[serde(default)]
     duration: Option<Spanned<Duration>>,
+    /// When the virtual clock starts (RFC 3339); deployment windows are read against it.
+    #[serde(default, alias = "startTime", alias = "startAt")]
+    start: Option<Spanned<String>>,
     #[serde(default)]
     tick: Option<Spanned<Duration>>,
     #[serde(default)]
@@ -167,7 +170,11 @@ pub struct Expectation {
     /// Must hold at some time up to this one (default: must hold at the end).
     #[serde(default)]
     pub before: Option<Duration>,
-    /// Must hold at no time.
+    /// Checked only from this time on: with `before`, must hold at some time between the
+    /// two; with `never`, at no time after it.
+    #[serde(default)]
+    pub after: Option<Duration>,
+    /// Must hold at no time (up to `before`, from `after`, when given).
     #[serde(default)]
     pub never: Option<bool>,
     /// `status.phase`.
@@ -333,6 +340,8 @@ pub struct Scenario {
     pub description: Option<String>,
     /// Simulated seconds.
     pub duration: u64,
+    /// When the virtual clock starts.
+    pub start: jiff::Timestamp,
     /// Seconds between two looks at the cluster.
     pub tick: u64,
     /// Initial objects.
@@ -393,6 +402,19 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Scenario, ScenarioErr
             }
             secs
         }
+    };
+    let start = match &raw.start {
+        None => jiff::Timestamp::from_second(super::START).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        Some(s) => s.value.parse::<jiff::Timestamp>().map_err(|e| {
+            err(
+                file,
+                line_of(s),
+                format!(
+                    "start {:?} is not an RFC 3339 time such as 2030-01-04T18:00:00Z: {e}",
+                    s.value
+                ),
+            )
+        })?,
     };
     let tick = match &raw.tick {
         None => 1,
@@ -475,8 +497,10 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Scenario, ScenarioErr
                 "flagPhase and flagPercentage go with flag: name the FeatureFlag",
             ));
         }
-        if x.value.never == Some(true) && x.value.before.is_some() {
-            return Err(err(file, line, "set never or before, not both"));
+        if let (Some(a), Some(b)) = (x.value.after, x.value.before)
+            && a >= b
+        {
+            return Err(err(file, line, format!("after {a} is not before {b}")));
         }
         if let Some(b) = x.value.before
             && b.as_std().as_secs() > duration
@@ -503,6 +527,7 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Scenario, ScenarioErr
             .unwrap_or_default()
     });
     let scenario = Scenario {
+        start,
         name,
         description: raw.description,
         duration,

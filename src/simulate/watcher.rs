@@ -416,8 +416,14 @@ impl<'a> Watcher<'a> {
             if self.satisfied.contains(&x.index) || self.violations.iter().any(|v| v.0 == x.index) {
                 continue;
             }
+            if x.spec.after.is_some_and(|a| t < a.as_std().as_secs()) {
+                continue;
+            }
             let (holds, seen) = self.holds(x);
             let violation = if x.spec.never == Some(true) {
+                if x.spec.before.is_some_and(|b| t > b.as_std().as_secs()) {
+                    continue;
+                }
                 holds.then(|| {
                     format!(
                         "expected never {}, but at {} {seen}",
