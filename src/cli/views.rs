@@ -218,6 +218,21 @@ pub fn status_view(
     if let Some(m) = &s.message {
         out.push_str(&format!("  {m}\n"));
     }
+    if !r.spec.windows.is_empty() {
+        out.push_str("\nWindows\n");
+        for w in &r.spec.windows {
+            let kind = match w.kind {
+                crate::api::WindowKind::Allow => "allow",
+                crate::api::WindowKind::Deny => "deny ",
+            };
+            out.push_str(&format!(
+                "  {kind} {:?} for {} ({})\n",
+                w.schedule,
+                w.duration,
+                w.time_zone.as_deref().unwrap_or("UTC")
+            ));
+        }
+    }
     let stable = s.stable_revision.clone().unwrap_or_else(|| "-".into());
     let current = s.current_revision.clone().unwrap_or_else(|| "-".into());
     let weight = s.canary_weight.unwrap_or(0);
@@ -362,6 +377,35 @@ mod tests {
             out.contains(&format!(
                 "step-1: Successful  (every measurement: kubectl get analysisrun {record})"
             )),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_status_view_says_why_a_rollout_waits_and_lists_its_windows() {
+        let r: Rollout = serde_json::from_value(json!({
+            "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "windows": [{"kind": "Deny", "schedule": "0 18 * * FRI", "duration": "62h",
+                    "timeZone": "Europe/Berlin"}, {"kind": "Allow", "schedule": "0 9 * * 1-5",
+                    "duration": "8h"}],
+                "strategy": {"canary": {"steps": [{"setWeight": 50}]}}},
+            "status": {"phase": "Paused", "strategy": "Canary", "stableRevision": "abc",
+                "currentRevision": "abc", "message": "revision def waits for a deployment window: \
+                    deny window \"0 18 * * FRI\" (62h, Europe/Berlin) is open; the next window \
+                    opens at 2030-01-07T07:00:00Z"}
+        }))
+        .expect("a rollout");
+        let out = status_view(&r, &[], &[]);
+        assert!(
+            out.contains(
+                "Rollout web (Canary): Paused\n  revision def waits for a deployment window"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("opens at 2030-01-07T07:00:00Z"), "{out}");
+        assert!(
+            out.contains("Windows\n  deny  \"0 18 * * FRI\" for 62h (Europe/Berlin)\n  allow \"0 9 * * 1-5\" for 8h (UTC)\n"),
             "{out}"
         );
     }
