@@ -156,6 +156,8 @@ fn plan_cpu() -> Duration {
             migrations: Vec::new(),
             selector: Some("app=web".into()),
             freeze: None,
+            images: vec!["web:2".into()],
+            required: Vec::new(),
             now,
         })
     };
@@ -174,6 +176,8 @@ fn plan_cpu() -> Duration {
         migrations: Vec::new(),
         selector: Some("app=web".into()),
         freeze: None,
+        images: vec!["web:2".into()],
+        required: Vec::new(),
         now,
     };
     let n = 100_000;

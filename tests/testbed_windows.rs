@@ -1,6 +1,6 @@
-//! Deployment windows and the namespace freeze on the real control plane, driven the way a
-//! platform team does it: `kubectl annotate namespace`, then `kubectl describe` to see why a
-//! release waits.
+//! What holds a release on the real control plane — deployment windows, the namespace
+//! freeze, a Rollout it requires — driven the way a platform team does it: `kubectl
+//! annotate namespace`, `kubectl describe` to see why a release waits.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -202,4 +202,62 @@ async fn windows_are_accepted_by_the_api_server_and_a_bad_one_is_an_invalid_spec
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("spec.windows[0].duration"), "{stderr}");
+}
+
+#[tokio::test]
+async fn production_starts_an_image_only_after_it_served_on_staging() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("promote").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    api.create(&PostParams::default(), &rollout("staging", json!({})))
+        .await
+        .expect("created");
+    let requires =
+        json!({"requires": [{"rollout": format!("{}/staging", ns.name), "healthyFor": "3s"}]});
+    api.create(&PostParams::default(), &rollout("prod", requires))
+        .await
+        .expect("created");
+    for name in ["staging", "prod"] {
+        status_where(&api, name, "Healthy", |s| s.phase == RolloutPhase::Healthy).await;
+    }
+    // Production is given the new image first: it waits for staging to serve it.
+    set_image(&api, "prod", "app:2").await;
+    let held = status_where(&api, "prod", "waiting for staging", |s| {
+        s.phase == RolloutPhase::Paused
+    })
+    .await;
+    assert!(
+        held.message
+            .as_deref()
+            .is_some_and(|m| m.ends_with(&format!(
+                "waits: Rollout {}/staging does not serve app:2 as its stable revision yet",
+                ns.name
+            ))),
+        "{:?}\n{}",
+        held.message,
+        op.log_tail()
+    );
+    set_image(&api, "staging", "app:2").await;
+    let staged = status_where(&api, "staging", "promoted", |s| {
+        s.phase == RolloutPhase::Healthy && s.stable_images == ["app:2"]
+    })
+    .await;
+    let since = staged.stable_since.expect("since").0;
+    let promoted = status_where(&api, "prod", "promoted after staging", |s| {
+        s.phase == RolloutPhase::Healthy && s.stable_images == ["app:2"]
+    })
+    .await;
+    // Production started no earlier than staging's three seconds.
+    let started = promoted.stable_since.expect("since").0;
+    assert!(
+        started >= since + jiff::SignedDuration::from_secs(3),
+        "staging since {since}, production promoted {started}"
+    );
+    let described = kubectl(
+        bed,
+        &["-n", &ns.name, "describe", "rollouts.cutover.dev", "prod"],
+    );
+    assert!(described.contains("WaitingForRequirement"), "{described}");
 }

@@ -131,6 +131,36 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub windows: Vec<super::DeploymentWindow>,
+    /// Rollouts whose release this one follows: a new revision starts only once its images
+    /// have served as another Rollout's stable revision for a while (staging before
+    /// production).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub requires: Vec<Requirement>,
+}
+
+/// Another Rollout a release must have gone through first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Requirement {
+    /// The Rollout: `name` in this namespace, or `namespace/name`.
+    #[schemars(
+        length(min = 1, max = 317),
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub rollout: String,
+    /// How long the same images must have been its stable revision, and not Degraded.
+    pub healthy_for: super::Duration,
+}
+
+impl Requirement {
+    /// The required Rollout's namespace and name, with `namespace` for a bare name.
+    pub fn target<'a>(&'a self, namespace: &'a str) -> (&'a str, &'a str) {
+        match self.rollout.split_once('/') {
+            Some((ns, name)) => (ns, name),
+            None => (namespace, self.rollout.as_str()),
+        }
+    }
 }
 
 impl RolloutSpec {
@@ -635,6 +665,13 @@ pub struct RolloutStatus {
     /// Analysis runs of the current revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub analysis: Vec<AnalysisRunStatus>,
+    /// Images of the stable revision, in container order, once it is Healthy; what
+    /// Rollouts that require this one compare with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable_images: Vec<String>,
+    /// When the stable revision with these images became Healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_since: Option<Time>,
     /// Standard conditions: Progressing, Available, Paused, Aborted, InvalidSpec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -9,7 +9,7 @@ use super::record::{
     Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
     settled_revision, ts,
 };
-use super::window;
+use super::{requires, window};
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, BlueGreenStrategy,
     DEFAULT_SCALE_DOWN_DELAY_SECONDS, RolloutPhase, conditions as cond,
@@ -48,7 +48,7 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy) {
     let active = active.unwrap_or_default();
     let undo = ctx.status.previous_revision.as_deref() == Some(target.as_str())
         && ctx.available(&target) >= replicas;
-    if !undo && window::start_held(ctx) {
+    if !undo && (window::start_held(ctx) || requires::start_held(ctx)) {
         hold_start(ctx, bg, &active, replicas);
         return;
     }

@@ -8,7 +8,7 @@ use super::record::{
     Action, Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving,
     retire_old, settled_revision,
 };
-use super::window;
+use super::{requires, window};
 use crate::api::{
     ANNOTATION_PROMOTE, CanaryStrategy, RolloutPhase, StepAction, conditions as cond,
 };
@@ -85,7 +85,7 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
         return;
     }
     let stable = ctx.status.stable_revision.clone().unwrap_or_default();
-    if window::start_held(ctx) {
+    if window::start_held(ctx) || requires::start_held(ctx) {
         ctx.apply(&stable, replicas, Role::Stable);
         if routed(canary) {
             route(ctx, canary, &stable, &stable, 0);

@@ -6,6 +6,7 @@ pub mod canary;
 pub mod plan;
 pub mod reconcile;
 mod record;
+pub mod requires;
 pub mod revision;
 pub mod rolling;
 pub mod route;

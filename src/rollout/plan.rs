@@ -1,7 +1,9 @@
 //! The pure decision of the Rollout controller: what was observed and the time in, the
 //! writes to make and the status to record out. No I/O, no clock.
 
-pub use super::record::{Action, MigrationObserved, Note, Observed, Plan, RevisionObserved, Role};
+pub use super::record::{
+    Action, MigrationObserved, Note, Observed, Plan, RequiredObserved, RevisionObserved, Role,
+};
 use super::record::{Ctx, abort, begin, report_refused_pods};
 use crate::api::{Rollout, RolloutPhase, StrategyKind, conditions as cond};
 
@@ -284,6 +286,16 @@ fn finish(ctx: &mut Ctx<'_>) {
             .filter(|r| r.revision != target)
             .all(|r| r.replicas == 0 && r.available == 0);
     ctx.status.contract_revision = settled.then(|| target.to_string());
+    // What Rollouts requiring this one compare with: the images now serving as stable, and
+    // since when.
+    if ctx.status.phase == RolloutPhase::Healthy
+        && ctx.status.stable_revision.as_deref() == Some(target)
+        && ctx.status.current_revision.as_deref() == Some(target)
+        && ctx.status.stable_images != ctx.obs.images
+    {
+        ctx.status.stable_images = ctx.obs.images.clone();
+        ctx.status.stable_since = Some(super::record::ts(ctx.obs.now));
+    }
     let total: i32 = ctx.obs.revisions.iter().map(|r| r.replicas).sum();
     let available: i32 = ctx.obs.revisions.iter().map(|r| r.available).sum();
     ctx.status.replicas = Some(total);

@@ -47,6 +47,7 @@ struct World {
     retry_requests: Vec<(String, String)>,
     flag_states: Vec<(String, bool)>,
     freeze: Option<String>,
+    required: Vec<Option<RequiredObserved>>,
 }
 
 impl World {
@@ -93,6 +94,7 @@ impl World {
             retry_requests: Vec::new(),
             flag_states: Vec::new(),
             freeze: None,
+            required: Vec::new(),
         }
     }
 
@@ -114,6 +116,8 @@ impl World {
                 .as_ref()
                 .map(crate::api::selector::to_string),
             freeze: self.freeze.clone(),
+            images: vec![format!("app:{}", self.target)],
+            required: self.required.clone(),
             now,
         })
     }
@@ -243,6 +247,7 @@ fn first_revision_becomes_stable_without_steps() {
         retry_requests: Vec::new(),
         flag_states: Vec::new(),
         freeze: None,
+        required: Vec::new(),
     };
     let p = world.plan(at(0));
     assert_eq!(
@@ -893,6 +898,7 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         retry_requests: Vec::new(),
         flag_states: Vec::new(),
         freeze: None,
+        required: Vec::new(),
     };
     let p = world.plan(at(0));
     assert!(
@@ -1765,3 +1771,6 @@ fn a_service_is_taken_over_only_once_the_first_revision_serves_in_full() {
 
 #[path = "plan_window_tests.rs"]
 mod windows;
+
+#[path = "plan_requires_tests.rs"]
+mod requires;

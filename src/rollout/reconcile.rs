@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{
     analysis::{self, Taken},
-    plan::{self, Action, MigrationObserved, Observed, RevisionObserved},
+    plan::{self, Action, MigrationObserved, Observed, RequiredObserved, RevisionObserved},
     revision::{deployment_name, promotion_stamp, template_hash},
     route,
 };
@@ -58,6 +58,8 @@ pub struct Reads {
     pub templates: TemplateReads,
     /// The Namespaces served, for their freeze.
     pub namespaces: Arc<Cache<k8s_openapi::api::core::v1::Namespace>>,
+    /// The Rollouts served, for the ones a Rollout requires.
+    pub rollouts: kube::runtime::reflector::Store<Guarded>,
 }
 
 /// A Rollout as read from the watch: one that does not deserialize is reported and
@@ -109,6 +111,24 @@ pub async fn reconcile(
     }
 }
 
+/// A Rollout `req` names, as the watch cache has it: only Rollouts of the namespaces this
+/// operator serves are seen.
+fn required(
+    store: &kube::runtime::reflector::Store<Guarded>,
+    req: &crate::api::Requirement,
+    namespace: &str,
+) -> Option<RequiredObserved> {
+    let (ns, name) = req.target(namespace);
+    let found = store.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))?;
+    let rollout = found.0.as_ref().ok()?;
+    let status = rollout.status.clone().unwrap_or_default();
+    Some(RequiredObserved {
+        phase: status.phase,
+        stable_images: status.stable_images,
+        stable_since: status.stable_since.map(|t| t.0),
+    })
+}
+
 /// Finalizer that gives an adopted Deployment (`workloadRef`) its replicas back before its
 /// Rollout goes: the Rollout scaled it to zero, and without it deleting the Rollout would
 /// leave nothing serving.
@@ -135,6 +155,13 @@ async fn reconcile_rollout(
         .iter()
         .map(ToString::to_string)
         .collect();
+    for (i, req) in rollout.spec.requires.iter().enumerate() {
+        if req.target(&ns) == (ns.as_str(), name.as_str()) {
+            problems.push(format!(
+                "spec.requires[{i}].rollout: a Rollout cannot require itself"
+            ));
+        }
+    }
     // From here on the Rollout is planned with its analyses' templates resolved; the
     // addresses checked are those it would query, the templates' included.
     let found = reads
@@ -310,6 +337,22 @@ async fn reconcile_rollout(
         referenced_replicas,
         selector: selector.as_ref().map(crate::api::selector::to_string),
         freeze,
+        images: template
+            .spec
+            .as_ref()
+            .map(|p| {
+                p.containers
+                    .iter()
+                    .map(|c| c.image.clone().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        required: rollout
+            .spec
+            .requires
+            .iter()
+            .map(|req| required(&reads.rollouts, req, &ns))
+            .collect(),
         now: ctx.clock.now(),
     };
     let decision = shell::off_runtime(|| plan::plan(&observed));

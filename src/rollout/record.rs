@@ -86,8 +86,23 @@ pub struct Observed<'a> {
     pub selector: Option<String>,
     /// Why the Rollout's Namespace is frozen (its `cutover.dev/freeze` annotation).
     pub freeze: Option<String>,
+    /// Images of the target revision, in container order.
+    pub images: Vec<String>,
+    /// The Rollouts `spec.requires` names, in its order, as observed (`None`: not found).
+    pub required: Vec<Option<RequiredObserved>>,
     /// The time of the decision.
     pub now: Timestamp,
+}
+
+/// A Rollout another one requires, as observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequiredObserved {
+    /// Its phase.
+    pub phase: RolloutPhase,
+    /// Images of its stable revision, once Healthy.
+    pub stable_images: Vec<String>,
+    /// Since when.
+    pub stable_since: Option<Timestamp>,
 }
 
 /// A MigrationJob named by the Rollout, as observed.

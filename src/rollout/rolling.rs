@@ -9,7 +9,7 @@ use super::record::{
     Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving, retire_old,
     settled_revision,
 };
-use super::window;
+use super::{requires, window};
 use crate::api::{ANNOTATION_PROMOTE, RollingStrategy, RolloutPhase, conditions as cond};
 
 /// Resolves a count or a percentage of `replicas` (percentages round up for batches, down
@@ -48,7 +48,7 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, rolling: &RollingStrategy) {
         return;
     }
     let stable = ctx.status.stable_revision.clone().unwrap_or_default();
-    if window::start_held(ctx) {
+    if window::start_held(ctx) || requires::start_held(ctx) {
         ctx.apply(&stable, replicas, Role::Stable);
         retire_old(ctx, &stable, None);
         return;

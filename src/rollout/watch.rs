@@ -228,6 +228,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             TemplateReads::watch(&client, scope.as_deref(), metrics.clone());
         let (namespaces, namespace_events) =
             freeze::watch(&client, scope.as_deref(), metrics.clone());
+        let controller = lean_controller(
+            api(&client, &scope),
+            watcher::Config::default().any_semantic(),
+        );
+        let store = controller.store();
         let reads = Arc::new(Reads {
             deployments,
             services,
@@ -236,14 +241,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             routes: routes.as_ref().map(|(cache, _)| cache.clone()),
             templates,
             namespaces,
+            rollouts: store.clone(),
         });
         let ctx = ctx.clone();
         let token = shutdown.clone();
-        let controller = lean_controller(
-            api(&client, &scope),
-            watcher::Config::default().any_semantic(),
-        );
-        let store = controller.store();
         ctx.metrics.rollouts.read_from({
             let store = store.clone();
             move || {

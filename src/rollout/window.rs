@@ -89,31 +89,58 @@ pub(super) fn promote_full(ctx: &mut Ctx<'_>) -> bool {
 fn hold(ctx: &mut Ctx<'_>, what: &str) {
     let gate = ctx.window.clone();
     let why = gate.message().unwrap_or_default();
-    let message = format!("{what}: {why}");
+    let opens_at = match gate {
+        crate::window::Gate::Closed { opens_at, .. } => opens_at,
+        crate::window::Gate::Open => None,
+    };
+    hold_for(
+        ctx,
+        Hold {
+            reason: REASON,
+            event: "WaitingForWindow",
+            message: format!("{what}: {why}"),
+            refusal: format!("promote refused outside the deployment windows: {why}"),
+            until: opens_at,
+        },
+    );
+}
+
+/// A rollout held by something outside it: a window, a Rollout it requires.
+pub(super) struct Hold {
+    /// Condition reason (Paused and Progressing).
+    pub(super) reason: &'static str,
+    /// Event reason when the hold begins or its message changes.
+    pub(super) event: &'static str,
+    /// Status message.
+    pub(super) message: String,
+    /// Event message for a refused promote request.
+    pub(super) refusal: String,
+    /// When to look again, if known.
+    pub(super) until: Option<jiff::Timestamp>,
+}
+
+/// Marks the rollout held: Paused with the hold's reason and message, announced once, woken
+/// when it may end. A promote request is refused: the hold is not a person's to step over.
+pub(super) fn hold_for(ctx: &mut Ctx<'_>, hold: Hold) {
     let promote = ctx.request(ANNOTATION_PROMOTE);
     let promote_full = ctx.request(ANNOTATION_PROMOTE_FULL);
     if promote || promote_full {
-        ctx.note(
-            "PromoteRefused",
-            format!("promote refused outside the deployment windows: {why}"),
-        );
+        ctx.note("PromoteRefused", hold.refusal);
     }
     let held_already = ctx.status.phase == RolloutPhase::Paused
-        && cond::find(&ctx.status.conditions, cond::PAUSED).is_some_and(|c| c.reason == REASON);
+        && cond::find(&ctx.status.conditions, cond::PAUSED)
+            .is_some_and(|c| c.reason == hold.reason);
     if !held_already {
         ctx.status.paused_at = Some(ts(ctx.obs.now));
     }
-    if ctx.status.message.as_deref() != Some(message.as_str()) {
-        ctx.note("WaitingForWindow", message.clone());
+    if ctx.status.message.as_deref() != Some(hold.message.as_str()) {
+        ctx.note(hold.event, hold.message.clone());
     }
     ctx.status.phase = RolloutPhase::Paused;
-    ctx.status.message = Some(message.clone());
-    ctx.condition(cond::PAUSED, cond::TRUE, REASON, message.clone());
-    ctx.condition(cond::PROGRESSING, cond::TRUE, REASON, message);
-    if let crate::window::Gate::Closed {
-        opens_at: Some(at), ..
-    } = gate
-    {
+    ctx.status.message = Some(hold.message.clone());
+    ctx.condition(cond::PAUSED, cond::TRUE, hold.reason, hold.message.clone());
+    ctx.condition(cond::PROGRESSING, cond::TRUE, hold.reason, hold.message);
+    if let Some(at) = hold.until {
         ctx.wake_at(at);
     }
 }
