@@ -30,6 +30,8 @@ pub fn event_of(reason: &str) -> Option<NotificationEvent> {
         "Promoted" => NotificationEvent::Promoted,
         "Aborted" => NotificationEvent::Aborted,
         "MigrationFailed" => NotificationEvent::MigrationFailed,
+        "BakeFailed" => NotificationEvent::BakeFailed,
+        "VerifyFailed" => NotificationEvent::VerifyFailed,
         _ => return None,
     })
 }

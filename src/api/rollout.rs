@@ -137,6 +137,75 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub requires: Vec<Requirement>,
+    /// After full promotion: how long the new revision is watched with the previous one
+    /// ready to come back, and the analysis that undoes the release when it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<Bake>,
+}
+
+/// The watch after a promotion: a failure within `duration` restores the previous revision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Bake {
+    /// How long after promotion (at most 168h).
+    pub duration: Duration,
+    /// What judges the release meanwhile; its failure restores the previous revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+    /// A longer watch after the bake (the runbook's 24–48 hours) that only alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+}
+
+/// A watch that alerts (an Event, a notification, a condition) and never rolls back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verify {
+    /// How long after promotion (longer than the bake, at most 168h).
+    pub duration: Duration,
+    /// What judges the release.
+    pub analysis: AnalysisSpec,
+}
+
+/// Where the bake of a promoted revision stands.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum BakePhase {
+    /// Watched; the previous revision is ready to come back.
+    #[default]
+    Baking,
+    /// The bake failed: the previous revision is scaling back up.
+    Restoring,
+    /// The bake failed and the previous revision serves again.
+    RolledBack,
+    /// The bake ended without failure.
+    Passed,
+    /// The verify window is watching.
+    Verifying,
+    /// The verify window ended without failure.
+    Verified,
+    /// The verify analysis failed (alerted; nothing rolled back).
+    VerifyFailed,
+    /// A newer release started before the bake ended.
+    Superseded,
+}
+
+/// The bake of the last promoted revision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BakeStatus {
+    /// The promoted revision.
+    pub revision: String,
+    /// The revision it replaced, restored if the bake fails.
+    pub previous: String,
+    /// Where it stands.
+    pub phase: BakePhase,
+    /// When the revision was promoted.
+    pub started_at: Time,
+    /// Why it failed, or how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Another Rollout a release must have gone through first.
@@ -195,6 +264,14 @@ impl RolloutSpec {
         if let Some(a) = strategy.rolling.as_mut().and_then(|r| r.analysis.as_mut()) {
             out.push(("spec.strategy.rolling.analysis".to_string(), a));
         }
+        if let Some(bake) = &mut self.bake {
+            if let Some(a) = &mut bake.analysis {
+                out.push(("spec.bake.analysis".to_string(), a));
+            }
+            if let Some(v) = &mut bake.verify {
+                out.push(("spec.bake.verify.analysis".to_string(), &mut v.analysis));
+            }
+        }
         out
     }
     /// Every analysis of the spec.
@@ -209,6 +286,13 @@ impl RolloutSpec {
             .chain(bg.and_then(|b| b.pre_promotion_analysis.as_ref()))
             .chain(bg.and_then(|b| b.post_promotion_analysis.as_ref()))
             .chain(s.rolling.as_ref().and_then(|r| r.analysis.as_ref()))
+            .chain(self.bake.as_ref().and_then(|b| b.analysis.as_ref()))
+            .chain(
+                self.bake
+                    .as_ref()
+                    .and_then(|b| b.verify.as_ref())
+                    .map(|v| &v.analysis),
+            )
     }
     /// The templates the spec's analyses reference.
     pub fn template_refs(&self) -> impl Iterator<Item = &TemplateRef> {
@@ -579,6 +663,10 @@ pub enum NotificationEvent {
     Aborted,
     /// A gating migration failed.
     MigrationFailed,
+    /// The bake after promotion failed; the previous revision is restored.
+    BakeFailed,
+    /// The verify window's analysis failed (an alert; nothing is rolled back).
+    VerifyFailed,
 }
 
 /// Lifecycle phase of a Rollout.
@@ -672,6 +760,9 @@ pub struct RolloutStatus {
     /// When the stable revision with these images became Healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_since: Option<Time>,
+    /// The bake of the last promoted revision, when `spec.bake` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<BakeStatus>,
     /// Standard conditions: Progressing, Available, Paused, Aborted, InvalidSpec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

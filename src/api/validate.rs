@@ -109,6 +109,9 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
             analysis(a, &format!("{base}.analysis"), &mut errors);
         }
     }
+    if let Some(bake) = &spec.bake {
+        bake_spec(spec, bake, &mut errors);
+    }
     if let Some(m) = &spec.migrations {
         for name in m.before.iter().filter(|n| m.after.contains(n)) {
             errors.push(invalid(
@@ -396,6 +399,36 @@ fn addresses(value: &serde_json::Value, path: &str, found: &mut Vec<(String, Str
             }
         }
         _ => {}
+    }
+}
+
+/// The bake and verify windows: bounded, verify after bake, and a previous revision kept to
+/// come back to.
+fn bake_spec(spec: &RolloutSpec, bake: &super::Bake, errors: &mut Vec<FieldError>) {
+    let max = crate::rollout::bake::MAX_BAKE_SECS;
+    if bake.duration.as_secs() == 0 || bake.duration.as_secs() > max {
+        errors.push(invalid(
+            "spec.bake.duration",
+            "a bake lasts from 1s to 168h",
+        ));
+    }
+    if let Some(a) = &bake.analysis {
+        analysis(a, "spec.bake.analysis", errors);
+    }
+    if let Some(v) = &bake.verify {
+        if v.duration <= bake.duration || v.duration.as_secs() > max {
+            errors.push(invalid(
+                "spec.bake.verify.duration",
+                "verify lasts longer than the bake, and at most 168h",
+            ));
+        }
+        analysis(&v.analysis, "spec.bake.verify.analysis", errors);
+    }
+    if spec.revision_history_limit() == 0 {
+        errors.push(invalid(
+            "spec.revisionHistoryLimit",
+            "a bake keeps the previous revision to restore: revisionHistoryLimit must be at least 1",
+        ));
     }
 }
 

@@ -218,6 +218,15 @@ pub fn status_view(
     if let Some(m) = &s.message {
         out.push_str(&format!("  {m}\n"));
     }
+    if let (Some(b), Some(spec)) = (&s.bake, &r.spec.bake) {
+        out.push_str(&format!(
+            "\nBake\n  {:?}: {} since {} for {} ({} kept to restore)\n",
+            b.phase, b.revision, b.started_at.0, spec.duration, b.previous
+        ));
+        if let Some(m) = &b.message {
+            out.push_str(&format!("  {m}\n"));
+        }
+    }
     if !r.spec.windows.is_empty() {
         out.push_str("\nWindows\n");
         for w in &r.spec.windows {
@@ -406,6 +415,26 @@ mod tests {
         assert!(out.contains("opens at 2030-01-07T07:00:00Z"), "{out}");
         assert!(
             out.contains("Windows\n  deny  \"0 18 * * FRI\" for 62h (Europe/Berlin)\n  allow \"0 9 * * 1-5\" for 8h (UTC)\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_status_view_shows_the_bake() {
+        let r: Rollout = serde_json::from_value(json!({
+            "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "bake": {"duration": "4h"},
+                "strategy": {"canary": {"steps": [{"setWeight": 50}]}}},
+            "status": {"phase": "Healthy", "strategy": "Canary", "stableRevision": "def",
+                "currentRevision": "def", "bake": {"revision": "def", "previous": "abc",
+                "phase": "Baking", "startedAt": "2030-01-01T00:03:00Z"}}
+        }))
+        .expect("a rollout");
+        let out = status_view(&r, &[], &[]);
+        assert!(
+            out.contains(
+                "Bake\n  Baking: def since 2030-01-01T00:03:00Z for 4h (abc kept to restore)\n"
+            ),
             "{out}"
         );
     }

@@ -18,6 +18,10 @@ pub const BACKGROUND: &str = "background";
 pub const PRE_PROMOTION: &str = "prePromotion";
 /// Name of the blue-green post-promotion run.
 pub const POST_PROMOTION: &str = "postPromotion";
+/// Name of the run watching a promoted revision during its bake.
+pub const BAKE: &str = "bake";
+/// Name of the run of the verify window after the bake.
+pub const VERIFY: &str = "verify";
 
 /// The analysis spec a run of this name measures, if the spec still has it.
 pub fn spec_for<'a>(spec: &'a RolloutSpec, run: &str) -> Option<&'a AnalysisSpec> {
@@ -41,6 +45,8 @@ pub fn spec_for<'a>(spec: &'a RolloutSpec, run: &str) -> Option<&'a AnalysisSpec
             .as_ref()?
             .post_promotion_analysis
             .as_ref(),
+        BAKE => spec.bake.as_ref()?.analysis.as_ref(),
+        VERIFY => spec.bake.as_ref()?.verify.as_ref().map(|v| &v.analysis),
         _ => None,
     }
 }

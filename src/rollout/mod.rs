@@ -1,6 +1,7 @@
 //! The Rollout controller: revisions, canary arithmetic, the pure plan, and the I/O shell.
 
 pub mod analysis;
+pub mod bake;
 pub mod bluegreen;
 pub mod canary;
 pub mod plan;

@@ -29,6 +29,10 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         finish(&mut ctx);
         return ctx.into_plan();
     }
+    if super::bake::restoring(&mut ctx) {
+        finish(&mut ctx);
+        return ctx.into_plan();
+    }
     let strategy = &rollout.spec.strategy;
     match (
         rollout.spec.strategy_kind(),
@@ -44,6 +48,7 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         }
         _ => {}
     }
+    super::bake::watch(&mut ctx);
     report_refused_pods(&mut ctx);
     rollback_migrations(&mut ctx);
     link_flags(&mut ctx);

@@ -1774,3 +1774,6 @@ mod windows;
 
 #[path = "plan_requires_tests.rs"]
 mod requires;
+
+#[path = "plan_bake_tests.rs"]
+mod bake;
