@@ -141,6 +141,11 @@ pub struct RolloutSpec {
     /// ready to come back, and the analysis that undoes the release when it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake: Option<Bake>,
+    /// The ConfigMaps the pod template reads are part of each revision: copied per
+    /// revision as `<name>-<revision>`, so a change to one rolls out through the steps and
+    /// an abort returns to the old config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_rollout: Option<bool>,
 }
 
 /// The watch after a promotion: a failure within `duration` restores the previous revision.

@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod bake;
 pub mod bluegreen;
 pub mod canary;
+pub mod config;
 pub mod plan;
 pub mod reconcile;
 mod record;

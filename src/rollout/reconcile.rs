@@ -4,7 +4,10 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::Service},
+    api::{
+        apps::v1::Deployment,
+        core::v1::{ConfigMap, Service},
+    },
     apimachinery::pkg::apis::meta::v1::OwnerReference,
 };
 use kube::{
@@ -16,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::{
     analysis::{self, Taken},
+    config,
     plan::{self, Action, MigrationObserved, Observed, RequiredObserved, RevisionObserved},
     revision::{deployment_name, promotion_stamp, template_hash},
     route,
@@ -60,6 +64,8 @@ pub struct Reads {
     pub namespaces: Arc<Cache<k8s_openapi::api::core::v1::Namespace>>,
     /// The Rollouts served, for the ones a Rollout requires.
     pub rollouts: kube::runtime::reflector::Store<Guarded>,
+    /// ConfigMaps, read by Rollouts with `configRollout` (and their copies).
+    pub config_maps: Arc<Cache<ConfigMap>>,
 }
 
 /// A Rollout as read from the watch: one that does not deserialize is reported and
@@ -285,6 +291,12 @@ async fn reconcile_rollout(
             }
         }
     }
+    let config_maps = match (&source, rollout.spec.config_rollout.unwrap_or(false)) {
+        (Some((t, _)), true) => {
+            Some(read_config(&ctx, &reads, &owner, &ns, t, &mut problems).await?)
+        }
+        _ => None,
+    };
     // Every problem found is reported at once, so one edit can fix them all.
     let (template, selector) = match source {
         Some(source) if problems.is_empty() => source,
@@ -323,13 +335,18 @@ async fn reconcile_rollout(
             failure: failure(d),
         })
         .collect();
+    // With configRollout the ConfigMaps read are part of the revision.
+    let target = match &config_maps {
+        Some(maps) => config::revision(&template, &config::Contents::of(maps)),
+        None => template_hash(&template),
+    };
     let measurements = take_measurements(&ctx, &rollout, &ns).await;
     let freeze = freeze::read(&reads.namespaces, &ctx.client, &owner, &ns).await?;
     let observed = Observed {
         rollout: &rollout,
         measurements,
         migrations,
-        target_revision: template_hash(&template),
+        target_revision: target.clone(),
         revisions,
         route_weight,
         route_pending,
@@ -436,7 +453,16 @@ async fn reconcile_rollout(
                     *role,
                     ctx.clock.now(),
                 );
-                let template = source.unwrap_or_else(|| template.clone());
+                // A new Deployment of the target revision: with configRollout its template
+                // reads the revision's copies, and the template as written is kept for undo.
+                let (template, written) = match (source, &config_maps) {
+                    (Some(t), _) => (t, written),
+                    (None, Some(_)) if revision == &target => (
+                        config::rewrite(&template, revision),
+                        Some(serde_json::to_string(&template)?),
+                    ),
+                    (None, _) => (template.clone(), written),
+                };
                 let mut desired = revision_deployment(
                     &rollout,
                     selector.as_ref(),
@@ -457,6 +483,9 @@ async fn reconcile_rollout(
                     )
                     .await?;
                 reads.deployments.wrote(&owner, &written);
+                if let Some(maps) = config_maps.as_ref().filter(|_| revision == &target) {
+                    copy_config(&ctx, &reads, &owner, &ns, &name, revision, maps, &written).await?;
+                }
             }
             Action::ScaleReferenced { replicas } => {
                 // The user's Deployment: only its replica count changes, through the scale
@@ -802,6 +831,79 @@ fn revision_deployment(
             "minReadySeconds": rollout.spec.min_ready_seconds.unwrap_or(0),
         },
     }))
+}
+
+/// The ConfigMaps `template` reads, for `spec.configRollout`; a missing one is a problem.
+async fn read_config(
+    ctx: &Context,
+    reads: &Reads,
+    owner: &str,
+    ns: &str,
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    problems: &mut Vec<String>,
+) -> Result<Vec<ConfigMap>, Error> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let mut found = Vec::new();
+    for name in config::references(template) {
+        match reads.config_maps.get(&api, owner, ns, &name).await? {
+            Some(cm) => found.push(cm),
+            None => problems.push(format!(
+                "ConfigMap {name:?} (read by spec.template, with spec.configRollout) does not \
+                 exist in namespace {ns:?}"
+            )),
+        }
+    }
+    Ok(found)
+}
+
+/// Copies the ConfigMaps of `revision` as `<name>-<revision>`, owned by its Deployment so
+/// that they go with it; a copy already as it should be is not written again.
+#[allow(clippy::too_many_arguments)]
+async fn copy_config(
+    ctx: &Context,
+    reads: &Reads,
+    owner: &str,
+    ns: &str,
+    rollout: &str,
+    revision: &str,
+    maps: &[ConfigMap],
+    deployment: &Deployment,
+) -> Result<(), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(owned_by) = revision_owner(deployment) else {
+        return Ok(());
+    };
+    for cm in maps {
+        let source = cm.metadata.name.clone().unwrap_or_default();
+        let copy = config::copy_name(&source, revision);
+        let current = reads.config_maps.get(&api, owner, ns, &copy).await?;
+        let same = current.as_ref().is_some_and(|c| {
+            c.data == cm.data
+                && c.binary_data == cm.binary_data
+                && c.owner_references().iter().any(|o| o.uid == owned_by.uid)
+        });
+        if same {
+            continue;
+        }
+        let desired = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": copy,
+                "labels": {LABEL_ROLLOUT: rollout, LABEL_REVISION: revision},
+                "annotations": {"cutover.dev/copy-of": source},
+                "ownerReferences": [owned_by]},
+            "data": cm.data.clone().unwrap_or_default(),
+            "binaryData": cm.binary_data.clone().unwrap_or_default(),
+        });
+        let written = api
+            .patch(
+                &copy,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await?;
+        reads.config_maps.wrote(owner, &written);
+    }
+    Ok(())
 }
 
 /// A revision's Deployment as the (non-controlling) owner of what belongs to the revision.

@@ -140,6 +140,15 @@ fn names_route(rollout: &Rollout, route: &str) -> bool {
         .is_some_and(|t| t.gateway_api.http_route == route)
 }
 
+fn names_config_map(rollout: &Rollout, config_map: &str) -> bool {
+    rollout.spec.config_rollout.unwrap_or(false)
+        && rollout
+            .spec
+            .template
+            .as_ref()
+            .is_some_and(|t| super::config::references(t).iter().any(|n| n == config_map))
+}
+
 fn names_flag(rollout: &Rollout, flag: &str) -> bool {
     rollout.spec.flags.as_ref().is_some_and(|f| {
         f.enable_on_promotion.iter().any(|n| n == flag)
@@ -228,6 +237,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             TemplateReads::watch(&client, scope.as_deref(), metrics.clone());
         let (namespaces, namespace_events) =
             freeze::watch(&client, scope.as_deref(), metrics.clone());
+        let (config_maps, config_map_events) = Cache::watch(
+            "ConfigMap",
+            api(&client, &scope),
+            watcher::Config::default(),
+            (),
+            false,
+            metrics.clone(),
+        );
         let controller = lean_controller(
             api(&client, &scope),
             watcher::Config::default().any_semantic(),
@@ -242,6 +259,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             templates,
             namespaces,
             rollouts: store.clone(),
+            config_maps,
         });
         let ctx = ctx.clone();
         let token = shutdown.clone();
@@ -276,6 +294,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     store.clone(),
                     names_cluster_template,
                 ),
+                // A ConfigMap read by a configRollout template changed: a new revision.
+                wakes(config_map_events, store.clone(), names_config_map),
                 // A freeze set or lifted holds or frees every Rollout of the namespace.
                 {
                     let store = store.clone();
