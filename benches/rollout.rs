@@ -158,6 +158,7 @@ fn plan_cpu() -> Duration {
             freeze: None,
             images: vec!["web:2".into()],
             required: Vec::new(),
+            started_by: None,
             now,
         })
     };
@@ -178,6 +179,7 @@ fn plan_cpu() -> Duration {
         freeze: None,
         images: vec!["web:2".into()],
         required: Vec::new(),
+        started_by: None,
         now,
     };
     let n = 100_000;

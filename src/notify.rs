@@ -52,6 +52,8 @@ pub struct Message {
     /// Names this decision alone: the same for every retry of its delivery, different for
     /// any other decision, so a receiver can drop a repeat.
     pub key: String,
+    /// The release this decision is part of, from the deployment log.
+    pub release: Option<crate::api::Release>,
 }
 
 /// The idempotency key of a decision: the Rollout's uid and generation, the step it was
@@ -78,13 +80,22 @@ pub fn payload(format: WebhookFormat, m: &Message) -> Value {
             "revision": m.revision,
             "message": m.text,
             "idempotencyKey": m.key,
+            "release": m.release,
         }),
-        WebhookFormat::Slack => json!({
-            "text": format!(
-                "*cutover* rollout `{}/{}`: *{:?}* — {}",
-                m.namespace, m.rollout, m.event, m.text
-            ),
-        }),
+        WebhookFormat::Slack => {
+            let by = m
+                .release
+                .as_ref()
+                .and_then(|r| r.started_by.as_deref())
+                .map(|b| format!(" (changed by {b})"))
+                .unwrap_or_default();
+            json!({
+                "text": format!(
+                    "*cutover* rollout `{}/{}`: *{:?}* — {}{by}",
+                    m.namespace, m.rollout, m.event, m.text
+                ),
+            })
+        }
     }
 }
 
@@ -244,6 +255,7 @@ mod tests {
             revision: Some("abc".into()),
             text: "analysis failed".into(),
             key: "u1/2/3/Aborted/41".into(),
+            release: None,
         }
     }
 
@@ -251,11 +263,30 @@ mod tests {
     fn payloads_in_both_formats() {
         assert_eq!(
             payload(WebhookFormat::Generic, &message()),
-            json!({"event": "Aborted", "namespace": "shop", "rollout": "web", "revision": "abc", "message": "analysis failed", "idempotencyKey": "u1/2/3/Aborted/41"})
+            json!({"event": "Aborted", "namespace": "shop", "rollout": "web", "revision": "abc", "message": "analysis failed", "idempotencyKey": "u1/2/3/Aborted/41", "release": null})
         );
         assert_eq!(
             payload(WebhookFormat::Slack, &message())["text"],
             "*cutover* rollout `shop/web`: *Aborted* — analysis failed"
+        );
+    }
+
+    #[test]
+    fn payloads_carry_the_release_from_the_deployment_log() {
+        let mut m = message();
+        m.release = Some(
+            serde_json::from_value(json!({"revision": "abc", "images": ["web:2"],
+                "startedAt": "2030-01-01T00:00:00Z", "endedAt": "2030-01-01T00:04:00Z",
+                "result": "Aborted", "reason": "analysis failed", "startedBy": "argocd-controller"}))
+            .expect("a release"),
+        );
+        let body = payload(WebhookFormat::Generic, &m);
+        assert_eq!(body["release"]["startedBy"], "argocd-controller");
+        assert_eq!(body["release"]["images"], json!(["web:2"]));
+        assert_eq!(body["release"]["result"], "Aborted");
+        assert_eq!(
+            payload(WebhookFormat::Slack, &m)["text"],
+            "*cutover* rollout `shop/web`: *Aborted* — analysis failed (changed by argocd-controller)"
         );
     }
 

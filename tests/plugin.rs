@@ -217,6 +217,21 @@ async fn the_plugin_drives_a_canary_through_kubectl() {
     assert_eq!(code, 1);
     assert!(err.contains("is Healthy: nothing to promote"), "{err}");
 
+    // The deployment log: the release the plugin started, promoted, and who started it.
+    let (code, out, err) = env.kubectl(&["history", "web"]).await;
+    assert_eq!(code, 0, "{err}");
+    let release = out
+        .lines()
+        .find(|l| l.contains("web:2"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(release.contains("Promoted"), "{out}");
+    assert!(release.contains("kubectl-cutover"), "{out}");
+    let first = out
+        .lines()
+        .find(|l| l.starts_with(&first_revision))
+        .unwrap_or_else(|| panic!("the first revision is a release too: {out}"));
+    assert!(first.contains("Promoted") && first.contains("web:1"), "{out}");
+
     // Undo rolls the first revision out again, through the steps.
     let (code, out, err) = env.kubectl(&["undo", "web"]).await;
     assert_eq!(code, 0, "{err}");

@@ -196,6 +196,51 @@ pub enum BakePhase {
     Superseded,
 }
 
+/// Most releases `status.history` keeps.
+pub const MAX_HISTORY: usize = 10;
+
+/// How a release ended.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum ReleaseResult {
+    /// Still rolling out.
+    #[default]
+    Progressing,
+    /// Fully promoted: it serves.
+    Promoted,
+    /// Aborted; the revision before it serves.
+    Aborted,
+    /// Promoted, then undone by its failed bake.
+    RolledBack,
+    /// Replaced by a newer release before it ended.
+    Superseded,
+}
+
+/// One release of the deployment log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Release {
+    /// The revision released.
+    pub revision: String,
+    /// Its images, in container order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// When it started.
+    pub started_at: Time,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Time>,
+    /// How it ended.
+    pub result: ReleaseResult,
+    /// Why, for an abort or a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who changed the template, as the API server recorded it (the field manager: `kubectl-edit`, `argocd-controller`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+}
+
 /// The bake of the last promoted revision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -768,6 +813,9 @@ pub struct RolloutStatus {
     /// The bake of the last promoted revision, when `spec.bake` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake: Option<BakeStatus>,
+    /// The deployment log: the last releases, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Release>,
     /// Standard conditions: Progressing, Available, Paused, Aborted, InvalidSpec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

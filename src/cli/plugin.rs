@@ -64,6 +64,11 @@ pub enum PluginCommand {
         #[arg(long, requires = "wait")]
         timeout: Option<crate::api::Duration>,
     },
+    /// Print the deployment log: each release, when, how it ended, why, and who started it.
+    History {
+        /// Rollout name.
+        name: String,
+    },
     /// Go past the current pause or analysis step (with --full: skip all remaining steps).
     Promote {
         /// Rollout name.
@@ -274,6 +279,9 @@ async fn run(cli: PluginCli) -> Result<u8, PluginError> {
                 }
             }
         }
+        PluginCommand::History { name } => {
+            print!("{}", super::views::history_view(&get(name).await?));
+        }
         PluginCommand::Promote { name, full } => {
             let r = get(name).await?;
             let phase = phase_of(&r);
@@ -472,9 +480,16 @@ async fn annotate(api: &Api<Rollout>, name: &str, key: &str) -> Result<(), Plugi
     .await
 }
 
+/// Field manager of the plugin's writes, as kubectl names its own (`kubectl-edit`): the
+/// deployment log names it as who started a release.
+pub const FIELD_MANAGER: &str = "kubectl-cutover";
+
 async fn patch(api: &Api<Rollout>, name: &str, body: serde_json::Value) -> Result<(), PluginError> {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
-        .await?;
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch(name, &params, &Patch::Merge(&body)).await?;
     Ok(())
 }
 

@@ -58,21 +58,7 @@ pub fn table(items: &[Rollout], with_namespace: bool) -> String {
             row.insert(0, r.namespace().unwrap_or_default());
         }
     }
-    let columns = rows[0].len();
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    aligned(rows)
 }
 
 fn step_count(r: &Rollout) -> Option<usize> {
@@ -202,6 +188,62 @@ pub async fn revision_rows(
             }
         })
         .collect())
+}
+
+/// Rows in columns, as kubectl prints them.
+fn aligned(rows: Vec<Vec<String>>) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The deployment log of a Rollout, oldest release first.
+pub fn history_view(r: &Rollout) -> String {
+    let history = r
+        .status
+        .as_ref()
+        .map(|s| s.history.as_slice())
+        .unwrap_or_default();
+    if history.is_empty() {
+        return format!("Rollout {} has no release in its log yet\n", r.name_any());
+    }
+    let header = [
+        "REVISION", "RESULT", "STARTED", "DURATION", "BY", "IMAGES", "REASON",
+    ];
+    let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    rows.extend(history.iter().map(|e| {
+        let duration = e.ended_at.as_ref().map_or("-".to_string(), |end| {
+            let secs = end.0.duration_since(e.started_at.0).as_secs().max(0) as u64;
+            crate::api::Duration::from_secs(secs).to_string()
+        });
+        vec![
+            e.revision.clone(),
+            format!("{:?}", e.result),
+            e.started_at.0.to_string(),
+            duration,
+            e.started_by.clone().unwrap_or_else(|| "-".into()),
+            e.images.join(","),
+            e.reason.clone().unwrap_or_default(),
+        ]
+    }));
+    aligned(rows)
 }
 
 /// The status view: phase, traffic, steps, analysis, migrations, revisions, last decision.
@@ -436,6 +478,43 @@ mod tests {
                 "Bake\n  Baking: def since 2030-01-01T00:03:00Z for 4h (abc kept to restore)\n"
             ),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn the_history_view_lists_each_release_with_who_and_why() {
+        let r: Rollout = serde_json::from_value(json!({
+            "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "strategy": {"canary": {"steps": [{"setWeight": 50}]}}},
+            "status": {"history": [
+                {"revision": "abc", "images": ["web:1"], "startedAt": "2030-01-01T00:00:00Z",
+                 "endedAt": "2030-01-01T00:12:30Z", "result": "Promoted", "startedBy": "argocd-controller"},
+                {"revision": "def", "images": ["web:2"], "startedAt": "2030-01-02T00:00:00Z",
+                 "endedAt": "2030-01-02T00:04:00Z", "result": "Aborted",
+                 "reason": "step 2: error rate 8 %", "startedBy": "kubectl-edit"},
+                {"revision": "ghi", "images": ["web:3"], "startedAt": "2030-01-03T00:00:00Z",
+                 "result": "Progressing"}]}
+        }))
+        .expect("a rollout");
+        let out = history_view(&r);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[0].starts_with("REVISION   RESULT"), "{out}");
+        assert!(lines[1].contains("abc        Promoted      2030-01-01T00:00:00Z   12m30s     argocd-controller   web:1"), "{out}");
+        assert!(
+            lines[2].ends_with("web:2    step 2: error rate 8 %"),
+            "{out}"
+        );
+        assert!(
+            lines[3].contains("Progressing") && lines[3].contains(" -  "),
+            "{out}"
+        );
+        let mut empty = r.clone();
+        empty.status = None;
+        assert_eq!(
+            history_view(&empty),
+            "Rollout web has no release in its log yet\n"
         );
     }
 }

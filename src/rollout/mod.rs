@@ -1,10 +1,12 @@
 //! The Rollout controller: revisions, canary arithmetic, the pure plan, and the I/O shell.
 
 pub mod analysis;
+pub mod announce;
 pub mod bake;
 pub mod bluegreen;
 pub mod canary;
 pub mod config;
+pub mod history;
 pub mod plan;
 pub mod reconcile;
 mod record;

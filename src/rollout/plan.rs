@@ -318,6 +318,7 @@ fn finish(ctx: &mut Ctx<'_>) {
         reason,
         format!("{available} of {replicas} pods available"),
     );
+    super::history::record(ctx);
     let health = crate::api::health::rollout(&ctx.status);
     let now = super::record::ts(ctx.obs.now);
     let generation = ctx.obs.rollout.metadata.generation;

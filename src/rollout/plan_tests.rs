@@ -118,6 +118,7 @@ impl World {
             freeze: self.freeze.clone(),
             images: vec![format!("app:{}", self.target)],
             required: self.required.clone(),
+            started_by: Some("kubectl-edit".into()),
             now,
         })
     }
@@ -1777,3 +1778,6 @@ mod requires;
 
 #[path = "plan_bake_tests.rs"]
 mod bake;
+
+#[path = "plan_history_tests.rs"]
+mod history;

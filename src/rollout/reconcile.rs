@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{
     analysis::{self, Taken},
-    config,
+    config, history,
     plan::{self, Action, MigrationObserved, Observed, RequiredObserved, RevisionObserved},
     revision::{deployment_name, promotion_stamp, template_hash},
     route,
@@ -342,6 +342,22 @@ async fn reconcile_rollout(
     };
     let measurements = take_measurements(&ctx, &rollout, &ns).await;
     let freeze = freeze::read(&reads.namespaces, &ctx.client, &owner, &ns).await?;
+    // Who changed the template goes into the deployment log when a release may start: the
+    // watch cache drops managed fields, so they are read then, and only then.
+    let started_by = if rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.current_revision.as_deref())
+        != Some(target.as_str())
+    {
+        crate::controller::cache::by_name(&rollouts, &name)
+            .await?
+            .and_then(|r| {
+                history::template_manager(r.metadata.managed_fields.as_deref().unwrap_or_default())
+            })
+    } else {
+        None
+    };
     let observed = Observed {
         rollout: &rollout,
         measurements,
@@ -370,6 +386,7 @@ async fn reconcile_rollout(
             .iter()
             .map(|req| required(&reads.rollouts, req, &ns))
             .collect(),
+        started_by,
         now: ctx.clock.now(),
     };
     let decision = shell::off_runtime(|| plan::plan(&observed));
@@ -655,6 +672,7 @@ async fn notify(ctx: &Context, rollout: &Rollout, decision: &plan::Plan, recorde
                 .as_ref()
                 .and_then(|s| s.current_revision.clone()),
             text: note.message.clone(),
+            release: decision.status.history.last().cloned(),
             key: crate::notify::idempotency_key(
                 rollout.uid().as_deref().unwrap_or_default(),
                 rollout.metadata.generation.unwrap_or_default(),

@@ -90,6 +90,8 @@ pub struct Observed<'a> {
     pub images: Vec<String>,
     /// The Rollouts `spec.requires` names, in its order, as observed (`None`: not found).
     pub required: Vec<Option<RequiredObserved>>,
+    /// Who last changed the template (a field manager), when a release may start now.
+    pub started_by: Option<String>,
     /// The time of the decision.
     pub now: Timestamp,
 }
@@ -425,7 +427,12 @@ pub(super) fn begin(ctx: &mut Ctx<'_>, target: &str, message: impl Into<String>)
     ctx.status.current_revision = Some(target.to_string());
     from_the_first_step(ctx);
     cond::remove(&mut ctx.status.conditions, cond::ABORTED);
-    ctx.note("Started", message);
+    let summary = super::announce::summary(
+        &ctx.obs.rollout.spec,
+        &ctx.status.stable_images,
+        &ctx.obs.images,
+    );
+    ctx.note("Started", format!("{}; {summary}", message.into()));
 }
 
 /// Puts the rollout at its first step, progressing, with no analysis or pause behind it.
