@@ -230,7 +230,10 @@ async fn the_plugin_drives_a_canary_through_kubectl() {
         .lines()
         .find(|l| l.starts_with(&first_revision))
         .unwrap_or_else(|| panic!("the first revision is a release too: {out}"));
-    assert!(first.contains("Promoted") && first.contains("web:1"), "{out}");
+    assert!(
+        first.contains("Promoted") && first.contains("web:1"),
+        "{out}"
+    );
 
     // Undo rolls the first revision out again, through the steps.
     let (code, out, err) = env.kubectl(&["undo", "web"]).await;

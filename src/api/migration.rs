@@ -67,6 +67,13 @@ pub struct MigrationJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 31536000))]
     pub ttl_seconds_after_finished: Option<i32>,
+    /// A Job run before the migration, once per spec (a database dump): the migration
+    /// runs only once it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<MigrationBackup>,
+    /// Refuses a migration without a `rollback` (down) Job, as InvalidSpec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_rollback: Option<bool>,
     /// When the migration may start; one started runs to its end. A rollback is never
     /// held.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -103,6 +110,15 @@ fn job_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::S
         }]),
     );
     schema
+}
+
+/// The backup taken before a migration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationBackup {
+    /// Pod template of the backup Job.
+    #[schemars(schema_with = "job_template_schema")]
+    pub template: PodTemplateSpec,
 }
 
 /// The down migration.
@@ -152,6 +168,12 @@ pub struct MigrationJobStatus {
     /// Hash of the last spec that succeeded; an unchanged spec never reruns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succeeded_revision: Option<String>,
+    /// The backup Job of the current spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_job_name: Option<String>,
+    /// Hash of the spec whose backup succeeded: it is not taken again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backed_up_revision: Option<String>,
     /// Name of the Job of the current revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,

@@ -474,6 +474,16 @@ pub fn migration(spec: &MigrationJobSpec) -> Vec<FieldError> {
     if let Some(rollback) = &spec.rollback {
         check_template(&rollback.template, "spec.rollback.template", &mut errors);
     }
+    if let Some(backup) = &spec.backup {
+        check_template(&backup.template, "spec.backup.template", &mut errors);
+    }
+    if spec.require_rollback == Some(true) && spec.rollback.is_none() {
+        errors.push(FieldError::new(
+            "spec.rollback",
+            FieldErrorKind::Required,
+            "Required value: requireRollback is set, so the migration needs a rollback (down) Job",
+        ));
+    }
     errors
 }
 

@@ -37,6 +37,11 @@ pub fn job_name(migration: &str, revision: &str, retries: i32) -> String {
     }
 }
 
+/// Name of the backup Job taken before `revision` (and its `retries`-th retry) runs.
+pub fn backup_job_name(migration: &str, revision: &str, retries: i32) -> String {
+    bounded(migration, &format!("bk-{revision}-{retries}"))
+}
+
 /// Name of the rollback Job for one rollback request.
 pub fn rollback_job_name(migration: &str, revision: &str, request: &str) -> String {
     bounded(
@@ -88,6 +93,8 @@ pub struct Observed<'a> {
     pub lock: Lock,
     /// Why the migration must not start yet (a Rollout it contracts for is not done).
     pub held_by_rollout: Option<String>,
+    /// The backup Job of the current revision and retry, if it exists.
+    pub backup_job: Option<JobObserved>,
     /// The tail of the last failed pod's log, when a Job failed.
     pub failed_log: Option<String>,
     /// Why the MigrationJob's Namespace is frozen (its `cutover.dev/freeze` annotation).
@@ -101,6 +108,11 @@ pub struct Observed<'a> {
 pub enum Action {
     /// Create the migration Job.
     CreateJob {
+        /// Its name.
+        name: String,
+    },
+    /// Create the backup Job.
+    CreateBackupJob {
         /// Its name.
         name: String,
     },
@@ -337,6 +349,9 @@ fn decide(ctx: &mut Ctx<'_>) {
                         Some(obs.now + jiff::SignedDuration::from_secs(LOCK_RECHECK_SECONDS));
                 }
                 Lock::Free => {
+                    if backing_up(ctx, &name, &revision) {
+                        return;
+                    }
                     ctx.actions.push(Action::CreateJob { name: job.clone() });
                     ctx.status.phase = MigrationPhase::Running;
                     ctx.status.lock_holder = None;
@@ -418,6 +433,60 @@ fn follow(ctx: &mut Ctx<'_>, revision: &str, j: &JobObserved) {
             ctx.status.message = Some(message.clone());
             ctx.ready(cond::FALSE, "Running", message);
         }
+    }
+}
+
+/// The backup before the migration: started, followed, and required to succeed. Returns
+/// whether it is still to be done (or failed), so the migration must not start yet.
+fn backing_up(ctx: &mut Ctx<'_>, name: &str, revision: &str) -> bool {
+    if ctx.obs.migration.spec.backup.is_none()
+        || ctx.status.backed_up_revision.as_deref() == Some(revision)
+    {
+        return false;
+    }
+    let job = backup_job_name(name, revision, ctx.status.retries.unwrap_or(0));
+    ctx.status.backup_job_name = Some(job.clone());
+    let observed = ctx.obs.backup_job.clone().filter(|j| j.name == job);
+    let running = |ctx: &mut Ctx<'_>| {
+        let message = format!("backing up before revision {revision}: Job {job}");
+        ctx.status.phase = MigrationPhase::Running;
+        ctx.status.message = Some(message.clone());
+        ctx.ready(cond::FALSE, "BackingUp", message);
+    };
+    match observed {
+        None => {
+            ctx.actions
+                .push(Action::CreateBackupJob { name: job.clone() });
+            ctx.note(
+                "BackupStarted",
+                format!("Job {job} backs up before revision {revision} runs"),
+                false,
+            );
+            running(ctx);
+            true
+        }
+        Some(j) => match j.finished {
+            None => {
+                running(ctx);
+                true
+            }
+            Some((true, _, _)) => {
+                ctx.status.backed_up_revision = Some(revision.to_string());
+                ctx.note("BackedUp", format!("backup Job {job} succeeded"), false);
+                false
+            }
+            Some((false, reason, job_message)) => {
+                let mut message = format!(
+                    "backup Job {job} failed: {reason}: {job_message}; the migration did not run"
+                );
+                if let Some(log) = &ctx.obs.failed_log {
+                    message.push_str("; last log lines:\n");
+                    message.push_str(log);
+                }
+                fail(ctx, "BackupFailed", message);
+                true
+            }
+        },
     }
 }
 

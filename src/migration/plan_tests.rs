@@ -31,6 +31,7 @@ struct World {
     held: Option<String>,
     log: Option<String>,
     freeze: Option<String>,
+    backup_job: Option<JobObserved>,
 }
 
 impl World {
@@ -43,6 +44,7 @@ impl World {
             held: None,
             log: None,
             freeze: None,
+            backup_job: None,
         }
     }
 
@@ -54,6 +56,7 @@ impl World {
             rollback_job: self.rollback_job.clone(),
             lock: self.lock.clone(),
             held_by_rollout: self.held.clone(),
+            backup_job: self.backup_job.clone(),
             failed_log: self.log.clone(),
             freeze: self.freeze.clone(),
             now,
@@ -459,4 +462,82 @@ fn a_frozen_namespace_holds_a_new_migration() {
         w.step(at(5)).actions.as_slice(),
         [Action::CreateJob { .. }]
     ));
+}
+
+fn with_backup() -> MigrationJob {
+    migration(
+        json!({"backup": {"template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "dump", "image": "postgres:16", "command": ["pg_dump"]}]}}}}),
+    )
+}
+
+#[test]
+fn a_backup_runs_first_once_per_spec_and_must_succeed() {
+    let mut w = World::new(with_backup());
+    let p = w.step(at(0));
+    let backup = w.status().backup_job_name.clone().expect("a backup Job");
+    assert_eq!(
+        p.actions,
+        vec![Action::CreateBackupJob {
+            name: backup.clone()
+        }]
+    );
+    assert_eq!(w.status().phase, MigrationPhase::Running);
+    assert!(
+        w.status()
+            .message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("backing up before revision"))
+    );
+    // While it runs, the migration does not start.
+    w.backup_job = Some(running(&backup));
+    assert!(w.step(at(10)).actions.is_empty());
+    // It succeeded: the migration Job now, in the same decision.
+    w.backup_job = Some(finished(&backup, true, "Complete"));
+    let p = w.step(at(20));
+    assert!(
+        matches!(p.actions.as_slice(), [Action::CreateJob { .. }]),
+        "{:?}",
+        p.actions
+    );
+    assert!(p.notes.iter().any(|n| n.reason == "BackedUp"));
+    let job = w.status().job_name.clone().expect("the migration Job");
+    w.job = Some(finished(&job, true, "Complete"));
+    w.step(at(30));
+    assert_eq!(w.status().phase, MigrationPhase::Succeeded);
+    // Once per spec: nothing runs again, the backup neither.
+    w.backup_job = None;
+    assert!(w.step(at(40)).actions.is_empty());
+}
+
+#[test]
+fn a_failed_backup_fails_the_migration_with_its_log_and_a_retry_backs_up_again() {
+    let mut w = World::new(with_backup());
+    w.step(at(0));
+    let backup = w.status().backup_job_name.clone().expect("a backup Job");
+    w.backup_job = Some(finished(&backup, false, "BackoffLimitExceeded"));
+    w.log = Some("pg_dump: error: connection refused".into());
+    let p = w.step(at(10));
+    assert!(
+        p.actions.is_empty(),
+        "the migration never ran: {:?}",
+        p.actions
+    );
+    assert_eq!(w.status().phase, MigrationPhase::Failed);
+    let message = w.status().message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("backup Job {backup} failed: BackoffLimitExceeded")),
+        "{message}"
+    );
+    assert!(message.contains("the migration did not run"), "{message}");
+    assert!(
+        message.ends_with("pg_dump: error: connection refused"),
+        "{message}"
+    );
+    w.annotate(crate::api::ANNOTATION_MIGRATION_RETRY, "1");
+    w.log = None;
+    let p = w.step(at(20));
+    let again = w.status().backup_job_name.clone().expect("a backup Job");
+    assert_ne!(again, backup, "a retry is a new backup Job");
+    assert_eq!(p.actions, vec![Action::CreateBackupJob { name: again }]);
 }

@@ -274,13 +274,21 @@ async fn reconcile_migration(
         Some(n) => reads.jobs.get(&jobs, &owner, &ns, n).await?,
         None => None,
     };
+    let backup_object = match &mj.spec.backup {
+        Some(_) => {
+            let n = plan::backup_job_name(&name, &revision, status.retries.unwrap_or(0));
+            reads.jobs.get(&jobs, &owner, &ns, &n).await?
+        }
+        None => None,
+    };
     let job = job_object.as_ref().map(observe);
     let rollback_job = rollback_object.as_ref().map(observe);
+    let backup_job = backup_object.as_ref().map(observe);
     // A running Job's log is kept after each restart of its container and near its
     // deadline: when the Job fails, the Job controller deletes its pods, and their logs go
     // with them.
     let mut snapshot_at: Option<jiff::Timestamp> = None;
-    for j in [&job, &rollback_job].into_iter().flatten() {
+    for j in [&job, &rollback_job, &backup_job].into_iter().flatten() {
         let key = format!("{ns}/{}", j.name);
         let pods = job_pods(&ctx, &reads, &owner, &ns, &j.name).await;
         let restarts = pods.iter().map(restarts_of).max().unwrap_or(0);
@@ -311,7 +319,7 @@ async fn reconcile_migration(
         None => Lock::Free,
     };
     let held_by_rollout = contract_hold(&ctx, &reads, &owner, &ns, &name).await?;
-    let failing = [&job, &rollback_job]
+    let failing = [&job, &rollback_job, &backup_job]
         .into_iter()
         .flatten()
         .find(|j| matches!(&j.finished, Some((false, _, _))))
@@ -335,6 +343,7 @@ async fn reconcile_migration(
         rollback_job,
         lock,
         held_by_rollout,
+        backup_job,
         failed_log,
         freeze: crate::controller::freeze::read(&reads.namespaces, &ctx.client, &owner, &ns)
             .await?,
@@ -369,11 +378,12 @@ async fn reconcile_migration(
         reads.keep_log(format!("{ns}/{}", finished.name_any()), None);
     }
     for action in &decision.actions {
-        let (job, rollback) = match action {
-            Action::CreateJob { name } => (name, false),
-            Action::CreateRollbackJob { name } => (name, true),
+        let (job, kind) = match action {
+            Action::CreateJob { name } => (name, JobKind::Migrate),
+            Action::CreateRollbackJob { name } => (name, JobKind::Rollback),
+            Action::CreateBackupJob { name } => (name, JobKind::Backup),
         };
-        let body = job_manifest(&mj, job, &revision, rollback)?;
+        let body = job_manifest(&mj, job, &revision, kind)?;
         let written = jobs
             .patch(
                 job,
@@ -533,23 +543,50 @@ pub(crate) async fn log_tail(
     Some(text[start..].trim_end().to_string())
 }
 
+/// Which of a migration's Jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobKind {
+    /// The up migration.
+    Migrate,
+    /// The down migration.
+    Rollback,
+    /// The backup before the up migration.
+    Backup,
+}
+
+impl JobKind {
+    fn role(self) -> &'static str {
+        match self {
+            JobKind::Migrate => "migrate",
+            JobKind::Rollback => "rollback",
+            JobKind::Backup => "backup",
+        }
+    }
+}
+
 fn job_manifest(
     mj: &MigrationJob,
     name: &str,
     revision: &str,
-    rollback: bool,
+    kind: JobKind,
 ) -> Result<Value, Error> {
     let owner = mj
         .controller_owner_ref(&())
         .ok_or_else(|| Error::Internal("the MigrationJob has no uid yet".into()))?;
-    let source = if rollback {
-        mj.spec
+    let source = match kind {
+        JobKind::Migrate => &mj.spec.template,
+        JobKind::Rollback => mj
+            .spec
             .rollback
             .as_ref()
             .map(|r| &r.template)
-            .ok_or_else(|| Error::Internal("no rollback template".into()))?
-    } else {
-        &mj.spec.template
+            .ok_or_else(|| Error::Internal("no rollback template".into()))?,
+        JobKind::Backup => mj
+            .spec
+            .backup
+            .as_ref()
+            .map(|b| &b.template)
+            .ok_or_else(|| Error::Internal("no backup template".into()))?,
     };
     let mut template = serde_json::to_value(source)?;
     let migration = mj.name_any();
@@ -571,7 +608,7 @@ fn job_manifest(
         "metadata": {
             "name": name,
             "labels": {LABEL_MIGRATION: migration, "cutover.dev/migration-revision": revision,
-                "cutover.dev/role": if rollback { "rollback" } else { "migrate" }},
+                "cutover.dev/role": kind.role()},
             "ownerReferences": [owner],
             "finalizers": [JOB_FINALIZER],
         },

@@ -1,14 +1,15 @@
-//! Config that rolls out like code, on the real control plane: a ConfigMap edited with
-//! `kubectl` becomes a new revision with its own copy, an abort serves the old copy again,
-//! and the copies go with their revisions through Kubernetes' garbage collector.
+//! Runbook practices the operator carries out, on the real control plane: config that
+//! rolls out like code (a ConfigMap edited with `kubectl` becomes a new revision with its
+//! own copy, an abort serves the old copy again, and the copies go with their revisions
+//! through Kubernetes' garbage collector), and the backup before a migration.
 
 #[path = "support/testbed.rs"]
 mod testbed;
 
 use std::{process::Command, time::Duration};
 
-use cutover::api::{Rollout, RolloutPhase, RolloutStatus};
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
+use cutover::api::{MigrationJob, MigrationPhase, Rollout, RolloutPhase, RolloutStatus};
+use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job, core::v1::ConfigMap};
 use kube::{
     Api,
     api::{ListParams, PostParams},
@@ -173,6 +174,118 @@ async fn a_config_change_rolls_out_as_a_revision_and_an_abort_serves_the_old_con
             .filter(|n| n.starts_with("web-config"))
             .collect();
         (names == ["web-config"]).then_some(())
+    })
+    .await;
+}
+
+fn backed_up_migration(backup_annotations: serde_json::Value) -> MigrationJob {
+    serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "MigrationJob",
+        "metadata": {"name": "add-column"},
+        "spec": {"requireRollback": true,
+            "backup": {"template": {"metadata": {"annotations": backup_annotations},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "dump", "image": "postgres:16",
+                    "command": ["pg_dump", "--format=custom", "--file=/backup/orders.dump"]}]}}},
+            "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "migrate", "image": "migrate:1", "args": ["up"]}]}},
+            "rollback": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "migrate", "image": "migrate:1", "args": ["down"]}]}}}}
+    }))
+    .expect("a migration")
+}
+
+async fn phase_of(api: &Api<MigrationJob>, phase: MigrationPhase) -> MigrationJob {
+    eventually(&format!("migration {phase:?}"), LIMIT, async || {
+        let m = api.get("add-column").await.ok()?;
+        (m.status.as_ref()?.phase == phase).then_some(m)
+    })
+    .await
+}
+
+async fn jobs_by_role(jobs: &Api<Job>, role: &str) -> usize {
+    jobs.list(&ListParams::default().labels(&format!("cutover.dev/role={role}")))
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_migration_runs_only_after_its_backup_succeeded() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("backup").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let api: Api<MigrationJob> = Api::namespaced(client.clone(), &ns.name);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+    let failing = json!({"sim.cutover.dev/fail-attempts": "always",
+        "sim.cutover.dev/log": "pg_dump: error: connection to server failed"});
+    api.create(&PostParams::default(), &backed_up_migration(failing))
+        .await
+        .expect("created");
+    let failed = phase_of(&api, MigrationPhase::Failed).await;
+    let message = failed.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(
+        message.starts_with("backup Job add-column-bk-"),
+        "{message}\n{}",
+        op.log_tail()
+    );
+    assert!(message.contains("the migration did not run"), "{message}");
+    assert!(
+        message.contains("pg_dump: error: connection to server failed"),
+        "{message}"
+    );
+    assert_eq!(
+        jobs_by_role(&jobs, "migrate").await,
+        0,
+        "no migration without a backup"
+    );
+
+    // The backup fixed and the migration retried: a new backup, then the migration.
+    kubectl(
+        bed,
+        &[
+            "-n",
+            &ns.name,
+            "patch",
+            "migrationjobs.cutover.dev",
+            "add-column",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"backup":{"template":{"metadata":{"annotations":null}}}}}"#,
+        ],
+    );
+    kubectl(
+        bed,
+        &[
+            "-n",
+            &ns.name,
+            "annotate",
+            "migrationjobs.cutover.dev",
+            "add-column",
+            "cutover.dev/retry=1",
+        ],
+    );
+    let done = phase_of(&api, MigrationPhase::Succeeded).await;
+    let status = done.status.expect("status");
+    assert_eq!(status.backed_up_revision, status.revision);
+    assert_eq!(jobs_by_role(&jobs, "backup").await, 2);
+    assert_eq!(jobs_by_role(&jobs, "migrate").await, 1);
+
+    // requireRollback: a migration without a down Job is refused.
+    let mut careless = backed_up_migration(json!({}));
+    careless.metadata.name = Some("no-down".into());
+    careless.spec.rollback = None;
+    api.create(&PostParams::default(), &careless)
+        .await
+        .expect("stored");
+    eventually("InvalidSpec", LIMIT, async || {
+        let m = api.get("no-down").await.ok()?;
+        let c = m
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "InvalidSpec" && c.status == "True")?;
+        c.message.contains("requireRollback").then_some(())
     })
     .await;
 }
