@@ -262,6 +262,7 @@ fn check_template((text, args): &(String, BTreeMap<String, String>)) -> bool {
         namespace: "shop".into(),
         canary_revision: "c4f3".into(),
         stable_revision: "5ab1".into(),
+        service: None,
     };
     let rendered = template::render(text, &ctx);
     if !text.contains("{{") {

@@ -538,6 +538,27 @@ async fn job_metrics_promote_a_passing_smoke_test_and_abort_a_failing_one() {
             format!("--revision={canary}")
         ]
     );
+    // What the smoke test is told, as environment variables (no Service: none is named).
+    let env: Vec<(String, String)> = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers[0].env.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    for (name, value) in [
+        ("CUTOVER_ROLLOUT", "passes".to_string()),
+        ("CUTOVER_NAMESPACE", ns.name.clone()),
+        ("CUTOVER_REVISION", canary.clone()),
+    ] {
+        assert!(
+            env.contains(&(name.to_string(), value.clone())),
+            "{name}={value} in {env:?}"
+        );
+    }
+    assert!(!env.iter().any(|(n, _)| n == "CUTOVER_SERVICE"), "{env:?}");
 }
 
 #[tokio::test]

@@ -77,6 +77,7 @@ fn placeholders(args: BTreeMap<String, String>, subject: &Subject) -> TemplateCo
         namespace: subject.namespace.clone(),
         canary_revision: subject.canary_revision.clone(),
         stable_revision: subject.stable_revision.clone(),
+        service: subject.service.clone(),
     }
 }
 
@@ -91,6 +92,8 @@ pub struct Subject {
     pub canary_revision: String,
     /// Stable revision.
     pub stable_revision: String,
+    /// The Service the revision under analysis is reached through, when the run has one.
+    pub service: Option<String>,
 }
 
 impl Fetcher<'_> {

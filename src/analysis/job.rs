@@ -98,6 +98,7 @@ pub fn manifest(
     let name = job_name(m);
     let mut template = serde_json::to_value(&job.spec.template).unwrap_or_else(|_| json!({}));
     render_containers(&mut template, placeholders)?;
+    add_env(&mut template, placeholders);
     if template.pointer("/spec/restartPolicy").is_none() {
         template["spec"]["restartPolicy"] = json!("Never");
     }
@@ -162,6 +163,40 @@ fn render_containers(template: &mut Value, ctx: &TemplateContext) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// What a smoke test needs to know, as environment variables of each container: the
+/// Service to call, the revision it judges, and whose. A variable the author set stays.
+fn add_env(template: &mut Value, ctx: &TemplateContext) {
+    let Some(containers) = template
+        .pointer_mut("/spec/containers")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let mut vars = vec![
+        ("CUTOVER_ROLLOUT", ctx.name.clone()),
+        ("CUTOVER_NAMESPACE", ctx.namespace.clone()),
+        ("CUTOVER_REVISION", ctx.canary_revision.clone()),
+        ("CUTOVER_STABLE_REVISION", ctx.stable_revision.clone()),
+    ];
+    if let Some(service) = &ctx.service {
+        vars.push(("CUTOVER_SERVICE", service.clone()));
+    }
+    for c in containers {
+        let Some(c) = c.as_object_mut() else {
+            continue;
+        };
+        let env = c.entry("env").or_insert_with(|| json!([]));
+        let Some(env) = env.as_array_mut() else {
+            continue;
+        };
+        for (name, value) in &vars {
+            if !env.iter().any(|e| e["name"] == *name) {
+                env.push(json!({"name": name, "value": value}));
+            }
+        }
+    }
 }
 
 fn render_string(v: &mut Value, ctx: &TemplateContext) -> Result<(), TemplateError> {
@@ -288,6 +323,7 @@ mod tests {
             namespace: "shop".into(),
             canary_revision: "abc".into(),
             stable_revision: "old".into(),
+            service: Some("web-canary.shop.svc".into()),
         }
     }
 
@@ -332,6 +368,40 @@ mod tests {
         assert_eq!(c["args"][1], "--rev=abc");
         assert_eq!(c["env"][0]["value"], "web");
         assert_eq!(c["env"][1]["valueFrom"]["secretKeyRef"]["name"], "t");
+    }
+
+    #[test]
+    fn a_smoke_test_is_told_the_service_and_the_revision_unless_its_author_said() {
+        let o = owner("web");
+        let mut metric = smoke();
+        let env = |job: &Value, name: &str| {
+            job["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .and_then(|e| e.iter().find(|v| v["name"] == name).cloned())
+                .map(|v| v["value"].clone())
+        };
+        let job = manifest(&measurement(&o, "smoke", 1), &metric, &context()).unwrap_or_default();
+        assert_eq!(
+            env(&job, "CUTOVER_SERVICE"),
+            Some(json!("web-canary.shop.svc"))
+        );
+        assert_eq!(env(&job, "CUTOVER_REVISION"), Some(json!("abc")));
+        assert_eq!(env(&job, "CUTOVER_STABLE_REVISION"), Some(json!("old")));
+        assert_eq!(env(&job, "CUTOVER_ROLLOUT"), Some(json!("web")));
+        assert_eq!(env(&job, "CUTOVER_NAMESPACE"), Some(json!("shop")));
+        // The author's own value stays; no Service, no variable.
+        if let Some(p) = metric.spec.template.spec.as_mut() {
+            p.containers[0].env.get_or_insert_default().push(
+                serde_json::from_value(json!({"name": "CUTOVER_SERVICE", "value": "mine"}))
+                    .unwrap_or_default(),
+            );
+        }
+        let mut ctx = context();
+        let job = manifest(&measurement(&o, "smoke", 1), &metric, &ctx).unwrap_or_default();
+        assert_eq!(env(&job, "CUTOVER_SERVICE"), Some(json!("mine")));
+        ctx.service = None;
+        let job = manifest(&measurement(&o, "smoke", 1), &smoke(), &ctx).unwrap_or_default();
+        assert_eq!(env(&job, "CUTOVER_SERVICE"), None);
     }
 
     #[test]

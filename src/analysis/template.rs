@@ -42,6 +42,9 @@ pub struct TemplateContext {
     pub canary_revision: String,
     /// `rollout.stableRevision`.
     pub stable_revision: String,
+    /// The Service the measured revision is reached through (`name.namespace.svc`), when
+    /// the run has one: a `job` metric's containers get it as `CUTOVER_SERVICE`.
+    pub service: Option<String>,
 }
 
 /// One `{{ ... }}` in a template.
@@ -125,6 +128,7 @@ mod tests {
             namespace: "shop".into(),
             canary_revision: "abc123".into(),
             stable_revision: "def456".into(),
+            service: None,
         }
     }
 

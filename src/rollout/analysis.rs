@@ -51,6 +51,28 @@ pub fn spec_for<'a>(spec: &'a RolloutSpec, run: &str) -> Option<&'a AnalysisSpec
     }
 }
 
+/// The Service through which run `run` reaches the revision it judges, if the strategy has
+/// one: the canary's (or the stable Service a canary shares), blue-green's preview before
+/// promotion and its active Service after. A smoke test calls it.
+pub fn service_for(spec: &RolloutSpec, run: &str) -> Option<String> {
+    let strategy = &spec.strategy;
+    if let Some(bg) = &strategy.blue_green {
+        return match run {
+            PRE_PROMOTION => Some(
+                bg.preview_service
+                    .clone()
+                    .unwrap_or_else(|| bg.active_service.clone()),
+            ),
+            _ => Some(bg.active_service.clone()),
+        };
+    }
+    let canary = strategy.canary.as_ref()?;
+    canary
+        .canary_service
+        .clone()
+        .or_else(|| canary.stable_service.clone())
+}
+
 /// Measurements due at `now`: each metric of each running run whose next due time has come.
 pub fn due(rollout: &Rollout, now: Timestamp) -> Vec<Due<'_>> {
     let Some(status) = &rollout.status else {
@@ -149,5 +171,37 @@ pub(super) fn end_unneeded(ctx: &mut Ctx<'_>) {
             run.verdict = AnalysisVerdict::Successful;
             run.message = Some("ended: no longer needed by the rollout".into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(strategy: serde_json::Value) -> RolloutSpec {
+        serde_json::from_value(json!({"strategy": strategy})).expect("a spec")
+    }
+
+    #[test]
+    fn each_run_reaches_the_revision_it_judges_through_its_service() {
+        let canary =
+            spec(json!({"canary": {"stableService": "web", "canaryService": "web-canary"}}));
+        assert_eq!(
+            service_for(&canary, "step-2").as_deref(),
+            Some("web-canary")
+        );
+        assert_eq!(service_for(&canary, BAKE).as_deref(), Some("web-canary"));
+        let shared = spec(json!({"canary": {"stableService": "web"}}));
+        assert_eq!(service_for(&shared, BACKGROUND).as_deref(), Some("web"));
+        let bg =
+            spec(json!({"blueGreen": {"activeService": "api", "previewService": "api-preview"}}));
+        assert_eq!(
+            service_for(&bg, PRE_PROMOTION).as_deref(),
+            Some("api-preview")
+        );
+        assert_eq!(service_for(&bg, POST_PROMOTION).as_deref(), Some("api"));
+        assert_eq!(service_for(&spec(json!({"rolling": {}})), "batch-1"), None);
     }
 }

@@ -953,6 +953,7 @@ async fn take_measurements(ctx: &Context, rollout: &Rollout, ns: &str) -> Vec<Ta
         namespace: ns.to_string(),
         canary_revision: d.revision.clone().unwrap_or_default(),
         stable_revision: stable.clone(),
+        service: analysis::service_for(&rollout.spec, &d.run).map(|s| format!("{s}.{ns}.svc")),
     })
     .await
 }
