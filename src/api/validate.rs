@@ -478,10 +478,10 @@ pub fn migration(spec: &MigrationJobSpec) -> Vec<FieldError> {
         check_template(&backup.template, "spec.backup.template", &mut errors);
     }
     if spec.require_rollback == Some(true) && spec.rollback.is_none() {
-        errors.push(FieldError::new(
-            "spec.rollback",
-            FieldErrorKind::Required,
-            "Required value: requireRollback is set, so the migration needs a rollback (down) Job",
+        // Named at the policy that is not met: the missing field has no line to point at.
+        errors.push(invalid(
+            "spec.requireRollback",
+            "requireRollback is set, but spec.rollback (the down Job) is missing",
         ));
     }
     errors
