@@ -7,6 +7,7 @@ pub mod bluegreen;
 pub mod canary;
 pub mod config;
 pub mod history;
+mod observe;
 pub mod plan;
 pub mod reconcile;
 mod record;
