@@ -70,6 +70,109 @@ pub fn idempotency_key(
     format!("{uid}/{generation}/{step}/{event:?}/{recorded_at}")
 }
 
+/// Placeholders a webhook's `template` may use.
+pub const TEMPLATE_FIELDS: &[&str] = &[
+    "event",
+    "namespace",
+    "rollout",
+    "revision",
+    "message",
+    "images",
+    "startedBy",
+    "result",
+    "duration",
+];
+
+/// The placeholders of `template` that are not known, for validation.
+pub fn unknown_placeholders(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push(after.chars().take(32).collect());
+            break;
+        };
+        let name = after[..end].trim();
+        if !TEMPLATE_FIELDS.contains(&name) {
+            out.push(name.to_string());
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// `template` with the message's fields filled in (an unknown placeholder stays as
+/// written; validation refuses it first).
+pub fn render(template: &str, m: &Message, now: jiff::Timestamp) -> String {
+    let release = m.release.as_ref();
+    let value = |name: &str| -> Option<String> {
+        Some(match name {
+            "event" => format!("{:?}", m.event),
+            "namespace" => m.namespace.clone(),
+            "rollout" => m.rollout.clone(),
+            "revision" => m.revision.clone().unwrap_or_default(),
+            "message" => m.text.clone(),
+            "images" => release.map(|r| r.images.join(", ")).unwrap_or_default(),
+            "startedBy" => release
+                .and_then(|r| r.started_by.clone())
+                .unwrap_or_default(),
+            "result" => release
+                .map(|r| format!("{:?}", r.result))
+                .unwrap_or_default(),
+            "duration" => release.map(|r| took(r, now)).unwrap_or_default(),
+            _ => return None,
+        })
+    };
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let name = after[..end].trim();
+                match value(name) {
+                    Some(v) => out.push_str(&v),
+                    None => out.push_str(&rest[start..start + 2 + end + 2]),
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How long a release took, or has taken so far.
+fn took(r: &crate::api::Release, now: jiff::Timestamp) -> String {
+    let end = r.ended_at.as_ref().map_or(now, |t| t.0);
+    let secs = end.duration_since(r.started_at.0).as_secs().max(0) as u64;
+    crate::api::Duration::from_secs(secs).to_string()
+}
+
+/// The default text of a release's last word: how long it took, and what a person does
+/// next after an abort.
+pub fn ending(m: &Message, now: jiff::Timestamp) -> String {
+    let Some(release) = &m.release else {
+        return m.text.clone();
+    };
+    match m.event {
+        NotificationEvent::Promoted => format!("{}; released in {}", m.text, took(release, now)),
+        NotificationEvent::Aborted | NotificationEvent::BakeFailed => format!(
+            "{}; after {}; next: fix the cause, then `kubectl cutover retry {}` or set the template back",
+            m.text,
+            took(release, now),
+            m.rollout
+        ),
+        _ => m.text.clone(),
+    }
+}
+
 /// The payload of a message in a format.
 pub fn payload(format: WebhookFormat, m: &Message) -> Value {
     match format {
@@ -268,6 +371,54 @@ mod tests {
         assert_eq!(
             payload(WebhookFormat::Slack, &message())["text"],
             "*cutover* rollout `shop/web`: *Aborted* — analysis failed"
+        );
+    }
+
+    fn released() -> Message {
+        let mut m = message();
+        m.release = Some(
+            serde_json::from_value(json!({"revision": "abc", "images": ["web:2"],
+                "startedAt": "2030-01-01T00:00:00Z", "endedAt": "2030-01-01T00:04:00Z",
+                "result": "Aborted", "reason": "analysis failed", "startedBy": "argocd-controller"}))
+            .expect("a release"),
+        );
+        m
+    }
+
+    #[test]
+    fn a_template_fills_the_release_in_and_names_what_it_does_not_know() {
+        let now = "2030-01-01T01:00:00Z".parse().expect("a time");
+        let t = "{{event}}: {{ rollout }}@{{ revision }} ({{ images }}) by {{ startedBy }}: {{ result }} after {{ duration }} — {{ message }} {{ nope }}";
+        assert_eq!(
+            render(t, &released(), now),
+            "Aborted: web@abc (web:2) by argocd-controller: Aborted after 4m — analysis failed {{ nope }}"
+        );
+        assert_eq!(unknown_placeholders(t), vec!["nope".to_string()]);
+        assert_eq!(
+            unknown_placeholders("{{ event }} {{ oops"),
+            vec![" oops".to_string()]
+        );
+        assert!(unknown_placeholders("plain").is_empty());
+    }
+
+    #[test]
+    fn a_release_ends_saying_how_long_it_took_and_what_next() {
+        let now = "2030-01-01T01:00:00Z".parse().expect("a time");
+        assert_eq!(
+            ending(&released(), now),
+            "analysis failed; after 4m; next: fix the cause, then `kubectl cutover retry web` or set the template back"
+        );
+        let mut promoted = released();
+        promoted.event = NotificationEvent::Promoted;
+        promoted.text = "revision abc is now stable".into();
+        assert_eq!(
+            ending(&promoted, now),
+            "revision abc is now stable; released in 4m"
+        );
+        assert_eq!(
+            ending(&message(), now),
+            "analysis failed",
+            "no release, no ending"
         );
     }
 

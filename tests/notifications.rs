@@ -138,7 +138,8 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
             "notifications": {"webhooks": [
                 {"name": "all", "urlFrom": {"name": "hooks", "key": "generic"}},
-                {"name": "chat", "urlFrom": {"name": "hooks", "key": "slack"}, "format": "Slack", "events": ["Aborted"]},
+                {"name": "chat", "urlFrom": {"name": "hooks", "key": "slack"}, "format": "Slack", "events": ["Aborted"],
+                 "template": "{{ rollout }} {{ result }} ({{ images }}): {{ message }}"},
                 {"name": "elsewhere", "urlFrom": {"name": "hooks", "key": "refused"}, "events": ["Aborted"]}]},
             "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}
     }))
@@ -202,6 +203,11 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
             );
             let text = slack[0]["text"].as_str().unwrap();
             assert!(text.contains("rollout `default/web`: *Aborted*"), "{text}");
+            // The chat hook's own template, filled from the deployment log.
+            assert!(
+                text.contains("— web Aborted (web:2): aborted by request"),
+                "{text}"
+            );
             let aborted = bodies
                 .iter()
                 .find(|(n, b)| n == "generic-planted-path" && b["event"] == "Aborted")
@@ -232,6 +238,15 @@ async fn decisions_reach_the_webhooks_retried_filtered_and_without_logging_the_u
             );
             assert_eq!(aborted.1["rollout"], "web");
             assert_eq!(aborted.1["namespace"], "default");
+            // Without a template, a release's last word says how long it took and what next,
+            // and the payload carries the release.
+            let said = aborted.1["message"].as_str().unwrap_or_default();
+            assert!(
+                said.contains("; next: fix the cause, then `kubectl cutover retry web`"),
+                "{said}"
+            );
+            assert_eq!(aborted.1["release"]["result"], "Aborted");
+            assert_eq!(aborted.1["release"]["images"], json!(["web:2"]));
             // Each decision is delivered once, with a key of its own, sent as a header too.
             let generic: Vec<&Value> = bodies
                 .iter()

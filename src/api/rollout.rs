@@ -682,6 +682,12 @@ pub struct Webhook {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub events: Vec<NotificationEvent>,
+    /// The message's text, with `{{ event }}`, `{{ namespace }}`, `{{ rollout }}`,
+    /// `{{ revision }}`, `{{ message }}`, `{{ images }}`, `{{ startedBy }}`, `{{ result }}`
+    /// and `{{ duration }}` filled in; default: the decision's own message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub template: Option<String>,
 }
 
 /// Payload shapes of webhooks.

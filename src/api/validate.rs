@@ -112,6 +112,28 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
     if let Some(bake) = &spec.bake {
         bake_spec(spec, bake, &mut errors);
     }
+    for (i, hook) in spec
+        .notifications
+        .iter()
+        .flat_map(|n| n.webhooks.iter())
+        .enumerate()
+    {
+        let unknown = hook
+            .template
+            .as_deref()
+            .map(crate::notify::unknown_placeholders)
+            .unwrap_or_default();
+        if !unknown.is_empty() {
+            errors.push(invalid(
+                format!("spec.notifications.webhooks[{i}].template"),
+                format!(
+                    "unknown placeholder(s) {}: use {}",
+                    unknown.join(", "),
+                    crate::notify::TEMPLATE_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
     if let Some(m) = &spec.migrations {
         for name in m.before.iter().filter(|n| m.after.contains(n)) {
             errors.push(invalid(

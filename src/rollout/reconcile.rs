@@ -688,6 +688,12 @@ async fn notify(ctx: &Context, rollout: &Rollout, decision: &plan::Plan, recorde
                 publish(ctx, rollout, "WebhookRefused", &refused.to_string(), true).await;
                 continue;
             }
+            let now = ctx.clock.now();
+            let mut message = message.clone();
+            message.text = match &hook.template {
+                Some(t) => crate::notify::render(t, &message, now),
+                None => crate::notify::ending(&message, now),
+            };
             ctx.notifier().send(crate::notify::Delivery {
                 webhook: hook.name.clone(),
                 url,
