@@ -6,7 +6,7 @@
 #[path = "support/testbed.rs"]
 mod testbed;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use cutover::api::{MigrationJob, MigrationPhase, Rollout, RolloutPhase, RolloutStatus};
 use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job, core::v1::ConfigMap};
@@ -15,23 +15,9 @@ use kube::{
     api::{ListParams, PostParams},
 };
 use serde_json::json;
-use testbed::{Testbed, eventually};
+use testbed::eventually;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn kubectl(bed: &Testbed, args: &[&str]) {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(bed.admin_kubeconfig())
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 async fn status_where(
     api: &Api<Rollout>,
@@ -111,19 +97,16 @@ async fn a_config_change_rolls_out_as_a_revision_and_an_abort_serves_the_old_con
     );
 
     // Only the ConfigMap changes, with kubectl: a new revision, through the canary.
-    kubectl(
-        bed,
-        &[
-            "-n",
-            &ns.name,
-            "patch",
-            "configmap",
-            "web-config",
-            "--type=merge",
-            "-p",
-            r#"{"data":{"LOG_LEVEL":"debug"}}"#,
-        ],
-    );
+    bed.kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "patch",
+        "configmap",
+        "web-config",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"LOG_LEVEL":"debug"}}"#,
+    ]);
     let canary = status_where(&api, "the config's canary at its gate", |s| {
         s.phase == RolloutPhase::Paused && s.current_revision.as_deref() != Some(stable.as_str())
     })
@@ -140,17 +123,14 @@ async fn a_config_change_rolls_out_as_a_revision_and_an_abort_serves_the_old_con
         "the stable pods keep the old config"
     );
 
-    kubectl(
-        bed,
-        &[
-            "-n",
-            &ns.name,
-            "annotate",
-            "rollouts.cutover.dev",
-            "web",
-            "cutover.dev/abort=1",
-        ],
-    );
+    bed.kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "annotate",
+        "rollouts.cutover.dev",
+        "web",
+        "cutover.dev/abort=1",
+    ]);
     let aborted = status_where(&api, "Aborted", |s| s.phase == RolloutPhase::Aborted).await;
     assert_eq!(aborted.stable_revision.as_deref(), Some(stable.as_str()));
     eventually("the config's canary scaled away", LIMIT, async || {
@@ -241,30 +221,24 @@ async fn a_migration_runs_only_after_its_backup_succeeded() {
     );
 
     // The backup fixed and the migration retried: a new backup, then the migration.
-    kubectl(
-        bed,
-        &[
-            "-n",
-            &ns.name,
-            "patch",
-            "migrationjobs.cutover.dev",
-            "add-column",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"backup":{"template":{"metadata":{"annotations":null}}}}}"#,
-        ],
-    );
-    kubectl(
-        bed,
-        &[
-            "-n",
-            &ns.name,
-            "annotate",
-            "migrationjobs.cutover.dev",
-            "add-column",
-            "cutover.dev/retry=1",
-        ],
-    );
+    bed.kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "patch",
+        "migrationjobs.cutover.dev",
+        "add-column",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"backup":{"template":{"metadata":{"annotations":null}}}}}"#,
+    ]);
+    bed.kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "annotate",
+        "migrationjobs.cutover.dev",
+        "add-column",
+        "cutover.dev/retry=1",
+    ]);
     let done = phase_of(&api, MigrationPhase::Succeeded).await;
     let status = done.status.expect("status");
     assert_eq!(status.backed_up_revision, status.revision);

@@ -14,25 +14,10 @@ use kube::{
     api::{ListParams, PostParams},
 };
 use serde_json::json;
-use testbed::{Testbed, eventually, set_image};
+use testbed::{eventually, set_image};
 
 /// Generous bound for one state change on a loaded 2-core machine; only a failure waits it.
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn kubectl(bed: &Testbed, args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(bed.admin_kubeconfig())
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn manifest(name: &str, extra: serde_json::Value) -> serde_json::Value {
     let mut spec = json!({"replicas": 2, "selector": {"matchLabels": {"app": name}},
@@ -80,15 +65,12 @@ async fn a_namespace_freeze_holds_a_release_until_it_is_lifted() {
     let first = status_where(&api, "web", "Healthy", |s| s.phase == RolloutPhase::Healthy).await;
     let stable = first.stable_revision.expect("stable");
 
-    kubectl(
-        bed,
-        &[
-            "annotate",
-            "namespace",
-            &ns.name,
-            "cutover.dev/freeze=incident 4711: no changes until it is resolved",
-        ],
-    );
+    bed.kubectl_ok(&[
+        "annotate",
+        "namespace",
+        &ns.name,
+        "cutover.dev/freeze=incident 4711: no changes until it is resolved",
+    ]);
     set_image(&api, "web", "web:2").await;
     let held = status_where(&api, "web", "held by the freeze", |s| {
         s.phase == RolloutPhase::Paused
@@ -124,18 +106,12 @@ async fn a_namespace_freeze_holds_a_release_until_it_is_lifted() {
         .collect();
     assert_eq!(names, vec![format!("web-{stable}")]);
     // What a person sees.
-    let described = kubectl(
-        bed,
-        &["-n", &ns.name, "describe", "rollouts.cutover.dev", "web"],
-    );
+    let described = bed.kubectl_ok(&["-n", &ns.name, "describe", "rollouts.cutover.dev", "web"]);
     assert!(described.contains("WaitingForWindow"), "{described}");
     assert!(described.contains("OutsideWindow"), "{described}");
 
     // Lifting the freeze wakes the Rollout at once (nothing else changed to wake it).
-    kubectl(
-        bed,
-        &["annotate", "namespace", &ns.name, "cutover.dev/freeze-"],
-    );
+    bed.kubectl_ok(&["annotate", "namespace", &ns.name, "cutover.dev/freeze-"]);
     let done = status_where(&api, "web", "promoted", |s| {
         s.phase == RolloutPhase::Healthy && s.stable_revision.as_deref() != Some(stable.as_str())
     })
@@ -255,9 +231,6 @@ async fn production_starts_an_image_only_after_it_served_on_staging() {
         started >= since + jiff::SignedDuration::from_secs(3),
         "staging since {since}, production promoted {started}"
     );
-    let described = kubectl(
-        bed,
-        &["-n", &ns.name, "describe", "rollouts.cutover.dev", "prod"],
-    );
+    let described = bed.kubectl_ok(&["-n", &ns.name, "describe", "rollouts.cutover.dev", "prod"]);
     assert!(described.contains("WaitingForRequirement"), "{described}");
 }

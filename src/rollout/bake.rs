@@ -172,12 +172,7 @@ pub(super) fn watch(ctx: &mut Ctx<'_>) {
 /// A revision this decision promoted over another one starts its bake; the first revision
 /// has nothing to go back to.
 fn start(ctx: &mut Ctx<'_>, spec: &Bake) {
-    let before = ctx
-        .obs
-        .rollout
-        .status
-        .as_ref()
-        .and_then(|s| s.stable_revision.clone());
+    let before = ctx.stable_before();
     let stable = ctx.status.stable_revision.clone();
     let target = ctx.obs.target_revision.clone();
     let (Some(previous), Some(stable)) = (before, stable) else {

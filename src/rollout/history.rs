@@ -38,12 +38,7 @@ pub(super) fn record(ctx: &mut Ctx<'_>) {
         .history
         .last()
         .is_some_and(|e| e.revision == target && e.result == ReleaseResult::Progressing);
-    let before = ctx
-        .obs
-        .rollout
-        .status
-        .as_ref()
-        .and_then(|s| s.stable_revision.clone());
+    let before = ctx.stable_before();
     // The first revision of a Rollout is a release too, with no steps.
     let first = before.is_none() && stable.as_deref() == Some(target.as_str());
     let under_way = first
@@ -65,16 +60,11 @@ pub(super) fn record(ctx: &mut Ctx<'_>) {
         if before.as_deref() == Some(target.as_str()) {
             // The template set back to the revision that serves (undo): no release, and
             // the one under way ends.
-            if let Some(open) = ctx
-                .status
-                .history
-                .last_mut()
-                .filter(|e| e.result == ReleaseResult::Progressing)
-            {
-                open.result = ReleaseResult::Superseded;
-                open.reason = Some(format!("the template was set back to {target}"));
-                open.ended_at = Some(now.clone());
-            }
+            supersede(
+                ctx,
+                Some(format!("the template was set back to {target}")),
+                &now,
+            );
         } else {
             // Promoted within one decision (no steps, or the first revision): a release
             // that started and ended now.
@@ -98,11 +88,11 @@ pub(super) fn record(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// Opens the release of `target`, closing one still open as superseded.
-fn begin(
+/// Ends the release still open, if one is, as superseded.
+fn supersede(
     ctx: &mut Ctx<'_>,
-    target: &str,
-    now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    reason: Option<String>,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 ) {
     if let Some(open) = ctx
         .status
@@ -111,8 +101,18 @@ fn begin(
         .filter(|e| e.result == ReleaseResult::Progressing)
     {
         open.result = ReleaseResult::Superseded;
+        open.reason = reason;
         open.ended_at = Some(now.clone());
     }
+}
+
+/// Opens the release of `target`, closing one still open as superseded.
+fn begin(
+    ctx: &mut Ctx<'_>,
+    target: &str,
+    now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) {
+    supersede(ctx, None, &now);
     ctx.status.history.push(Release {
         revision: target.to_string(),
         images: ctx.obs.images.clone(),

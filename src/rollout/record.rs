@@ -282,6 +282,15 @@ impl Ctx<'_> {
         });
     }
 
+    /// The stable revision as recorded before this decision.
+    pub(super) fn stable_before(&self) -> Option<String> {
+        self.obs
+            .rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.stable_revision.clone())
+    }
+
     pub(super) fn revision(&self, hash: &str) -> Option<&RevisionObserved> {
         self.obs.revisions.iter().find(|r| r.revision == hash)
     }

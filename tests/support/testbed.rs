@@ -192,6 +192,25 @@ impl Drop for Operator {
     }
 }
 
+impl Testbed {
+    /// Runs the real `kubectl` as the cluster admin; fails the test if it fails, and
+    /// returns what it printed.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.admin_kubeconfig())
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 /// Polls `check` every 200 ms until it returns Some, failing with `what` after `limit`.
 pub async fn eventually<T>(
     what: &str,
