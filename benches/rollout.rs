@@ -225,6 +225,36 @@ fn measurement_cpu() -> (Duration, Duration) {
     (per_measurement, started.elapsed() / n)
 }
 
+/// CPU of the deployment-window gate: open with no windows, and closed under an office-hours
+/// allow window and a weekend deny window in a time zone (with the search for the opening).
+fn window_cpu() -> (Duration, Duration, Duration) {
+    use cutover::window::gate;
+    let windows: Vec<cutover::api::DeploymentWindow> = serde_json::from_value(json!([
+        {"kind": "Allow", "schedule": "0 9 * * MON-FRI", "duration": "8h", "timeZone": "Europe/Berlin"},
+        {"kind": "Deny", "schedule": "0 18 * * FRI", "duration": "62h", "timeZone": "Europe/Berlin"}
+    ]))
+    .expect("windows");
+    // Saturday noon: closed by both, open on Monday at 09:00.
+    let closed = jiff::Timestamp::from_second(1_800_000_000 + 28 * 3600).expect("a time");
+    // Tuesday 10:00 Berlin: open.
+    let open = jiff::Timestamp::from_second(1_800_000_000 + 4 * 86_400 + 1800).expect("a time");
+    let time = |windows: &[cutover::api::DeploymentWindow], at| {
+        let n = 20_000;
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(gate(std::hint::black_box(windows), None, at));
+        }
+        started.elapsed() / n
+    };
+    assert!(!gate(&windows, None, closed).is_open());
+    assert!(gate(&windows, None, open).is_open());
+    (
+        time(&[], closed),
+        time(&windows, open),
+        time(&windows, closed),
+    )
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -247,4 +277,9 @@ fn main() {
         "  CPU per measurement (parse, 2 CEL conditions, record, verdict) {measurement:>8.2?}"
     );
     println!("  CPU per judge of 20 + 20 points (Mann-Whitney + Hodges-Lehmann) {judged:>8.2?}");
+    let (none, open, closed) = window_cpu();
+    println!("deployment windows (allow weekdays 9-17 + deny weekend, Europe/Berlin):");
+    println!("  CPU per gate, no windows            {none:>8.2?}");
+    println!("  CPU per gate, inside a window       {open:>8.2?}");
+    println!("  CPU per gate, closed + next opening {closed:>8.2?}");
 }
