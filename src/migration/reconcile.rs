@@ -349,7 +349,9 @@ async fn reconcile_migration(
             .await?,
         now: ctx.clock.now(),
     };
-    let decision = plan::plan(&observed);
+    // Off the runtime, as the other controllers plan: a MigrationJob's windows are the
+    // author's schedules, whose search for the next opening is bounded but not free.
+    let decision = shell::off_runtime(|| plan::plan(&observed));
     // Status first: the Job's name is recorded before it is created.
     // Conditional on the version read, so a stale read never creates a second Job.
     let recorded = shell::apply_status(
