@@ -263,3 +263,94 @@ async fn a_migration_runs_only_after_its_backup_succeeded() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_failed_bake_restores_the_previous_revision_and_the_log_says_so() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("bake").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    // The bake's smoke test fails: the node agent fails its pod, with a log line.
+    let smoke = json!({"metrics": [{"name": "smoke", "count": 1, "job": {"spec": {"template": {
+        "metadata": {"annotations": {"sim.cutover.dev/duration": "1s",
+            "sim.cutover.dev/fail-attempts": "always",
+            "sim.cutover.dev/log": "GET /checkout 500"}},
+        "spec": {"containers": [{"name": "smoke", "image": "curlimages/curl:8",
+            "args": ["http://$(CUTOVER_SERVICE)/checkout"]}]}}}}}]});
+    let r: Rollout = serde_json::from_value(json!({
+        "apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "web:1"}]}},
+            "bake": {"duration": "1h", "analysis": smoke},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}
+    }))
+    .expect("a rollout");
+    api.create(&PostParams::default(), &r)
+        .await
+        .expect("created");
+    let first = status_where(&api, "Healthy", |s| s.phase == RolloutPhase::Healthy).await;
+    let old = first.stable_revision.expect("stable");
+    bed.kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "patch",
+        "rollouts.cutover.dev",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"web:2"}]}}}}"#,
+    ]);
+    let undone = status_where(&api, "rolled back by its bake", |s| {
+        s.phase == RolloutPhase::Aborted
+    })
+    .await;
+    assert_eq!(
+        undone.stable_revision.as_deref(),
+        Some(old.as_str()),
+        "{}",
+        op.log_tail()
+    );
+    let new = undone.current_revision.clone().expect("current");
+    let bake = undone.bake.clone().expect("the bake");
+    assert_eq!(
+        (bake.revision.as_str(), bake.previous.as_str(), bake.phase),
+        (
+            new.as_str(),
+            old.as_str(),
+            cutover::api::BakePhase::RolledBack
+        )
+    );
+    assert!(
+        undone
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Aborted" && c.status == "True" && c.reason == "BakeFailed"),
+        "{:?}",
+        undone.conditions
+    );
+    // The previous revision serves in full again; the baked one is scaled away.
+    eventually("the previous revision restored", LIMIT, async || {
+        let replicas = |d: Deployment| d.spec.and_then(|s| s.replicas);
+        let old_d = replicas(deploys.get(&format!("web-{old}")).await.ok()?);
+        let new_d = replicas(deploys.get(&format!("web-{new}")).await.ok()?);
+        (old_d == Some(2) && new_d == Some(0)).then_some(())
+    })
+    .await;
+    // The deployment log: who released it, and that its bake undid it, with why.
+    let release = undone.history.last().cloned().expect("a release");
+    assert_eq!(release.revision, new);
+    assert_eq!(release.result, cutover::api::ReleaseResult::RolledBack);
+    assert_eq!(release.started_by.as_deref(), Some("kubectl-patch"));
+    assert!(
+        release
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("GET /checkout 500")),
+        "{release:?}"
+    );
+    let described = bed.kubectl_ok(&["-n", &ns.name, "describe", "rollouts.cutover.dev", "web"]);
+    assert!(described.contains("BakeFailed"), "{described}");
+}

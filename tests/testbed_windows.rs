@@ -234,3 +234,55 @@ async fn production_starts_an_image_only_after_it_served_on_staging() {
     let described = bed.kubectl_ok(&["-n", &ns.name, "describe", "rollouts.cutover.dev", "prod"]);
     assert!(described.contains("WaitingForRequirement"), "{described}");
 }
+
+#[tokio::test]
+async fn a_freeze_set_mid_release_holds_it_before_its_next_step() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("midfreeze").await;
+    let op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let gate = json!({"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]}}});
+    api.create(&PostParams::default(), &rollout("web", gate))
+        .await
+        .expect("created");
+    status_where(&api, "web", "Healthy", |s| s.phase == RolloutPhase::Healthy).await;
+    set_image(&api, "web", "web:2").await;
+    status_where(&api, "web", "at the manual gate", |s| {
+        s.phase == RolloutPhase::Paused && s.current_step_index == Some(1)
+    })
+    .await;
+    bed.kubectl_ok(&[
+        "annotate",
+        "namespace",
+        &ns.name,
+        "cutover.dev/freeze=release freeze",
+    ]);
+    // The person promotes past the gate: the gate opens, the next step waits.
+    bed.kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "annotate",
+        "rollouts.cutover.dev",
+        "web",
+        "cutover.dev/promote=1",
+    ]);
+    let held = status_where(&api, "web", "step 2 held", |s| {
+        s.current_step_index == Some(2)
+            && s.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("step 2 waits for a deployment window"))
+    })
+    .await;
+    assert_eq!(held.phase, RolloutPhase::Paused, "{}", op.log_tail());
+    assert_eq!(held.canary_weight, Some(50), "the weight reached stays");
+    bed.kubectl_ok(&["annotate", "namespace", &ns.name, "cutover.dev/freeze-"]);
+    let done = status_where(&api, "web", "promoted", |s| {
+        s.phase == RolloutPhase::Healthy && s.stable_revision == s.current_revision
+    })
+    .await;
+    assert_eq!(
+        done.history.last().map(|r| r.result),
+        Some(cutover::api::ReleaseResult::Promoted)
+    );
+}
