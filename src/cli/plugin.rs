@@ -5,20 +5,17 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
-    Api, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
+    Api,
+    api::ListParams,
     config::{KubeConfigOptions, Kubeconfig},
 };
 use serde_json::json;
 
-use super::views::{images_of, revision_rows, status_view, table};
+use super::actions::{Action, act, patch, undo_to};
+use super::views::{revision_rows, status_view, table};
 use crate::api::health::Health;
-use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_PROMOTE_FULL, ANNOTATION_RETRY,
-    ANNOTATION_TEMPLATE, LABEL_REVISION, LABEL_ROLLOUT, MigrationJob, Rollout, RolloutPhase,
-};
+use crate::api::{MigrationJob, Rollout};
 
 /// kubectl cutover: drive cutover Rollouts.
 #[derive(Debug, Parser)]
@@ -105,6 +102,8 @@ pub enum PluginCommand {
         #[arg(long)]
         to_revision: Option<String>,
     },
+    /// Serve a live web dashboard on 127.0.0.1, acting with your own credentials.
+    Dashboard(super::dashboard::DashboardArgs),
     /// Change images of the template.
     Set {
         /// What to set.
@@ -151,6 +150,9 @@ pub enum PluginError {
     /// The API call failed.
     #[error("{0}")]
     Api(#[from] kube::Error),
+    /// The dashboard could not serve.
+    #[error("dashboard: {0}")]
+    Serve(String),
 }
 
 /// Exit code of `status` for a rollout that needs a person: Aborted, Degraded or invalid.
@@ -283,67 +285,34 @@ async fn run(cli: PluginCli) -> Result<u8, PluginError> {
             print!("{}", super::views::history_view(&get(name).await?));
         }
         PluginCommand::Promote { name, full } => {
-            let r = get(name).await?;
-            let phase = phase_of(&r);
-            if !matches!(phase, RolloutPhase::Paused | RolloutPhase::Progressing) {
-                return Err(PluginError::NotApplicable(format!(
-                    "rollout {name} is {phase:?}: nothing to promote"
-                )));
-            }
-            let key = if *full {
-                ANNOTATION_PROMOTE_FULL
+            let action = if *full {
+                Action::PromoteFull
             } else {
-                ANNOTATION_PROMOTE
+                Action::Promote
             };
-            annotate(&rollouts, name, key).await?;
-            println!(
-                "rollout {name} promoted{}",
-                if *full { " fully" } else { "" }
-            );
+            println!("{}", act(&client, &ns, name, action).await?);
         }
         PluginCommand::Pause { name } => {
-            get(name).await?;
-            patch(&rollouts, name, json!({"spec": {"paused": true}})).await?;
-            println!("rollout {name} paused");
+            println!("{}", act(&client, &ns, name, Action::Pause).await?)
         }
         PluginCommand::Resume { name } => {
-            let r = get(name).await?;
-            if !r.spec.paused.unwrap_or(false) {
-                return Err(PluginError::NotApplicable(format!(
-                    "rollout {name} is not paused by spec.paused; a step waiting for a person is passed with `promote`"
-                )));
-            }
-            patch(&rollouts, name, json!({"spec": {"paused": false}})).await?;
-            println!("rollout {name} resumed");
+            println!("{}", act(&client, &ns, name, Action::Resume).await?)
         }
         PluginCommand::Abort { name } => {
-            let r = get(name).await?;
-            let phase = phase_of(&r);
-            let status = r.status.clone().unwrap_or_default();
-            if phase == RolloutPhase::Aborted || status.stable_revision == status.current_revision {
-                return Err(PluginError::NotApplicable(format!(
-                    "rollout {name} is {phase:?} with no revision in progress: nothing to abort"
-                )));
-            }
-            annotate(&rollouts, name, ANNOTATION_ABORT).await?;
-            println!("rollout {name} aborted");
+            println!("{}", act(&client, &ns, name, Action::Abort).await?)
         }
         PluginCommand::Retry { name } => {
-            let r = get(name).await?;
-            let phase = phase_of(&r);
-            if phase != RolloutPhase::Aborted {
-                return Err(PluginError::NotApplicable(format!(
-                    "rollout {name} is {phase:?}: only an aborted rollout can be retried"
-                )));
-            }
-            annotate(&rollouts, name, ANNOTATION_RETRY).await?;
-            println!("rollout {name} retried");
+            println!("{}", act(&client, &ns, name, Action::Retry).await?)
         }
         PluginCommand::Undo { name, to_revision } => {
             let r = get(name).await?;
-            let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-            let revision = undo(&r, &deployments, to_revision.as_deref()).await?;
-            println!("rollout {name} rolled back to revision {revision}");
+            println!(
+                "{}",
+                undo_to(&client, &ns, &r, to_revision.as_deref()).await?
+            );
+        }
+        PluginCommand::Dashboard(args) => {
+            super::dashboard::serve(client.clone(), ns.clone(), args.clone()).await?;
         }
         PluginCommand::Set {
             what: SetWhat::Image { name, images },
@@ -465,167 +434,10 @@ async fn wait_for(
     }
 }
 
-fn phase_of(r: &Rollout) -> RolloutPhase {
-    r.status.as_ref().map(|s| s.phase).unwrap_or_default()
-}
-
-async fn annotate(api: &Api<Rollout>, name: &str, key: &str) -> Result<(), PluginError> {
-    // A new value each time: the controller acts on each value once.
-    let value = jiff::Timestamp::now().as_millisecond().to_string();
-    patch(
-        api,
-        name,
-        json!({"metadata": {"annotations": {key: value}}}),
-    )
-    .await
-}
-
-/// Field manager of the plugin's writes, as kubectl names its own (`kubectl-edit`): the
-/// deployment log names it as who started a release.
-pub const FIELD_MANAGER: &str = "kubectl-cutover";
-
-async fn patch(api: &Api<Rollout>, name: &str, body: serde_json::Value) -> Result<(), PluginError> {
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    api.patch(name, &params, &Patch::Merge(&body)).await?;
-    Ok(())
-}
-
-/// Sets the template back to an earlier revision's, read from that revision's Deployment.
-async fn undo(
-    r: &Rollout,
-    deployments: &Api<Deployment>,
-    to: Option<&str>,
-) -> Result<String, PluginError> {
-    let name = r.name_any();
-    if r.spec.template.is_none() {
-        return Err(PluginError::NotApplicable(format!(
-            "rollout {name} uses workloadRef: undo its Deployment instead"
-        )));
-    }
-    let current = r.status.as_ref().and_then(|s| s.current_revision.clone());
-    let mut owned = deployments
-        .list(&ListParams::default().labels(&format!("{LABEL_ROLLOUT}={name}")))
-        .await?
-        .items;
-    owned.sort_by_key(|d| std::cmp::Reverse(d.metadata.creation_timestamp.clone().map(|t| t.0)));
-    let revision_of = |d: &Deployment| d.labels().get(LABEL_REVISION).cloned();
-    let target = match to {
-        Some(rev) => owned
-            .into_iter()
-            .find(|d| revision_of(d).as_deref() == Some(rev))
-            .ok_or_else(|| {
-                PluginError::NotApplicable(format!("rollout {name} has no revision {rev}"))
-            })?,
-        None => {
-            let revisions: Vec<(Option<String>, Option<jiff::Timestamp>)> = owned
-                .iter()
-                .map(|d| (revision_of(d), promoted_at(d)))
-                .collect();
-            let pick = undo_target(&revisions, current.as_deref()).ok_or_else(|| {
-                PluginError::NotApplicable(format!(
-                    "rollout {name} has no earlier promoted revision; name one with --to-revision"
-                ))
-            })?;
-            owned.swap_remove(pick)
-        }
-    };
-    let revision = revision_of(&target).unwrap_or_default();
-    if Some(&revision) == current.as_ref() {
-        return Err(PluginError::NotApplicable(format!(
-            "rollout {name} already runs revision {revision}"
-        )));
-    }
-    // The template as the Rollout wrote it: the Deployment's own carries the apiserver's
-    // defaults and would hash to a new revision.
-    let written = target
-        .annotations()
-        .get(ANNOTATION_TEMPLATE)
-        .and_then(|t| serde_json::from_str::<k8s_openapi::api::core::v1::PodTemplateSpec>(t).ok());
-    let mut template = match written {
-        Some(t) => t,
-        None => target.spec.map(|s| s.template).unwrap_or_default(),
-    };
-    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.remove(LABEL_REVISION);
-        labels.remove(LABEL_ROLLOUT);
-    }
-    let api: Api<Rollout> = Api::namespaced(
-        deployments.clone().into_client(),
-        &r.namespace().unwrap_or_default(),
-    );
-    let images = images_of(&template);
-    patch(&api, &name, json!({"spec": {"template": template}})).await?;
-    Ok(format!("{revision} ({images})"))
-}
-
-/// When a revision's Deployment last started serving, as the operator stamped it.
-fn promoted_at(d: &Deployment) -> Option<jiff::Timestamp> {
-    d.labels()
-        .get(crate::api::LABEL_PROMOTED_AT)
-        .and_then(|t| t.parse::<i64>().ok())
-        .and_then(|s| jiff::Timestamp::from_second(s).ok())
-}
-
-/// The revision `undo` goes back to, by index into `revisions` (revision, when it was last
-/// promoted; newest Deployment first): the last promoted one other than `current`. Without
-/// any stamp (Deployments from before stamps were kept), the newest other revision.
-pub fn undo_target(
-    revisions: &[(Option<String>, Option<jiff::Timestamp>)],
-    current: Option<&str>,
-) -> Option<usize> {
-    let others = || {
-        revisions
-            .iter()
-            .enumerate()
-            .filter(|(_, (rev, _))| rev.as_deref() != current)
-    };
-    if revisions.iter().any(|(_, at)| at.is_some()) {
-        others()
-            .filter_map(|(i, (_, at))| at.map(|at| (i, at)))
-            .max_by_key(|(_, at)| *at)
-            .map(|(i, _)| i)
-    } else {
-        others().map(|(i, _)| i).next()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: i64) -> Option<jiff::Timestamp> {
-        Some(jiff::Timestamp::from_second(s).unwrap())
-    }
-
-    fn rev(r: &str, t: Option<jiff::Timestamp>) -> (Option<String>, Option<jiff::Timestamp>) {
-        (Some(r.to_string()), t)
-    }
-
-    #[test]
-    fn undo_goes_to_the_last_promoted_revision_never_an_aborted_one() {
-        // Newest Deployment first: 1.2.0 was aborted, 1.1.0 then 1.0.0 were promoted.
-        let revisions = [rev("v12", None), rev("v11", at(20)), rev("v10", at(10))];
-        assert_eq!(
-            undo_target(&revisions, Some("v12")),
-            Some(1),
-            "back to 1.1.0"
-        );
-        assert_eq!(
-            undo_target(&revisions, Some("v11")),
-            Some(2),
-            "again: 1.0.0, not the aborted 1.2.0"
-        );
-        assert_eq!(undo_target(&revisions, Some("v10")), Some(1));
-        let only_aborted = [rev("v12", None), rev("v11", at(20))];
-        assert_eq!(undo_target(&only_aborted, Some("v11")), None);
-        // Re-promoted later, an older revision is the newer release.
-        let repromoted = [rev("v12", at(5)), rev("v11", at(30))];
-        assert_eq!(undo_target(&repromoted, Some("v12")), Some(1));
-        assert_eq!(undo_target(&repromoted, Some("v11")), Some(0));
-    }
+    use crate::api::ANNOTATION_RETRY;
 
     #[test]
     fn an_aborted_rollout_with_a_retry_not_yet_taken_is_under_way() {
@@ -645,12 +457,5 @@ mod tests {
             matches!(health_of(&r), Health::Stalled { .. }),
             "taken, still aborted"
         );
-    }
-
-    #[test]
-    fn without_stamps_undo_takes_the_newest_other_revision() {
-        let revisions = [rev("c", None), rev("b", None), rev("a", None)];
-        assert_eq!(undo_target(&revisions, Some("c")), Some(1));
-        assert_eq!(undo_target(&revisions, Some("b")), Some(0));
     }
 }
