@@ -1,7 +1,9 @@
 //! The command line: `cutover crd`, `run`, `dev`, `lint` and `simulate`.
 
+pub mod actions;
 pub mod convert;
 pub mod crd;
+pub mod dashboard;
 pub mod dev;
 pub mod lint;
 pub mod plugin;
