@@ -69,6 +69,16 @@ fn the_kubectl_plugin_drives_an_example_against_the_real_control_plane() {
 }
 
 #[test]
+fn the_dashboard_in_a_browser_against_cutover_dev() {
+    run_script("dashboard.sh", None);
+}
+
+#[test]
+fn the_dashboard_in_a_browser_against_the_real_control_plane() {
+    run_script("dashboard.sh", Some(testbed::shared()));
+}
+
+#[test]
 fn helm_and_an_applications_manifests_install_on_cutover_dev() {
     run_script("apps.sh", None);
 }
