@@ -22,20 +22,23 @@ k wait cro/web --for=jsonpath='{.status.phase}'=Healthy --timeout=60s >/dev/null
 [ "$analysis" = 0 ] || k wait cro/checkout --for=jsonpath='{.status.phase}'=Healthy --timeout=60s >/dev/null \
   || fail "checkout is not Healthy"
 
-# dashboard KUBECONFIG LOG: starts a dashboard as that kubeconfig's user and prints its URL.
+# dashboard KUBECONFIG LOG [NAMESPACE]: starts a dashboard as that kubeconfig's user and
+# sets DASHBOARD_URL to its URL.
+DASHBOARD_PIDS=""
 dashboard() {
-  KUBECONFIG=$1 "$CUTOVER" kubectl -n "$NS" dashboard --port 0 --no-open >"$2" 2>&1 &
-  DASHBOARD_PIDS="${DASHBOARD_PIDS:-} $!"
+  KUBECONFIG=$1 "$CUTOVER" kubectl -n "${3:-$NS}" dashboard --port 0 --no-open >"$2" 2>&1 &
+  DASHBOARD_PIDS="$DASHBOARD_PIDS $!"
   for _ in $(seq 1 100); do
     grep -q 'http://' "$2" 2>/dev/null && break
     sleep 0.1
   done
-  grep -o 'http://[^ ]*' "$2" || { cat "$2" >&2; fail "the dashboard printed no URL"; }
+  DASHBOARD_URL=$(grep -o 'http://[^ ]*' "$2") || { cat "$2" >&2; fail "the dashboard printed no URL"; }
 }
-stop_dashboards() { for pid in ${DASHBOARD_PIDS:-}; do kill "$pid" 2>/dev/null || true; done; }
+stop_dashboards() { for pid in $DASHBOARD_PIDS; do kill "$pid" 2>/dev/null || true; done; }
 trap 'stop_dashboards; cleanup' EXIT
 
-url=$(dashboard "$KUBECONFIG" "$WORK/dashboard.log")
+dashboard "$KUBECONFIG" "$WORK/dashboard.log"
+url=$DASHBOARD_URL
 viewer_url=""
 if [ "$TARGET" = testbed ]; then
   # A user who may read what the dashboard shows but not change a Rollout.
@@ -49,7 +52,8 @@ if [ "$TARGET" = testbed ]; then
   kubectl --kubeconfig "$WORK/viewer.kubeconfig" config set-context --current --user=viewer >/dev/null
   kubectl --kubeconfig "$WORK/viewer.kubeconfig" -n "$NS" auth can-i patch rollouts.cutover.dev >/dev/null \
     && fail "the viewer may patch Rollouts"
-  viewer_url=$(dashboard "$WORK/viewer.kubeconfig" "$WORK/viewer-dashboard.log")
+  dashboard "$WORK/viewer.kubeconfig" "$WORK/viewer-dashboard.log"
+  viewer_url=$DASHBOARD_URL
 fi
 
 artifacts="$here/../target/test-artifacts"
@@ -58,4 +62,29 @@ URL="$url" VIEWER_URL="$viewer_url" NS="$NS" ARTIFACTS="$artifacts" ANALYSIS="$a
     echo "--- dashboard log ---" >&2; cat "$WORK/dashboard.log" >&2
     fail "the browser test failed"
   }
+
+# 500 Rollouts in one namespace (cutover dev: the test bed's fake nodes would run 500 more
+# pods for every test process).
+if [ "$TARGET" = sim ]; then
+  MANY=e2e-dashboard-many
+  COUNT=500
+  python3 - "$MANY" "$COUNT" >"$WORK/many.json" <<'PY'
+import json, sys
+ns, count = sys.argv[1], int(sys.argv[2])
+items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
+for i in range(count):
+    name = f"app-{i:04d}"
+    items.append({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}})
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+PY
+  kubectl apply --server-side -f "$WORK/many.json" >/dev/null
+  dashboard "$KUBECONFIG" "$WORK/many.log" "$MANY"
+  many_url=$DASHBOARD_URL
+  URL="$many_url" NS="$MANY" COUNT="$COUNT" node "$here/dashboard/scale.mjs" || fail "the dashboard at $COUNT Rollouts"
+fi
 echo "dashboard e2e passed against $TARGET"
