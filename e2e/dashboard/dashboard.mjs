@@ -109,6 +109,22 @@ async function main() {
     if (!(await page.evaluate(() => window.__sameDocument === true))) fail("the page reloaded");
     step("a new image shows step 1 without a reload");
 
+    // What a cluster holds is text on the page, never markup: an Event anyone who may create
+    // Events could write.
+    const hostile = '<img src=x onerror="window.__xss=1">';
+    execFileSync("kubectl", ["-n", NS, "create", "-f", "-"], {
+      input: JSON.stringify({
+        apiVersion: "v1", kind: "Event", metadata: { name: `web.hostile${Date.now()}` },
+        involvedObject: { apiVersion: "cutover.dev/v1alpha1", kind: "Rollout", name: "web", namespace: NS },
+        reason: "<b>Hostile</b>", message: hostile, type: "Warning",
+        firstTimestamp: new Date().toISOString(), lastTimestamp: new Date().toISOString(), count: 1,
+      }),
+    });
+    await until("the hostile Event as text", async () => (await page.locator("#events").textContent()).includes(hostile));
+    if ((await page.locator("#events img, #events b").count()) !== 0) fail("an Event's text became markup");
+    if (await page.evaluate(() => window.__xss === 1)) fail("an Event's text ran as script");
+    step("an Event's markup is shown as text");
+
     // 3. Promote past the timed pause, then at the manual gate.
     await confirmClick(page, "promote");
     await until("the promote notice", async () => (await page.locator("#notice.ok").textContent()).includes("promoted"));
