@@ -300,6 +300,11 @@ impl Ctx<'_> {
     }
 
     pub(super) fn apply(&mut self, revision: &str, replicas: i32, role: Role) {
+        // One plan may pass through several shapes (a step that completes at once, then the
+        // next): only the last size of a revision is written, or its pods would be removed
+        // and made again within one reconcile.
+        self.actions
+            .retain(|a| !matches!(a, Action::ApplyRevision { revision: r, .. } if r == revision));
         let unchanged = self
             .revision(revision)
             .is_some_and(|r| r.replicas == replicas && r.role.as_deref() == Some(role.as_str()));
