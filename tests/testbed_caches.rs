@@ -1,6 +1,7 @@
 //! Reads from watch caches, and a gateway's verdict on a route, on the real control plane:
 //! a reconcile that changes nothing makes no request at all (counted by the apiserver's
-//! audit log), and a weight step counts only once the gateway has taken the route.
+//! audit log), a weight step counts only once the gateway has taken the route, and a
+//! canary scale sizes the canary apart from its weight.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -199,6 +200,20 @@ async fn a_reconcile_that_changes_nothing_makes_no_request() {
     );
 }
 
+/// Once `shop` is Healthy, its image becomes `shop:2`.
+async fn release_shop_2(rollouts: &Api<Rollout>) {
+    eventually("the Rollout is Healthy", LIMIT, async || {
+        let s = rollouts.get("shop").await.ok()?.status?;
+        (s.phase == RolloutPhase::Healthy).then_some(())
+    })
+    .await;
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:2"}]}}}});
+    rollouts
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&image))
+        .await
+        .expect("new image");
+}
+
 #[tokio::test]
 async fn a_weight_step_counts_once_the_gateway_has_taken_the_route() {
     let bed = testbed::shared();
@@ -232,16 +247,7 @@ async fn a_weight_step_counts_once_the_gateway_has_taken_the_route() {
         shop("shop:1", json!([{"setWeight": 25}, {"pause": {}}])),
     )
     .await;
-    eventually("the Rollout is Healthy", LIMIT, async || {
-        let s = rollouts.get("shop").await.ok()?.status?;
-        (s.phase == RolloutPhase::Healthy).then_some(())
-    })
-    .await;
-    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:2"}]}}}});
-    rollouts
-        .patch("shop", &PatchParams::default(), &Patch::Merge(&image))
-        .await
-        .expect("new image");
+    release_shop_2(&rollouts).await;
     // The weight is written; the gateway has not seen that generation of the route.
     let written = eventually("the canary weight is written", LIMIT, async || {
         let r = routes.get("shop").await.ok()?;
@@ -289,5 +295,72 @@ async fn a_weight_step_counts_once_the_gateway_has_taken_the_route() {
         let s = rollouts.get("shop").await.ok()?.status?;
         (s.current_step_index == Some(1) && s.phase == RolloutPhase::Paused).then_some(())
     })
+    .await;
+}
+
+#[tokio::test]
+async fn a_canary_scale_runs_a_small_weight_on_full_capacity() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let bed = testbed::shared();
+    let ns = bed.namespace("canary-scale").await;
+    let _op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    routed_app(&client, &ns.name).await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let steps = json!([{"setCanaryScale": {"replicas": 2}}, {"setWeight": 10}, {"pause": {}},
+        {"setCanaryScale": {"matchTrafficWeight": true}}, {"setWeight": 75}, {"pause": {}}]);
+    let mut rollout = shop("shop:1", steps);
+    rollout["spec"]["replicas"] = json!(4);
+    create(&rollouts, rollout).await;
+    release_shop_2(&rollouts).await;
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &routes_kind());
+    let weights = async || -> Option<Vec<i64>> {
+        let r = routes.get("shop").await.ok()?;
+        Some(
+            r.data["spec"]["rules"][0]["backendRefs"]
+                .as_array()?
+                .iter()
+                .filter_map(|b| b["weight"].as_i64())
+                .collect(),
+        )
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let canary_ready = async |rollouts: &Api<Rollout>| -> Option<(i32, i32)> {
+        let s = rollouts.get("shop").await.ok()?.status?;
+        let d = deployments
+            .get(&format!("shop-{}", s.current_revision?))
+            .await
+            .ok()?;
+        Some((
+            d.spec?.replicas?,
+            d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        ))
+    };
+    // At step `at`: these route weights, and the canary with this many pods, all ready.
+    let reached = async |what: &str, at: i32, route: [i64; 2], pods: i32| {
+        eventually(what, LIMIT, async || {
+            let s = rollouts.get("shop").await.ok()?.status?;
+            (s.current_step_index == Some(at)
+                && weights().await? == route
+                && canary_ready(&rollouts).await? == (pods, pods))
+                .then_some(())
+        })
+        .await
+    };
+    reached("10 % of traffic on two ready canary pods", 2, [90, 10], 2).await;
+    rollouts
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cutover.dev/promote": "1"}}})),
+        )
+        .await
+        .expect("promoted");
+    reached(
+        "75 % of traffic on the three pods it calls for",
+        5,
+        [25, 75],
+        3,
+    )
     .await;
 }

@@ -458,6 +458,7 @@ pub struct RolloutStrategy {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("trafficRouting needs both stableService and canaryService"))]
 #[x_kube(validation = kube::core::Rule::new("!has(self.stableService) || !has(self.canaryService) || self.stableService != self.canaryService").message("stableService and canaryService must differ"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setCanaryScale))").message("setCanaryScale needs trafficRouting: without a router the canary's share of traffic is its share of pods"))]
 pub struct CanaryStrategy {
     /// Service that receives stable traffic. Without a router it selects both revisions
     /// and the share of traffic is the replica ratio.
@@ -485,10 +486,10 @@ pub struct CanaryStrategy {
     pub abort_scale_down_delay_seconds: Option<u32>,
 }
 
-/// One canary step: set a weight, pause, or run an analysis.
+/// One canary step: set a weight, pause, run an analysis, or size the canary.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1").message("a step sets exactly one of setWeight, pause or analysis"))]
+#[x_kube(validation = kube::core::Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.setCanaryScale) ? 1 : 0) == 1").message("a step sets exactly one of setWeight, pause, analysis or setCanaryScale"))]
 pub struct CanaryStep {
     /// Percentage of traffic sent to the canary, 0 to 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -500,6 +501,52 @@ pub struct CanaryStep {
     /// Measure and wait for the verdict: success goes on, failure aborts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSpec>,
+    /// Size the canary apart from its traffic weight, from this step on (routed canaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_canary_scale: Option<SetCanaryScale>,
+}
+
+/// How many pods the canary runs, apart from its share of traffic: a 5 % weight on full
+/// capacity, or a canary of one pod. Only with `trafficRouting`, where the route (not the
+/// pods) sets the share of traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.replicas) ? 1 : 0) + (has(self.weight) ? 1 : 0) + ((has(self.matchTrafficWeight) && self.matchTrafficWeight) ? 1 : 0) == 1").message("setCanaryScale sets exactly one of replicas, weight or matchTrafficWeight: true"))]
+pub struct SetCanaryScale {
+    /// An exact number of canary pods (never more than spec.replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub replicas: Option<i32>,
+    /// A percentage of spec.replicas, rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: Option<i32>,
+    /// Back to pods that follow the traffic weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_traffic_weight: Option<bool>,
+}
+
+/// The canary's size as a step set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanaryScale {
+    /// This many pods.
+    Replicas(i32),
+    /// This percentage of spec.replicas.
+    Weight(i32),
+    /// As many as the traffic weight calls for.
+    MatchTrafficWeight,
+}
+
+impl SetCanaryScale {
+    /// The size it sets, if exactly one way is given.
+    pub fn scale(&self) -> Option<CanaryScale> {
+        match (self.replicas, self.weight, self.match_traffic_weight) {
+            (Some(n), None, None | Some(false)) => Some(CanaryScale::Replicas(n)),
+            (None, Some(w), None | Some(false)) => Some(CanaryScale::Weight(w)),
+            (None, None, Some(true)) => Some(CanaryScale::MatchTrafficWeight),
+            _ => None,
+        }
+    }
 }
 
 /// What a canary step does, as one value.
@@ -511,17 +558,33 @@ pub enum StepAction<'a> {
     Pause(Option<Duration>),
     /// Run this analysis and wait for its verdict.
     Analysis(&'a AnalysisSpec),
+    /// Size the canary so.
+    SetCanaryScale(CanaryScale),
 }
 
 impl CanaryStep {
     /// The step's action, if exactly one is set.
     pub fn action(&self) -> Option<StepAction<'_>> {
-        match (self.set_weight, &self.pause, &self.analysis) {
-            (Some(w), None, None) => Some(StepAction::SetWeight(w)),
-            (None, Some(p), None) => Some(StepAction::Pause(p.duration)),
-            (None, None, Some(a)) => Some(StepAction::Analysis(a)),
-            _ => None,
+        let set = usize::from(self.set_weight.is_some())
+            + usize::from(self.pause.is_some())
+            + usize::from(self.analysis.is_some())
+            + usize::from(self.set_canary_scale.is_some());
+        if set != 1 {
+            return None;
         }
+        if let Some(w) = self.set_weight {
+            return Some(StepAction::SetWeight(w));
+        }
+        if let Some(p) = &self.pause {
+            return Some(StepAction::Pause(p.duration));
+        }
+        if let Some(a) = &self.analysis {
+            return Some(StepAction::Analysis(a));
+        }
+        self.set_canary_scale
+            .as_ref()
+            .and_then(SetCanaryScale::scale)
+            .map(StepAction::SetCanaryScale)
     }
 }
 

@@ -40,11 +40,40 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
     if let Some(canary) = &spec.strategy.canary {
         for (i, step) in canary.steps.iter().enumerate() {
             let path = format!("spec.strategy.canary.steps[{i}]");
+            if let Some(scale) = &step.set_canary_scale
+                && scale.scale().is_none()
+            {
+                errors.push(invalid(
+                    format!("{path}.setCanaryScale"),
+                    "setCanaryScale sets exactly one of replicas, weight or matchTrafficWeight: true",
+                ));
+                continue;
+            }
             match step.action() {
                 None => errors.push(invalid(
                     &path,
-                    "a step sets exactly one of setWeight, pause or analysis",
+                    "a step sets exactly one of setWeight, pause, analysis or setCanaryScale",
                 )),
+                Some(StepAction::SetCanaryScale(scale)) => {
+                    if canary.traffic_routing.is_none() {
+                        errors.push(invalid(
+                            format!("{path}.setCanaryScale"),
+                            "setCanaryScale needs trafficRouting: without a router the canary's share of traffic is its share of pods",
+                        ));
+                    }
+                    match scale {
+                        crate::api::CanaryScale::Replicas(n) if n < 0 => errors.push(invalid(
+                            format!("{path}.setCanaryScale.replicas"),
+                            format!("{n} is not a number of pods"),
+                        )),
+                        crate::api::CanaryScale::Weight(w) if !(0..=100).contains(&w) => errors
+                            .push(invalid(
+                                format!("{path}.setCanaryScale.weight"),
+                                format!("{w} is not a percentage from 0 to 100"),
+                            )),
+                        _ => {}
+                    }
+                }
                 Some(StepAction::SetWeight(w)) if !(0..=100).contains(&w) => {
                     errors.push(invalid(
                         format!("{path}.setWeight"),

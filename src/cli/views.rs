@@ -322,6 +322,13 @@ pub fn status_view(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                Some(StepAction::SetCanaryScale(scale)) => match scale {
+                    crate::api::CanaryScale::Replicas(n) => format!("setCanaryScale {n} pods"),
+                    crate::api::CanaryScale::Weight(w) => format!("setCanaryScale {w}% of pods"),
+                    crate::api::CanaryScale::MatchTrafficWeight => {
+                        "setCanaryScale matchTrafficWeight".into()
+                    }
+                },
                 None => "?".into(),
             };
             out.push_str(&format!("  [{mark}] {i}: {what}\n"));

@@ -10,7 +10,7 @@ use super::record::{
 };
 use super::{requires, window};
 use crate::api::{
-    ANNOTATION_PROMOTE, CanaryStrategy, RolloutPhase, StepAction, conditions as cond,
+    ANNOTATION_PROMOTE, CanaryScale, CanaryStrategy, RolloutPhase, StepAction, conditions as cond,
 };
 
 /// Replicas of the stable and canary revisions for one weight.
@@ -71,6 +71,43 @@ pub fn split_with_router(replicas: i32, weight: i32) -> Split {
             0
         },
     }
+}
+
+/// With a router and a `setCanaryScale` in force: the stable keeps full size and the canary
+/// runs the pods the step asked for, never more than `replicas`, and at least one while it
+/// has traffic (a weight must reach a pod). `None` is [`split_with_router`].
+pub fn split_scaled(replicas: i32, weight: i32, scale: Option<CanaryScale>) -> Split {
+    let replicas = replicas.max(0);
+    let pods = match scale {
+        None | Some(CanaryScale::MatchTrafficWeight) => return split_with_router(replicas, weight),
+        Some(CanaryScale::Replicas(n)) => n.clamp(0, replicas),
+        // Integer arithmetic: ceil(replicas * w / 100), never above replicas.
+        Some(CanaryScale::Weight(w)) => {
+            i32::try_from((i64::from(replicas) * i64::from(w.clamp(0, 100)) + 99) / 100)
+                .unwrap_or(replicas)
+        }
+    };
+    Split {
+        stable: replicas,
+        canary: if weight > 0 && replicas > 0 {
+            pods.max(1)
+        } else {
+            pods
+        },
+    }
+}
+
+/// The canary size in force after steps `0..index`: the last `setCanaryScale` among them
+/// (`matchTrafficWeight` undoes the ones before).
+fn scale_before(canary: &CanaryStrategy, index: usize) -> Option<CanaryScale> {
+    canary.steps[..index.min(canary.steps.len())]
+        .iter()
+        .rev()
+        .find_map(|s| match s.action() {
+            Some(StepAction::SetCanaryScale(scale)) => Some(scale),
+            _ => None,
+        })
+        .filter(|s| *s != CanaryScale::MatchTrafficWeight)
 }
 
 fn routed(canary: &CanaryStrategy) -> bool {
@@ -173,7 +210,7 @@ fn run_steps(
         if window::step_held(ctx, &what) {
             // What is under way stays: the weight reached, the background analysis.
             if background(ctx, canary, stable, target, replicas, index, weight) {
-                shape(ctx, canary, stable, target, replicas, weight);
+                shape(ctx, canary, stable, target, replicas, weight, index);
             }
             return;
         }
@@ -191,9 +228,15 @@ fn run_steps(
             .as_ref()
             .map_or(ctx.obs.now, |t| t.0);
         let done = match action {
-            Some(StepAction::SetWeight(w)) => set_weight(ctx, canary, stable, target, replicas, w),
+            Some(StepAction::SetWeight(w)) => {
+                set_weight(ctx, canary, stable, target, replicas, w, index)
+            }
+            // The size applies from this step on: it is done once the canary has its pods.
+            Some(StepAction::SetCanaryScale(_)) => {
+                set_weight(ctx, canary, stable, target, replicas, weight, index + 1)
+            }
             Some(StepAction::Pause(duration)) => {
-                shape(ctx, canary, stable, target, replicas, weight);
+                shape(ctx, canary, stable, target, replicas, weight, index);
                 match duration {
                     _ if ctx.request(ANNOTATION_PROMOTE) => true,
                     Some(d) => {
@@ -218,7 +261,7 @@ fn run_steps(
                 }
             }
             Some(StepAction::Analysis(spec)) => {
-                shape(ctx, canary, stable, target, replicas, weight);
+                shape(ctx, canary, stable, target, replicas, weight, index);
                 let name = format!("step-{index}");
                 if ctx.request(ANNOTATION_PROMOTE) {
                     ctx.note("AnalysisSkipped", format!("{name}: skipped by promote"));
@@ -251,7 +294,7 @@ fn run_steps(
             }
             None => {
                 // Validation rejects these before planning; stop rather than pass if one slips by.
-                shape(ctx, canary, stable, target, replicas, weight);
+                shape(ctx, canary, stable, target, replicas, weight, index);
                 abort(
                     ctx,
                     "StepUnsupported",
@@ -278,7 +321,7 @@ fn run_steps(
         };
         if window::enter_held(ctx, &next) {
             let weight = weight_before(canary, index);
-            shape(ctx, canary, stable, target, replicas, weight);
+            shape(ctx, canary, stable, target, replicas, weight, index);
             return;
         }
         ctx.status.phase = RolloutPhase::Progressing;
@@ -314,7 +357,7 @@ fn background(
                 ctx.note("AnalysisResumed", "background analysis resumed by promote");
                 return true;
             }
-            shape(ctx, canary, stable, target, replicas, weight);
+            shape(ctx, canary, stable, target, replicas, weight, index);
             pause(ctx, reason, message);
             false
         }
@@ -341,7 +384,9 @@ fn weight_before(canary: &CanaryStrategy, index: usize) -> i32 {
 /// How often a step whose weight is written re-reads the route, if nothing wakes it first.
 const ROUTE_RECHECK_SECONDS: i64 = 5;
 
-/// Puts pods and traffic in the shape of `weight`; returns whether the shape is reached.
+/// Puts pods and traffic in the shape of `weight` and, routed, of the canary size set by
+/// steps `0..scaled_by`; returns whether the shape is reached.
+#[allow(clippy::too_many_arguments)]
 fn shape(
     ctx: &mut Ctx<'_>,
     canary: &CanaryStrategy,
@@ -349,9 +394,10 @@ fn shape(
     target: &str,
     replicas: i32,
     weight: i32,
+    scaled_by: usize,
 ) -> bool {
     if routed(canary) {
-        let split = split_with_router(replicas, weight);
+        let split = split_scaled(replicas, weight, scale_before(canary, scaled_by));
         ctx.apply(stable, split.stable, Role::Stable);
         ctx.apply(target, split.canary, Role::Canary);
         // Weight goes to the canary only once its pods are up.
@@ -397,6 +443,9 @@ fn shape(
     }
 }
 
+/// Shapes for `weight` (and the canary size set by steps `0..scaled_by`), reporting
+/// progress until the shape is reached.
+#[allow(clippy::too_many_arguments)]
 fn set_weight(
     ctx: &mut Ctx<'_>,
     canary: &CanaryStrategy,
@@ -404,8 +453,9 @@ fn set_weight(
     target: &str,
     replicas: i32,
     weight: i32,
+    scaled_by: usize,
 ) -> bool {
-    let reached = shape(ctx, canary, stable, target, replicas, weight);
+    let reached = shape(ctx, canary, stable, target, replicas, weight, scaled_by);
     if reached {
         return true;
     }
@@ -473,6 +523,60 @@ fn route(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &str,
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_canary_scale_sizes_the_canary_apart_from_its_weight() {
+        use CanaryScale::{Replicas, Weight};
+        let cases = [
+            (10, 5, Replicas(10), 10, "5 % on full capacity"),
+            (10, 50, Replicas(1), 1, "a one-pod canary"),
+            (10, 5, Replicas(50), 10, "never above spec.replicas"),
+            (10, 0, Replicas(3), 3, "pods before any traffic"),
+            (10, 0, Replicas(0), 0, "none asked, none run"),
+            (10, 20, Replicas(0), 1, "traffic needs a pod"),
+            (10, 0, Weight(25), 3, "25 % of 10, rounded up"),
+            (10, 0, Weight(100), 10, "all of them"),
+            (0, 50, Replicas(3), 0, "scaled to zero stays so"),
+        ];
+        for (replicas, weight, scale, canary, why) in cases {
+            assert_eq!(
+                split_scaled(replicas, weight, Some(scale)).canary,
+                canary,
+                "{why}"
+            );
+        }
+        assert_eq!(
+            split_scaled(10, 30, Some(CanaryScale::Replicas(2))).stable,
+            10
+        );
+        for (r, w) in [(10, 5), (4, 30), (0, 50), (7, 100)] {
+            assert_eq!(split_scaled(r, w, None), split_with_router(r, w));
+            assert_eq!(
+                split_scaled(r, w, Some(CanaryScale::MatchTrafficWeight)),
+                split_with_router(r, w)
+            );
+        }
+    }
+
+    #[test]
+    fn the_scale_in_force_is_the_last_one_set() {
+        let canary: CanaryStrategy = serde_json::from_value(serde_json::json!({"steps": [
+            {"setCanaryScale": {"replicas": 4}}, {"setWeight": 5},
+            {"setCanaryScale": {"weight": 50}}, {"pause": {}},
+            {"setCanaryScale": {"matchTrafficWeight": true}}, {"setWeight": 20}
+        ]}))
+        .unwrap();
+        assert_eq!(scale_before(&canary, 0), None);
+        assert_eq!(scale_before(&canary, 1), Some(CanaryScale::Replicas(4)));
+        assert_eq!(scale_before(&canary, 2), Some(CanaryScale::Replicas(4)));
+        assert_eq!(scale_before(&canary, 3), Some(CanaryScale::Weight(50)));
+        assert_eq!(
+            scale_before(&canary, 5),
+            None,
+            "matchTrafficWeight undoes them"
+        );
+        assert_eq!(scale_before(&canary, 99), None);
+    }
 
     #[test]
     fn argo_example_ten_replicas_at_41_percent() {

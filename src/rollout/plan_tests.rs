@@ -570,6 +570,61 @@ fn with_a_router_weight_follows_the_canary_pods_and_abort_removes_it_first() {
     assert_eq!(world.replicas("new"), 0);
 }
 
+#[test]
+fn a_canary_scale_runs_a_small_weight_on_full_capacity_and_match_undoes_it() {
+    let steps = json!([
+        {"setCanaryScale": {"replicas": 10}}, {"setWeight": 5}, {"pause": {}},
+        {"setCanaryScale": {"matchTrafficWeight": true}}, {"setWeight": 20}, {"pause": {}}
+    ]);
+    let mut world = World::new(rollout(steps, true), "old", "new");
+    // The scale step waits for its pods before the weight step sends them traffic.
+    let p = world.plan(at(0));
+    assert!(p.actions.contains(&Action::ApplyRevision {
+        revision: "new".into(),
+        replicas: 10,
+        role: Role::Canary
+    }));
+    assert_eq!(p.status.current_step_index, Some(0));
+    world.apply(&p, false);
+    assert_eq!(
+        world.plan(at(1)).status.current_step_index,
+        Some(0),
+        "pods not up yet"
+    );
+    world.pods_come_up();
+    world.settle(at(2), true);
+    assert_eq!(world.status().current_step_index, Some(2), "at the gate");
+    assert_eq!((world.replicas("old"), world.replicas("new")), (10, 10));
+    assert_eq!(world.route_weight, Some(5), "5 % of traffic on 10 pods");
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    world.settle(at(3), true);
+    assert_eq!(world.status().current_step_index, Some(5));
+    assert_eq!(world.route_weight, Some(20));
+    assert_eq!(world.replicas("new"), 2, "back to the pods 20 % calls for");
+    world.annotate(ANNOTATION_ABORT, "x");
+    world.settle(at(4), true);
+    assert_eq!(world.route_weight, Some(0), "abort takes the traffic first");
+    world.settle(at(60), true);
+    assert_eq!(world.replicas("new"), 0, "and the pods after the delay");
+}
+
+#[test]
+fn a_one_pod_canary_before_any_traffic() {
+    let steps = json!([{"setCanaryScale": {"replicas": 1}}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]);
+    let mut world = World::new(rollout(steps, true), "old", "new");
+    world.settle(at(0), true);
+    assert_eq!(world.status().current_step_index, Some(1));
+    assert_eq!((world.replicas("new"), world.route_weight), (1, Some(0)));
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    world.settle(at(1), true);
+    assert_eq!(world.status().current_step_index, Some(3));
+    assert_eq!(
+        (world.replicas("new"), world.route_weight),
+        (1, Some(50)),
+        "the scale holds until another one is set"
+    );
+}
+
 proptest! {
     #[test]
     fn invariants_hold_for_any_steps_and_availability(
@@ -644,6 +699,51 @@ proptest! {
             prop_assert_eq!(status.phase, RolloutPhase::Healthy);
             prop_assert_eq!(world.replicas("new"), 10);
         }
+    }
+
+    #[test]
+    fn a_canary_scale_never_leaves_traffic_without_a_pod_nor_stops_a_release(
+        steps in proptest::collection::vec(prop_oneof![
+            (0i32..=100).prop_map(|w| json!({"setWeight": w})),
+            Just(json!({"pause": {"duration": "30s"}})),
+            (0i32..=14).prop_map(|n| json!({"setCanaryScale": {"replicas": n}})),
+            (0i32..=100).prop_map(|w| json!({"setCanaryScale": {"weight": w}})),
+            Just(json!({"setCanaryScale": {"matchTrafficWeight": true}})),
+        ], 1..7),
+        lagging in any::<bool>(),
+        secs in proptest::collection::vec(0i64..100, 6),
+    ) {
+        let count = steps.len();
+        let mut world = World::new(rollout(json!(steps), true), "old", "new");
+        let mut now = 0;
+        for dt in &secs {
+            now += dt;
+            if lagging {
+                world.pods_come_up();
+            }
+            world.settle(at(now), !lagging);
+            let status = world.status().clone();
+            if status.stable_revision.as_deref() != Some("new") {
+                prop_assert_eq!(world.replicas("old"), 10, "the stable keeps full size");
+                prop_assert!(world.replicas("new") <= 10);
+                let available = world.revisions.iter().find(|r| r.revision == "new").map_or(0, |r| r.available);
+                if world.route_weight.unwrap_or(0) > 0 {
+                    prop_assert!(available >= 1, "weight {:?} on no canary pod", world.route_weight);
+                }
+            }
+            let again = world.plan(at(now));
+            prop_assert!(again.actions.is_empty(), "{:?}", again.actions);
+        }
+        for _ in 0..count + 3 {
+            now += 60;
+            if lagging {
+                world.pods_come_up();
+            }
+            world.settle(at(now), !lagging);
+        }
+        prop_assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+        prop_assert_eq!(world.replicas("new"), 10);
+        prop_assert_eq!(world.route_weight.unwrap_or(0), 0);
     }
 
     #[test]
