@@ -142,6 +142,11 @@ fn a_gateway_api_plugin_route_becomes_cutovers_route() {
         text.contains("gatewayAPI:\n          httpRoute: argo-rollouts-http-route"),
         "{text}"
     );
+    // With the route, a canary scale means the same in cutover and converts.
+    assert!(
+        text.contains("- setCanaryScale:\n          replicas: 2"),
+        "{text}"
+    );
     // The plugin's namespace field has no place in cutover: it is named.
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("argoproj-labs/gatewayAPI.namespace"));

@@ -225,6 +225,11 @@ fn strategy(value: &Value, path: &str, notes: &mut Notes) -> Value {
 
 fn canary(value: &Value, path: &str, notes: &mut Notes) -> Value {
     let mut out = Map::new();
+    // Without a router the canary's pods are its share of traffic: a scale step would
+    // change that share, so it converts only where the routing does.
+    let routed = value
+        .get("trafficRouting")
+        .is_some_and(|t| traffic_routing(t, path, &mut Notes::default()).is_some());
     for (key, v) in obj(value) {
         let p = format!("{path}.{key}");
         match key.as_str() {
@@ -238,7 +243,7 @@ fn canary(value: &Value, path: &str, notes: &mut Notes) -> Value {
                     .unwrap_or_default()
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, s)| step(s, &format!("{p}[{i}]"), notes))
+                    .filter_map(|(i, s)| step(s, &format!("{p}[{i}]"), routed, notes))
                     .collect();
                 out.insert(key, Value::Array(steps));
             }
@@ -290,7 +295,7 @@ fn traffic_routing(value: &Value, path: &str, notes: &mut Notes) -> Option<Value
     found
 }
 
-fn step(value: &Value, path: &str, notes: &mut Notes) -> Option<Value> {
+fn step(value: &Value, path: &str, routed: bool, notes: &mut Notes) -> Option<Value> {
     let map = obj(value);
     let mut out = None;
     for (key, v) in &map {
@@ -308,7 +313,20 @@ fn step(value: &Value, path: &str, notes: &mut Notes) -> Option<Value> {
             }
             "analysis" => out = Some(json!({"analysis": analysis(v, &p, notes)})),
             "experiment" => notes.skip(p, "experiments have no cutover equivalent"),
-            "setCanaryScale" | "setHeaderRoute" | "setMirrorRoute" => {
+            "setCanaryScale" if !routed => notes.skip(
+                p,
+                "setCanaryScale converts only with a Gateway API route: without a router the canary's pods are its share of traffic",
+            ),
+            "setCanaryScale" => {
+                let mut scale = Map::new();
+                for field in ["replicas", "weight", "matchTrafficWeight"] {
+                    if let Some(x) = v.get(field) {
+                        scale.insert(field.into(), x.clone());
+                    }
+                }
+                out = Some(json!({"setCanaryScale": scale}));
+            }
+            "setHeaderRoute" | "setMirrorRoute" => {
                 notes.skip(p, format!("{key} has no cutover equivalent yet"))
             }
             other => notes.skip(p, format!("step {other} has no cutover equivalent")),
