@@ -12,7 +12,8 @@ start_dev
 [ "$TARGET" = testbed ] || echo "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$NS\"}}" | kubectl apply -f - >/dev/null
 k() { kubectl -n "$NS" "$@"; }
 
-k apply --server-side -f "$here/../examples/canary.yaml" -f "$here/../examples/bluegreen.yaml" >/dev/null
+k apply --server-side -f "$here/../examples/canary.yaml" -f "$here/../examples/bluegreen.yaml" \
+  -f "$here/fixtures/dashboard-migration.yaml" >/dev/null
 analysis=0
 if [ "$TARGET" = sim ]; then
   k apply --server-side -f "$here/fixtures/dashboard-analysis.yaml" >/dev/null

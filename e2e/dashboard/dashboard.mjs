@@ -136,6 +136,15 @@ async function main() {
     await until("the history row", async () => (await page.locator("#history").textContent()).includes("web:1.1.0"));
     step("promote at the pause and at the manual gate moved the Rollout on to Healthy");
 
+    // The migrations a Rollout runs, with the tail of their Job's log.
+    await page.goto(`${DASHBOARD}#/${NS}/store`);
+    const migration = page.locator('#migrations tr[data-migration="store-schema"]');
+    await until("the migration Succeeded", async () => (await migration.locator(".badge").textContent()) === "Succeeded");
+    await until("the migration's log tail", async () => (await migration.locator("pre.log").textContent()).includes("migrated to 0007"));
+    step("the migration is shown with the tail of its log");
+    await page.goto(`${DASHBOARD}#/${NS}/web`);
+    await page.locator("#summary").waitFor();
+
     // 4. A user who may read but not patch: the refusal is shown, the Rollout unchanged.
     if (VIEWER_URL) {
       setImage("web", "registry.example.com/web:1.2.0");
@@ -180,10 +189,12 @@ async function main() {
     // No polling: the page asked for its feed once (or again after a reconnect), nothing else.
     const api = requests.filter((r) => r.includes("/api/"));
     const streams = api.filter((r) => r === "GET /api/stream").length;
-    const others = api.filter((r) => !r.startsWith("GET /api/stream") && !r.startsWith("POST /api/rollouts/"));
-    if (streams < 1 || streams > 3 || others.length) fail(`the page polled: ${api.join(", ")}`);
+    // Log tails are fetched when their MigrationJob changes, a handful of times.
+    const logs = api.filter((r) => r.startsWith("GET /api/logs/")).length;
+    const others = api.filter((r) => !r.startsWith("GET /api/stream") && !r.startsWith("POST /api/rollouts/") && !r.startsWith("GET /api/logs/"));
+    if (streams < 1 || streams > 4 || logs > 10 || others.length) fail(`the page polled: ${api.join(", ")}`);
     if (failures.length) fail(`the page logged errors: ${failures.join("; ")}`);
-    step(`the page made ${streams} feed request(s) and ${api.length - streams} action(s), no polling`);
+    step(`the page made ${streams} feed request(s), ${logs} log fetch(es) and ${api.length - streams - logs} action(s), no polling`);
   } finally {
     await browser.close();
   }

@@ -111,6 +111,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(page))
         .route("/api/stream", get(feed))
         .route("/api/rollouts/{namespace}/{name}/{action}", post(act))
+        .route("/api/logs/{namespace}/{job}", get(job_log))
         .layer(middleware::from_fn_with_state(shared.clone(), check))
         .with_state(shared)
 }
@@ -210,6 +211,42 @@ async fn act(
         Ok(message) => {
             tracing::info!(%namespace, %name, action = action.as_str(), "dashboard action");
             (StatusCode::OK, Json(json!({"message": message}))).into_response()
+        }
+        Err(error) => {
+            let (status, text) = failure(&error);
+            (
+                status,
+                Json(json!({"error": text, "code": status.as_u16()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The tail of a Job's log (its failed run, else its newest pod), read as the user.
+async fn job_log(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, job)): Path<(String, String)>,
+) -> Response {
+    use k8s_openapi::api::core::v1::Pod;
+    if shared.namespace.as_ref().is_some_and(|ns| *ns != namespace) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "not the namespace this dashboard shows",
+        );
+    }
+    let pods: kube::Api<Pod> = kube::Api::namespaced(shared.client.clone(), &namespace);
+    let selector = format!("batch.kubernetes.io/job-name={job}");
+    let listed = pods
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(PluginError::Api);
+    match listed {
+        Ok(list) => {
+            let log = crate::migration::reconcile::log_tail(&shared.client, &namespace, list.items)
+                .await
+                .unwrap_or_default();
+            Json(json!({"log": log})).into_response()
         }
         Err(error) => {
             let (status, text) = failure(&error);
