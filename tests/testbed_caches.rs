@@ -364,3 +364,112 @@ async fn a_canary_scale_runs_a_small_weight_on_full_capacity() {
     )
     .await;
 }
+
+/// cutover's rules on the route `shop`, by name, and the author's rules.
+async fn rules_of(routes: &Api<DynamicObject>) -> Option<(Vec<String>, Vec<Value>)> {
+    let r = routes.get("shop").await.ok()?;
+    let rules = r.data["spec"]["rules"].as_array()?.clone();
+    let ours = rules
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .filter(|n| n.starts_with("cutover-"))
+        .map(String::from)
+        .collect();
+    let authors = rules
+        .into_iter()
+        .filter(|r| {
+            !r["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("cutover-"))
+        })
+        .collect();
+    Some((ours, authors))
+}
+
+#[tokio::test]
+async fn header_and_mirror_routes_are_written_into_the_route_and_taken_out_again() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("header-route").await;
+    let _op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    routed_app(&client, &ns.name).await;
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &routes_kind());
+    let (_, authors_before) = rules_of(&routes).await.expect("the route");
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let steps = json!([
+        {"setHeaderRoute": {"name": "beta", "match": [
+            {"headerName": "x-beta", "headerValue": {"exact": "1"}},
+            {"headerName": "Cookie", "headerValue": {"regex": "(^|; )canary=always(;|$)"}}]}},
+        {"setMirrorRoute": {"name": "shadow", "percentage": 20}},
+        {"pause": {}},
+        {"setWeight": 50}, {"pause": {}}]);
+    create(&rollouts, shop("shop:1", steps)).await;
+    release_shop_2(&rollouts).await;
+    eventually(
+        "the header and mirror rules, at the gate",
+        LIMIT,
+        async || {
+            let s = rollouts.get("shop").await.ok()?.status?;
+            let (ours, _) = rules_of(&routes).await?;
+            (s.current_step_index == Some(2)
+                && ours == ["cutover-header-beta", "cutover-mirror-shadow"])
+            .then_some(())
+        },
+    )
+    .await;
+    // The apiserver keeps the rules as written: nothing is written again.
+    let generation = routes.get("shop").await.expect("route").metadata.generation;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        routes.get("shop").await.expect("route").metadata.generation,
+        generation,
+        "a settled Rollout rewrites its rules"
+    );
+    let route = routes.get("shop").await.expect("route");
+    let mirror = &route.data["spec"]["rules"][1];
+    assert_eq!(mirror["filters"][0]["requestMirror"]["percent"], 20);
+    assert_eq!(mirror["backendRefs"][0]["name"], "shop-stable");
+    let (_, authors) = rules_of(&routes).await.expect("route");
+    assert_eq!(authors, authors_before, "the author's rule as it was");
+
+    rollouts
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cutover.dev/promote-full": "1"}}})),
+        )
+        .await
+        .expect("promoted");
+    eventually("promotion restores the route", LIMIT, async || {
+        let s = rollouts.get("shop").await.ok()?.status?;
+        let (ours, authors) = rules_of(&routes).await?;
+        (s.phase == RolloutPhase::Healthy && ours.is_empty() && authors == authors_before)
+            .then_some(())
+    })
+    .await;
+
+    // Deleted mid-release: the finalizer takes the rules out before the Rollout goes.
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:3"}]}}}});
+    rollouts
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&image))
+        .await
+        .expect("new image");
+    eventually("the rules are back", LIMIT, async || {
+        (rules_of(&routes).await?.0.len() == 2).then_some(())
+    })
+    .await;
+    rollouts
+        .delete("shop", &Default::default())
+        .await
+        .expect("deleted");
+    eventually(
+        "the Rollout is gone and the route is the author's",
+        LIMIT,
+        async || {
+            let gone = rollouts.get_opt("shop").await.ok()?.is_none();
+            let (ours, authors) = rules_of(&routes).await?;
+            (gone && ours.is_empty() && authors == authors_before).then_some(())
+        },
+    )
+    .await;
+}

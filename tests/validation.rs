@@ -148,12 +148,57 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
                 "/spec/strategy/canary/steps/0",
                 json!({"setWeight": 10, "pause": {}}),
             ),
-            "a step sets exactly one of setWeight, pause or analysis",
+            "a step sets exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or setMirrorRoute",
+        ),
+        (
+            "canary scale without a router",
+            set(
+                rollout(),
+                "/spec/strategy/canary/steps/0",
+                json!({"setCanaryScale": {"replicas": 1}}),
+            ),
+            "setCanaryScale needs trafficRouting: without a router the canary's share of traffic is its share of pods",
+        ),
+        (
+            "canary scale with two sizes",
+            set(
+                rollout(),
+                "/spec/strategy/canary/steps/0",
+                json!({"setCanaryScale": {"replicas": 1, "weight": 5}}),
+            ),
+            "setCanaryScale sets exactly one of replicas, weight or matchTrafficWeight: true",
+        ),
+        (
+            "header route without a router",
+            set(
+                rollout(),
+                "/spec/strategy/canary/steps/0",
+                json!({"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x", "headerValue": {"exact": "1"}}]}}),
+            ),
+            "setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its HTTPRoute",
+        ),
+        (
+            "header value matched two ways",
+            set(
+                rollout(),
+                "/spec/strategy/canary/steps/0",
+                json!({"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x", "headerValue": {"exact": "1", "regex": "1"}}]}}),
+            ),
+            "a header value matches by exactly one of exact, prefix or regex",
+        ),
+        (
+            "mirror header value matched no way",
+            set(
+                rollout(),
+                "/spec/strategy/canary/steps/0",
+                json!({"setMirrorRoute": {"name": "m", "match": [{"headerName": "x", "headerValue": {}}]}}),
+            ),
+            "a header value matches by exactly one of exact, prefix or regex",
         ),
         (
             "empty step",
             set(rollout(), "/spec/strategy/canary/steps/0", json!({})),
-            "a step sets exactly one of setWeight, pause or analysis",
+            "a step sets exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or setMirrorRoute",
         ),
         (
             "weight over 100",

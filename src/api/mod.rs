@@ -18,6 +18,7 @@ pub mod rollout;
 #[allow(clippy::duplicated_attributes)]
 pub mod run;
 pub mod selector;
+mod steps;
 pub mod template;
 pub mod validate;
 pub mod window;
@@ -29,6 +30,7 @@ pub use flag::*;
 pub use migration::*;
 pub use rollout::*;
 pub use run::*;
+pub use steps::*;
 pub use template::*;
 pub use window::{ANNOTATION_FREEZE, DeploymentWindow, WindowKind};
 

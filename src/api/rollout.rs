@@ -10,7 +10,9 @@ use k8s_openapi::{
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::{AnalysisRunStatus, AnalysisSpec, Duration, SecretKeyRef, TemplateRef};
+use super::{
+    AnalysisRunStatus, AnalysisSpec, CanaryStep, Duration, PauseStep, SecretKeyRef, TemplateRef,
+};
 
 /// Default number of old revisions kept for instant undo.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: u32 = 10;
@@ -459,6 +461,7 @@ pub struct RolloutStrategy {
 #[x_kube(validation = kube::core::Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("trafficRouting needs both stableService and canaryService"))]
 #[x_kube(validation = kube::core::Rule::new("!has(self.stableService) || !has(self.canaryService) || self.stableService != self.canaryService").message("stableService and canaryService must differ"))]
 #[x_kube(validation = kube::core::Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setCanaryScale))").message("setCanaryScale needs trafficRouting: without a router the canary's share of traffic is its share of pods"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirrorRoute))").message("setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its HTTPRoute"))]
 pub struct CanaryStrategy {
     /// Service that receives stable traffic. Without a router it selects both revisions
     /// and the share of traffic is the replica ratio.
@@ -484,117 +487,6 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 3600))]
     pub abort_scale_down_delay_seconds: Option<u32>,
-}
-
-/// One canary step: set a weight, pause, run an analysis, or size the canary.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.setCanaryScale) ? 1 : 0) == 1").message("a step sets exactly one of setWeight, pause, analysis or setCanaryScale"))]
-pub struct CanaryStep {
-    /// Percentage of traffic sent to the canary, 0 to 100.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100))]
-    pub set_weight: Option<i32>,
-    /// Wait for a duration, or (without one) until a person promotes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause: Option<PauseStep>,
-    /// Measure and wait for the verdict: success goes on, failure aborts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis: Option<AnalysisSpec>,
-    /// Size the canary apart from its traffic weight, from this step on (routed canaries).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub set_canary_scale: Option<SetCanaryScale>,
-}
-
-/// How many pods the canary runs, apart from its share of traffic: a 5 % weight on full
-/// capacity, or a canary of one pod. Only with `trafficRouting`, where the route (not the
-/// pods) sets the share of traffic.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("(has(self.replicas) ? 1 : 0) + (has(self.weight) ? 1 : 0) + ((has(self.matchTrafficWeight) && self.matchTrafficWeight) ? 1 : 0) == 1").message("setCanaryScale sets exactly one of replicas, weight or matchTrafficWeight: true"))]
-pub struct SetCanaryScale {
-    /// An exact number of canary pods (never more than spec.replicas).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100000))]
-    pub replicas: Option<i32>,
-    /// A percentage of spec.replicas, rounded up.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100))]
-    pub weight: Option<i32>,
-    /// Back to pods that follow the traffic weight.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub match_traffic_weight: Option<bool>,
-}
-
-/// The canary's size as a step set it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CanaryScale {
-    /// This many pods.
-    Replicas(i32),
-    /// This percentage of spec.replicas.
-    Weight(i32),
-    /// As many as the traffic weight calls for.
-    MatchTrafficWeight,
-}
-
-impl SetCanaryScale {
-    /// The size it sets, if exactly one way is given.
-    pub fn scale(&self) -> Option<CanaryScale> {
-        match (self.replicas, self.weight, self.match_traffic_weight) {
-            (Some(n), None, None | Some(false)) => Some(CanaryScale::Replicas(n)),
-            (None, Some(w), None | Some(false)) => Some(CanaryScale::Weight(w)),
-            (None, None, Some(true)) => Some(CanaryScale::MatchTrafficWeight),
-            _ => None,
-        }
-    }
-}
-
-/// What a canary step does, as one value.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StepAction<'a> {
-    /// Send this percentage of traffic to the canary.
-    SetWeight(i32),
-    /// Wait this long, or for a person when `None`.
-    Pause(Option<Duration>),
-    /// Run this analysis and wait for its verdict.
-    Analysis(&'a AnalysisSpec),
-    /// Size the canary so.
-    SetCanaryScale(CanaryScale),
-}
-
-impl CanaryStep {
-    /// The step's action, if exactly one is set.
-    pub fn action(&self) -> Option<StepAction<'_>> {
-        let set = usize::from(self.set_weight.is_some())
-            + usize::from(self.pause.is_some())
-            + usize::from(self.analysis.is_some())
-            + usize::from(self.set_canary_scale.is_some());
-        if set != 1 {
-            return None;
-        }
-        if let Some(w) = self.set_weight {
-            return Some(StepAction::SetWeight(w));
-        }
-        if let Some(p) = &self.pause {
-            return Some(StepAction::Pause(p.duration));
-        }
-        if let Some(a) = &self.analysis {
-            return Some(StepAction::Analysis(a));
-        }
-        self.set_canary_scale
-            .as_ref()
-            .and_then(SetCanaryScale::scale)
-            .map(StepAction::SetCanaryScale)
-    }
-}
-
-/// A pause: timed, or open-ended until promoted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PauseStep {
-    /// How long to wait; absent means wait for `kubectl cutover promote`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<Duration>,
 }
 
 /// Analysis that runs across all steps.
@@ -893,6 +785,7 @@ pub struct RolloutStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::StepAction;
 
     #[test]
     fn defaults_match_what_argo_rollouts_users_expect() {

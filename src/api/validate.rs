@@ -52,8 +52,23 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
             match step.action() {
                 None => errors.push(invalid(
                     &path,
-                    "a step sets exactly one of setWeight, pause, analysis or setCanaryScale",
+                    "a step sets exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or setMirrorRoute",
                 )),
+                Some(StepAction::SetHeaderRoute(crate::api::SetHeaderRoute { matches, .. }))
+                | Some(StepAction::SetMirrorRoute(crate::api::SetMirrorRoute { matches, .. })) => {
+                    let key = if step.set_header_route.is_some() {
+                        "setHeaderRoute"
+                    } else {
+                        "setMirrorRoute"
+                    };
+                    if canary.traffic_routing.is_none() {
+                        errors.push(invalid(
+                            format!("{path}.{key}"),
+                            "setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its HTTPRoute",
+                        ));
+                    }
+                    header_matches(matches, &format!("{path}.{key}.match"), &mut errors);
+                }
                 Some(StepAction::SetCanaryScale(scale)) => {
                     if canary.traffic_routing.is_none() {
                         errors.push(invalid(
@@ -617,6 +632,41 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "object",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Null => "null",
+    }
+}
+
+/// Largest compiled size of a header route's expression: it runs on every request the
+/// gateway serves.
+const HEADER_REGEX_SIZE: usize = 64 * 1024;
+
+fn header_matches(matches: &[crate::api::HeaderMatch], path: &str, errors: &mut Vec<FieldError>) {
+    for (i, m) in matches.iter().enumerate() {
+        let at = format!("{path}[{i}].headerValue");
+        let v = &m.header_value;
+        let set = [&v.exact, &v.prefix, &v.regex]
+            .iter()
+            .filter(|x| x.is_some())
+            .count();
+        if set != 1 {
+            errors.push(invalid(
+                &at,
+                "a header value matches by exactly one of exact, prefix or regex",
+            ));
+        }
+        if let Some(re) = &v.regex
+            && let Err(e) = regex::RegexBuilder::new(re)
+                .size_limit(HEADER_REGEX_SIZE)
+                .build()
+        {
+            // The parser's message draws the expression over several lines; its last says why.
+            let text = e.to_string();
+            let why = text.lines().last().unwrap_or_default();
+            let why = why.strip_prefix("error: ").unwrap_or(why);
+            errors.push(invalid(
+                format!("{at}.regex"),
+                format!("{re:?} is not a regular expression a gateway can use: {why}"),
+            ));
+        }
     }
 }
 

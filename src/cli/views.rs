@@ -329,6 +329,28 @@ pub fn status_view(
                         "setCanaryScale matchTrafficWeight".into()
                     }
                 },
+                Some(StepAction::SetHeaderRoute(h)) if h.matches.is_empty() => {
+                    format!("setHeaderRoute {} (removed)", h.name)
+                }
+                Some(StepAction::SetHeaderRoute(h)) => format!(
+                    "setHeaderRoute {} ({} to the canary)",
+                    h.name,
+                    h.matches
+                        .iter()
+                        .map(|m| m.header_name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(StepAction::SetMirrorRoute(m))
+                    if m.percentage.is_none() && m.matches.is_empty() =>
+                {
+                    format!("setMirrorRoute {} (removed)", m.name)
+                }
+                Some(StepAction::SetMirrorRoute(m)) => format!(
+                    "setMirrorRoute {} ({}% mirrored)",
+                    m.name,
+                    m.percentage.unwrap_or(100)
+                ),
                 None => "?".into(),
             };
             out.push_str(&format!("  [{mark}] {i}: {what}\n"));

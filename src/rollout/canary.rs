@@ -8,7 +8,7 @@ use super::record::{
     Action, Ctx, Role, abort, abort_or_retry, begin, deadline_aborts, pause, report_serving,
     retire_old, settled_revision,
 };
-use super::{requires, window};
+use super::{requires, route_rules, window};
 use crate::api::{
     ANNOTATION_PROMOTE, CanaryScale, CanaryStrategy, RolloutPhase, StepAction, conditions as cond,
 };
@@ -125,7 +125,7 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
     if window::start_held(ctx) || requires::start_held(ctx) {
         ctx.apply(&stable, replicas, Role::Stable);
         if routed(canary) {
-            route(ctx, canary, &stable, &stable, 0);
+            route(ctx, canary, &stable, &stable, 0, None);
         }
         retire_old(ctx, &stable, None);
         return;
@@ -151,7 +151,7 @@ fn steady(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, revision: &str, replicas: 
     ctx.apply(revision, replicas, Role::Stable);
     // Traffic is pinned to the serving revision before the others shrink.
     if routed(canary) {
-        route(ctx, canary, revision, revision, 0);
+        route(ctx, canary, revision, revision, 0, None);
     }
     retire_old(ctx, revision, None);
     report_serving(ctx, revision, replicas);
@@ -168,7 +168,7 @@ fn hold_aborted(
     ctx.apply(stable, replicas, Role::Stable);
     if routed(canary) {
         // Traffic leaves the canary first; its pods go after the scale-down delay.
-        route(ctx, canary, stable, target, 0);
+        route(ctx, canary, stable, target, 0, None);
         let delay = i64::from(
             canary
                 .abort_scale_down_delay_seconds
@@ -231,10 +231,13 @@ fn run_steps(
             Some(StepAction::SetWeight(w)) => {
                 set_weight(ctx, canary, stable, target, replicas, w, index)
             }
-            // The size applies from this step on: it is done once the canary has its pods.
-            Some(StepAction::SetCanaryScale(_)) => {
-                set_weight(ctx, canary, stable, target, replicas, weight, index + 1)
-            }
+            // The size or route applies from this step on: it is done once the canary has
+            // its pods and the route its rules, as the gateway took them.
+            Some(
+                StepAction::SetCanaryScale(_)
+                | StepAction::SetHeaderRoute(_)
+                | StepAction::SetMirrorRoute(_),
+            ) => set_weight(ctx, canary, stable, target, replicas, weight, index + 1),
             Some(StepAction::Pause(duration)) => {
                 shape(ctx, canary, stable, target, replicas, weight, index);
                 match duration {
@@ -384,8 +387,9 @@ fn weight_before(canary: &CanaryStrategy, index: usize) -> i32 {
 /// How often a step whose weight is written re-reads the route, if nothing wakes it first.
 const ROUTE_RECHECK_SECONDS: i64 = 5;
 
-/// Puts pods and traffic in the shape of `weight` and, routed, of the canary size set by
-/// steps `0..scaled_by`; returns whether the shape is reached.
+/// Puts pods and traffic in the shape of `weight` and, routed, of the canary size and the
+/// header and mirror routes set by steps `0..scaled_by`; returns whether the shape is
+/// reached.
 #[allow(clippy::too_many_arguments)]
 fn shape(
     ctx: &mut Ctx<'_>,
@@ -408,12 +412,14 @@ fn shape(
         } else {
             current
         };
-        route(ctx, canary, stable, target, weight_now);
+        let rules_in_place = route(ctx, canary, stable, target, weight_now, Some(scaled_by));
         ctx.status.canary_weight = Some(weight_now);
         // Written is not routed: the step waits until the route holds the weight and the
         // gateway has taken it. The route's watch wakes the Rollout; the timer is for an
         // API server that did not serve routes when the operator started.
-        let routed_now = ctx.obs.route_weight == Some(weight) && ctx.obs.route_pending.is_none();
+        let routed_now = ctx.obs.route_weight == Some(weight)
+            && rules_in_place
+            && ctx.obs.route_pending.is_none();
         if ready && weight_now == weight && !routed_now {
             ctx.wake_at(ctx.obs.now + jiff::SignedDuration::from_secs(ROUTE_RECHECK_SECONDS));
         }
@@ -503,8 +509,17 @@ fn promote(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &st
     steady(ctx, canary, target, replicas);
 }
 
-/// Pins the routed Services and sets the route weight, writing only what differs.
-fn route(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &str, weight: i32) {
+/// Pins the routed Services, sets the route weight and makes cutover's rules those set by
+/// steps `0..through` (none when `None`: promoted, aborted, held), writing only what
+/// differs. Returns whether the route already holds those rules.
+fn route(
+    ctx: &mut Ctx<'_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    target: &str,
+    weight: i32,
+    through: Option<usize>,
+) -> bool {
     let pins = [
         (canary.stable_service.clone(), stable),
         (canary.canary_service.clone(), target),
@@ -517,6 +532,21 @@ fn route(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &str,
     if ctx.obs.route_weight != Some(weight) {
         ctx.actions.push(Action::SetRouteWeight { canary: weight });
     }
+    let routes = through.map_or_else(Vec::new, |t| route_rules::routes_through(canary, t));
+    let wanted = match (
+        &ctx.obs.route_rules.base,
+        &canary.stable_service,
+        &canary.canary_service,
+    ) {
+        (Some(base), Some(s), Some(c)) => route_rules::rules_for(base, s, c, &routes),
+        // No rule to the stable Service to make them from: reconcile names the problem.
+        _ => Vec::new(),
+    };
+    if wanted == ctx.obs.route_rules.managed {
+        return true;
+    }
+    ctx.actions.push(Action::SetRouteRules { rules: wanted });
+    false
 }
 
 #[cfg(test)]

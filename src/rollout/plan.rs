@@ -3,6 +3,7 @@
 
 pub use super::record::{
     Action, MigrationObserved, Note, Observed, Plan, RequiredObserved, RevisionObserved, Role,
+    RouteRulesObserved,
 };
 use super::record::{Ctx, abort, begin, report_refused_pods};
 use crate::api::{Rollout, RolloutPhase, StrategyKind, conditions as cond};

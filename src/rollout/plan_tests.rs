@@ -39,6 +39,7 @@ struct World {
     revisions: Vec<RevisionObserved>,
     route_weight: Option<i32>,
     route_pending: Option<String>,
+    route_rules: RouteRulesObserved,
     services: BTreeMap<String, Option<String>>,
     referenced: Option<i32>,
     measurements: Vec<super::super::analysis::Taken>,
@@ -86,6 +87,11 @@ impl World {
             }],
             route_weight: routed.then_some(0),
             route_pending: None,
+            route_rules: RouteRulesObserved {
+                base: routed.then(|| json!({"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [{"name": "s", "port": 80, "weight": 100}, {"name": "c", "port": 80, "weight": 0}]})),
+                managed: Vec::new(),
+            },
             services,
             referenced: None,
             measurements: Vec::new(),
@@ -105,6 +111,7 @@ impl World {
             revisions: self.revisions.clone(),
             route_weight: self.route_weight,
             route_pending: self.route_pending.clone(),
+            route_rules: self.route_rules.clone(),
             service_revisions: self.services.clone(),
             referenced_replicas: self.referenced,
             measurements: self.measurements.clone(),
@@ -164,6 +171,7 @@ impl World {
                         .insert(service.clone(), Some(revision.clone()));
                 }
                 Action::SetRouteWeight { canary } => self.route_weight = Some(*canary),
+                Action::SetRouteRules { rules } => self.route_rules.managed = rules.clone(),
                 Action::ScaleReferenced { replicas } => self.referenced = Some(*replicas),
                 Action::SetFlagState { flag, enabled } => {
                     self.flag_states.push((flag.clone(), *enabled));
@@ -240,6 +248,7 @@ fn first_revision_becomes_stable_without_steps() {
         revisions: vec![],
         route_weight: None,
         route_pending: None,
+        route_rules: Default::default(),
         services: BTreeMap::new(),
         referenced: None,
         measurements: Vec::new(),
@@ -606,6 +615,86 @@ fn a_canary_scale_runs_a_small_weight_on_full_capacity_and_match_undoes_it() {
     assert_eq!(world.route_weight, Some(0), "abort takes the traffic first");
     world.settle(at(60), true);
     assert_eq!(world.replicas("new"), 0, "and the pods after the delay");
+}
+
+fn rule_names(world: &World) -> Vec<String> {
+    world
+        .route_rules
+        .managed
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn header_and_mirror_routes_hold_from_their_step_until_promotion() {
+    let steps = json!([
+        {"setCanaryScale": {"replicas": 1}},
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+        {"setMirrorRoute": {"name": "shadow", "percentage": 20}},
+        {"pause": {}},
+        {"setMirrorRoute": {"name": "shadow"}},
+        {"setWeight": 30}, {"pause": {}}
+    ]);
+    let mut world = World::new(rollout(steps, true), "old", "new");
+    // The header step writes its rule and is done only once the route holds it.
+    let p = world.plan(at(0));
+    world.apply(&p, true);
+    let p = world.plan(at(1));
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetRouteRules { rules } if rules.len() == 1))
+    );
+    assert_eq!(
+        p.status.current_step_index,
+        Some(1),
+        "not done before the route holds it"
+    );
+    world.settle(at(2), true);
+    assert_eq!(world.status().current_step_index, Some(3));
+    assert_eq!(
+        rule_names(&world),
+        ["cutover-header-beta", "cutover-mirror-shadow"]
+    );
+    assert_eq!(world.route_weight, Some(0), "weights are left to setWeight");
+    assert_eq!(world.replicas("new"), 1);
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    world.settle(at(3), true);
+    assert_eq!(world.status().current_step_index, Some(6));
+    assert_eq!(
+        rule_names(&world),
+        ["cutover-header-beta"],
+        "the mirror removed by name"
+    );
+    assert_eq!(world.route_weight, Some(30));
+    world.annotate(ANNOTATION_PROMOTE, "2");
+    world.settle(at(4), true);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
+    assert!(
+        rule_names(&world).is_empty(),
+        "promotion restores the route"
+    );
+    assert_eq!(world.plan(at(5)).actions, [], "and then writes nothing");
+}
+
+#[test]
+fn an_abort_takes_the_header_route_out_with_the_weight() {
+    let steps = json!([
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+        {"setWeight": 10}, {"pause": {}}
+    ]);
+    let mut world = World::new(rollout(steps, true), "old", "new");
+    world.settle(at(0), true);
+    assert_eq!(rule_names(&world), ["cutover-header-beta"]);
+    world.annotate(ANNOTATION_ABORT, "x");
+    let p = world.plan(at(1));
+    assert!(p.actions.contains(&Action::SetRouteRules { rules: vec![] }));
+    assert!(p.actions.contains(&Action::SetRouteWeight { canary: 0 }));
+    world.apply(&p, true);
+    world.settle(at(60), true);
+    assert!(rule_names(&world).is_empty());
+    assert_eq!(world.status().phase, RolloutPhase::Aborted);
 }
 
 #[test]
@@ -991,6 +1080,7 @@ fn an_adopted_deployment_is_scaled_down_only_once_the_rollout_serves() {
         revisions: vec![],
         route_weight: None,
         route_pending: None,
+        route_rules: Default::default(),
         services: BTreeMap::new(),
         referenced: Some(10),
         measurements: Vec::new(),

@@ -19,11 +19,13 @@ use serde_json::{Value, json};
 
 use super::{
     analysis::{self, Taken},
-    config, history,
+    config,
+    finalize::{FINALIZER_ROUTE, FINALIZER_WORKLOAD, restore_route, return_workload},
+    history,
     observe::{available, copy_config, failure, observe_migrations, read_config, required},
     plan::{self, Action, Observed, RevisionObserved},
     revision::{deployment_name, promotion_stamp, template_hash},
-    route,
+    route, route_rules,
 };
 use crate::{
     analysis::fetch::Subject,
@@ -118,11 +120,6 @@ pub async fn reconcile(
     }
 }
 
-/// Finalizer that gives an adopted Deployment (`workloadRef`) its replicas back before its
-/// Rollout goes: the Rollout scaled it to zero, and without it deleting the Rollout would
-/// leave nothing serving.
-pub const FINALIZER_WORKLOAD: &str = "cutover.dev/workload-ref";
-
 async fn reconcile_rollout(
     rollout: Arc<Rollout>,
     ctx: Arc<Context>,
@@ -137,6 +134,9 @@ async fn reconcile_rollout(
         // Owned Deployments go with the Rollout through their owner references.
         if rollout.finalizers().iter().any(|f| f == FINALIZER_WORKLOAD) {
             return_workload(&ctx, &rollouts, &rollout).await?;
+        }
+        if rollout.finalizers().iter().any(|f| f == FINALIZER_ROUTE) {
+            restore_route(&ctx, &rollouts, &rollout).await?;
         }
         return Ok(Requeue::await_change());
     }
@@ -203,6 +203,7 @@ async fn reconcile_rollout(
     let mut route_weight = None;
     let mut route_pending = None;
     let mut route = None;
+    let mut route_rules_seen = plan::RouteRulesObserved::default();
     let bg = rollout.spec.strategy.blue_green.as_ref();
     let pinned_services: Vec<&String> = match (&canary.traffic_routing, bg) {
         (Some(_), _) => [&canary.stable_service, &canary.canary_service]
@@ -251,6 +252,14 @@ async fn reconcile_rollout(
                 }
                 route_weight = Some(route::route_canary_weight(&refs));
                 route_pending = route::pending(&r.data, r.metadata.generation);
+                route_rules_seen = plan::RouteRulesObserved {
+                    base: canary
+                        .stable_service
+                        .as_deref()
+                        .and_then(|s| route_rules::base_rule(&r.data, s))
+                        .cloned(),
+                    managed: route_rules::managed_rules(&r.data),
+                };
                 route = Some(r);
             }
             None => problems.push(format!(
@@ -349,6 +358,7 @@ async fn reconcile_rollout(
         revisions,
         route_weight,
         route_pending,
+        route_rules: route_rules_seen,
         service_revisions,
         referenced_replicas,
         selector: selector.as_ref().map(crate::api::selector::to_string),
@@ -377,6 +387,15 @@ async fn reconcile_rollout(
     // replays the writes of the recorded step instead of completing a step twice.
     // Conditional on the version read: a decision made from a stale read is neither
     // recorded, acted on nor announced, so no decision is announced twice.
+    // Rules written into the author's route are taken out again if the Rollout is deleted
+    // mid-release: the finalizer is there before the first of them.
+    let writes_rules = decision
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::SetRouteRules { rules } if !rules.is_empty()));
+    if writes_rules && shell::add_finalizer(&rollouts, rollout.as_ref(), FINALIZER_ROUTE).await? {
+        return Ok(Requeue::await_change());
+    }
     let recorded_at = match shell::apply_status(
         &rollouts,
         rollout.as_ref(),
@@ -571,6 +590,19 @@ async fn reconcile_rollout(
                     if let Some(cache) = &reads.routes {
                         cache.wrote(&owner, &written);
                     }
+                    // The next write to the route works from the route as written.
+                    route = Some(written);
+                }
+            }
+            Action::SetRouteRules { rules } => {
+                if let Some(r) = &route
+                    && let Some(written) =
+                        route::set_route_rules(&ctx.client, &ns, r, rules).await?
+                {
+                    if let Some(cache) = &reads.routes {
+                        cache.wrote(&owner, &written);
+                    }
+                    route = Some(written);
                 }
             }
         }
@@ -590,46 +622,6 @@ async fn reconcile_rollout(
     }
     notify(&ctx, &rollout, &decision, &recorded_at).await;
     Ok(requeue_at(&ctx.clock, decision.requeue_at))
-}
-
-/// Scales the Deployment a deleted Rollout adopted back to the Rollout's size, then lets
-/// the Rollout go.
-async fn return_workload(
-    ctx: &Context,
-    rollouts: &Api<Rollout>,
-    rollout: &Rollout,
-) -> Result<(), Error> {
-    if let Some(wr) = &rollout.spec.workload_ref {
-        let replicas = rollout
-            .spec
-            .replicas
-            .or_else(|| rollout.status.as_ref().and_then(|s| s.replicas))
-            .unwrap_or(1);
-        let deployments: Api<Deployment> =
-            Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
-        let scale = json!({"spec": {"replicas": replicas}});
-        match deployments
-            .patch_scale(
-                &wr.name,
-                &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Merge(&scale),
-            )
-            .await
-        {
-            Ok(_) => {
-                let message = format!(
-                    "Deployment {:?} scaled back to {replicas} replicas",
-                    wr.name
-                );
-                publish(ctx, rollout, "WorkloadReturned", &message, false).await;
-            }
-            // Gone already, or its namespace is being deleted: nothing left to give back.
-            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    shell::remove_finalizer(rollouts, rollout, FINALIZER_WORKLOAD).await?;
-    Ok(())
 }
 
 /// Sends the decisions a Rollout's webhooks asked for. The URL is read from its Secret per
@@ -772,7 +764,13 @@ pub(super) fn revision_owner(d: &Deployment) -> Option<OwnerReference> {
     })
 }
 
-async fn publish(ctx: &Context, rollout: &Rollout, reason: &str, message: &str, warning: bool) {
+pub(super) async fn publish(
+    ctx: &Context,
+    rollout: &Rollout,
+    reason: &str,
+    message: &str,
+    warning: bool,
+) {
     shell::publish(ctx, &rollout.object_ref(&()), reason, message, warning).await;
 }
 

@@ -73,6 +73,8 @@ pub struct Observed<'a> {
     /// Why the gateway may not route by the route's weights yet (see
     /// `route::pending`); `None` once it has taken the route as written.
     pub route_pending: Option<String>,
+    /// The HTTPRoute's rules cutover reads and writes, when routed.
+    pub route_rules: RouteRulesObserved,
     /// Revision each routed Service is pinned to, by Service name.
     pub service_revisions: BTreeMap<String, Option<String>>,
     /// Replicas of the Deployment named by `workloadRef`, when one is adopted.
@@ -94,6 +96,15 @@ pub struct Observed<'a> {
     pub started_by: Option<String>,
     /// The time of the decision.
     pub now: Timestamp,
+}
+
+/// The rules of a routed canary's HTTPRoute the plan works from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteRulesObserved {
+    /// The author's rule to the stable Service, header and mirror rules are made from.
+    pub base: Option<serde_json::Value>,
+    /// cutover's header and mirror rules, in order.
+    pub managed: Vec<serde_json::Value>,
 }
 
 /// A Rollout another one requires, as observed.
@@ -161,6 +172,12 @@ pub enum Action {
     SetRouteWeight {
         /// Canary percentage.
         canary: i32,
+    },
+    /// Make cutover's header and mirror rules on the HTTPRoute these (none restores the
+    /// route to its author's rules).
+    SetRouteRules {
+        /// The rules, first in the route.
+        rules: Vec<serde_json::Value>,
     },
     /// Set a FeatureFlag's state (a Rollout's flag links).
     SetFlagState {

@@ -33,6 +33,10 @@ pub fn route_refs(
         .flatten()
         .enumerate()
     {
+        // Header and mirror rules keep their own backends: no weight of theirs moves.
+        if super::route_rules::is_managed(rule) {
+            continue;
+        }
         for (bi, backend) in rule
             .get("backendRefs")
             .and_then(Value::as_array)
@@ -92,6 +96,33 @@ pub async fn set_route_weight(
             &Patch::<()>::Json(patch),
         )
         .await?)
+}
+
+/// Replaces cutover's header and mirror rules on `route` with `rules`, by a JSON patch
+/// that leaves the author's rules alone; returns the route as written (or as it was, when
+/// nothing differs).
+pub async fn set_route_rules(
+    client: &kube::Client,
+    ns: &str,
+    route: &DynamicObject,
+    rules: &[Value],
+) -> Result<Option<DynamicObject>, Error> {
+    let body = serde_json::to_value(route)?;
+    let Some(ops) = super::route_rules::rules_patch(&body, rules) else {
+        return Ok(None);
+    };
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &httproute_resource());
+    Ok(Some(
+        routes
+            .patch(
+                &route.name_any(),
+                &PatchParams::default(),
+                &Patch::<()>::Json(patch),
+            )
+            .await?,
+    ))
 }
 
 /// Why the weights written on `route` (its body; its `generation` is in its metadata) may
@@ -211,6 +242,17 @@ mod tests {
     fn a_parent_without_conditions_is_not_there_yet() {
         let r = route(1, json!([{"parentRef": {"name": "gw"}}]));
         assert!(check(&r).is_some_and(|m| m.contains("Accepted")));
+    }
+
+    #[test]
+    fn header_and_mirror_rules_keep_their_backends() {
+        let data = json!({"spec": {"rules": [
+            {"name": "cutover-header-beta", "backendRefs": [{"name": "canary", "weight": 1}]},
+            {"backendRefs": [{"name": "stable", "weight": 80}, {"name": "canary", "weight": 20}]}
+        ]}});
+        let refs = route_refs(&data, Some("stable"), Some("canary"));
+        assert_eq!(refs, [(1, 0, false, 80), (1, 1, true, 20)]);
+        assert_eq!(route_canary_weight(&refs), 20);
     }
 
     #[test]
