@@ -142,7 +142,9 @@ fn a_gateway_api_plugin_route_becomes_cutovers_route() {
         text.contains("gatewayAPI:\n          httpRoute: argo-rollouts-http-route"),
         "{text}"
     );
-    // With the route, a canary scale means the same in cutover and converts.
+    // With the route, a canary scale and a header route mean the same in cutover.
+    assert!(text.contains("- setHeaderRoute:"), "{text}");
+    assert!(text.contains("headerName: X-Beta"), "{text}");
     assert!(
         text.contains("- setCanaryScale:\n          replicas: 2"),
         "{text}"

@@ -313,10 +313,12 @@ fn step(value: &Value, path: &str, routed: bool, notes: &mut Notes) -> Option<Va
             }
             "analysis" => out = Some(json!({"analysis": analysis(v, &p, notes)})),
             "experiment" => notes.skip(p, "experiments have no cutover equivalent"),
-            "setCanaryScale" if !routed => notes.skip(
+            "setCanaryScale" | "setHeaderRoute" if !routed => notes.skip(
                 p,
-                "setCanaryScale converts only with a Gateway API route: without a router the canary's pods are its share of traffic",
+                format!("{key} converts only with a Gateway API route: without a router there is no route to set"),
             ),
+            // The same shape in both: a name and header matches by exact, prefix or regex.
+            "setHeaderRoute" => out = Some(json!({"setHeaderRoute": v})),
             "setCanaryScale" => {
                 let mut scale = Map::new();
                 for field in ["replicas", "weight", "matchTrafficWeight"] {
@@ -326,9 +328,10 @@ fn step(value: &Value, path: &str, routed: bool, notes: &mut Notes) -> Option<Va
                 }
                 out = Some(json!({"setCanaryScale": scale}));
             }
-            "setHeaderRoute" | "setMirrorRoute" => {
-                notes.skip(p, format!("{key} has no cutover equivalent yet"))
-            }
+            "setMirrorRoute" => notes.skip(
+                p,
+                "Argo's mirror matches by method and path; cutover's setMirrorRoute matches headers on the route's own rule: write it by hand",
+            ),
             other => notes.skip(p, format!("step {other} has no cutover equivalent")),
         }
     }
