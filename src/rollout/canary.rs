@@ -401,7 +401,12 @@ fn shape(
     scaled_by: usize,
 ) -> bool {
     if routed(canary) {
-        let split = split_scaled(replicas, weight, scale_before(canary, scaled_by));
+        let mut split = split_scaled(replicas, weight, scale_before(canary, scaled_by));
+        // A header or mirror route sends requests to the canary whatever its weight: at
+        // least one pod answers them.
+        if replicas > 0 && !route_rules::routes_through(canary, scaled_by).is_empty() {
+            split.canary = split.canary.max(1);
+        }
         ctx.apply(stable, split.stable, Role::Stable);
         ctx.apply(target, split.canary, Role::Canary);
         // Weight goes to the canary only once its pods are up.
@@ -412,7 +417,14 @@ fn shape(
         } else {
             current
         };
-        let rules_in_place = route(ctx, canary, stable, target, weight_now, Some(scaled_by));
+        let rules_in_place = route(
+            ctx,
+            canary,
+            stable,
+            target,
+            weight_now,
+            Some((scaled_by, ready)),
+        );
         ctx.status.canary_weight = Some(weight_now);
         // Written is not routed: the step waits until the route holds the weight and the
         // gateway has taken it. The route's watch wakes the Rollout; the timer is for an
@@ -510,15 +522,16 @@ fn promote(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &st
 }
 
 /// Pins the routed Services, sets the route weight and makes cutover's rules those set by
-/// steps `0..through` (none when `None`: promoted, aborted, held), writing only what
-/// differs. Returns whether the route already holds those rules.
+/// steps `0..through` (none when `None`: promoted, aborted, held; a route not yet on the
+/// HTTPRoute waits until the canary's pods are `ready`), writing only what differs.
+/// Returns whether the route already holds those rules.
 fn route(
     ctx: &mut Ctx<'_>,
     canary: &CanaryStrategy,
     stable: &str,
     target: &str,
     weight: i32,
-    through: Option<usize>,
+    through: Option<(usize, bool)>,
 ) -> bool {
     let pins = [
         (canary.stable_service.clone(), stable),
@@ -532,7 +545,18 @@ fn route(
     if ctx.obs.route_weight != Some(weight) {
         ctx.actions.push(Action::SetRouteWeight { canary: weight });
     }
-    let routes = through.map_or_else(Vec::new, |t| route_rules::routes_through(canary, t));
+    let mut routes = through.map_or_else(Vec::new, |(t, _)| route_rules::routes_through(canary, t));
+    if through.is_some_and(|(_, ready)| !ready) {
+        // New routes wait for the canary's pods; a change or removal does not.
+        let present: Vec<&str> = ctx
+            .obs
+            .route_rules
+            .managed
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        routes.retain(|r| present.contains(&r.rule_name().as_str()));
+    }
     let wanted = match (
         &ctx.obs.route_rules.base,
         &canary.stable_service,

@@ -679,6 +679,39 @@ fn header_and_mirror_routes_hold_from_their_step_until_promotion() {
 }
 
 #[test]
+fn a_header_route_waits_for_a_canary_pod_to_answer_it() {
+    let steps = json!([
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+        {"pause": {}}
+    ]);
+    let mut world = World::new(rollout(steps, true), "old", "new");
+    let p = world.plan(at(0));
+    assert!(
+        p.actions.contains(&Action::ApplyRevision {
+            revision: "new".into(),
+            replicas: 1,
+            role: Role::Canary
+        }),
+        "one pod, though the weight is 0"
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetRouteRules { .. })),
+        "no route to a canary with no pod up"
+    );
+    world.apply(&p, false);
+    world.settle(at(1), false);
+    assert!(rule_names(&world).is_empty());
+    assert_eq!(world.status().current_step_index, Some(0));
+    world.pods_come_up();
+    world.settle(at(2), false);
+    assert_eq!(rule_names(&world), ["cutover-header-beta"]);
+    assert_eq!(world.status().current_step_index, Some(1));
+    assert_eq!((world.replicas("new"), world.route_weight), (1, Some(0)));
+}
+
+#[test]
 fn an_abort_takes_the_header_route_out_with_the_weight() {
     let steps = json!([
         {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
@@ -791,13 +824,17 @@ proptest! {
     }
 
     #[test]
-    fn a_canary_scale_never_leaves_traffic_without_a_pod_nor_stops_a_release(
+    fn scale_and_routes_never_leave_traffic_without_a_pod_nor_stop_a_release(
         steps in proptest::collection::vec(prop_oneof![
             (0i32..=100).prop_map(|w| json!({"setWeight": w})),
             Just(json!({"pause": {"duration": "30s"}})),
             (0i32..=14).prop_map(|n| json!({"setCanaryScale": {"replicas": n}})),
             (0i32..=100).prop_map(|w| json!({"setCanaryScale": {"weight": w}})),
             Just(json!({"setCanaryScale": {"matchTrafficWeight": true}})),
+            Just(json!({"setHeaderRoute": {"name": "h", "match": [{"headerName": "x", "headerValue": {"exact": "1"}}]}})),
+            Just(json!({"setHeaderRoute": {"name": "h"}})),
+            (1i32..=100).prop_map(|p| json!({"setMirrorRoute": {"name": "m", "percentage": p}})),
+            Just(json!({"setMirrorRoute": {"name": "m"}})),
         ], 1..7),
         lagging in any::<bool>(),
         secs in proptest::collection::vec(0i64..100, 6),
@@ -819,6 +856,8 @@ proptest! {
                 if world.route_weight.unwrap_or(0) > 0 {
                     prop_assert!(available >= 1, "weight {:?} on no canary pod", world.route_weight);
                 }
+                let header_route = rule_names(&world).iter().any(|n| n.starts_with("cutover-header-"));
+                prop_assert!(!header_route || available >= 1, "a header route to no canary pod");
             }
             let again = world.plan(at(now));
             prop_assert!(again.actions.is_empty(), "{:?}", again.actions);
@@ -833,6 +872,7 @@ proptest! {
         prop_assert_eq!(world.status().stable_revision.as_deref(), Some("new"));
         prop_assert_eq!(world.replicas("new"), 10);
         prop_assert_eq!(world.route_weight.unwrap_or(0), 0);
+        prop_assert!(rule_names(&world).is_empty(), "promotion restores the route");
     }
 
     #[test]
