@@ -167,7 +167,7 @@ async fn page(State(shared): State<Arc<Shared>>) -> Response {
     let scope = shared.namespace.clone().unwrap_or_default();
     let html = PAGE
         .replace("{{NONCE}}", &nonce)
-        .replace("{{NAMESPACE}}", &html_escape(&scope));
+        .replace("{{NAMESPACE}}", &script_string(&scope));
     let mut headers = HeaderMap::new();
     if let Ok(csp) = HeaderValue::from_str(&guard::content_security_policy(&nonce)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
@@ -175,11 +175,13 @@ async fn page(State(shared): State<Arc<Shared>>) -> Response {
     (headers, Html(html)).into_response()
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// `s` as a JavaScript string literal that cannot end the script element it sits in.
+fn script_string(s: &str) -> String {
+    serde_json::to_string(s)
+        .unwrap_or_else(|_| "\"\"".into())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 async fn feed(State(shared): State<Arc<Shared>>) -> Response {
@@ -337,10 +339,14 @@ mod tests {
     }
 
     #[test]
-    fn html_in_a_namespace_name_is_text() {
+    fn a_namespace_is_a_string_in_the_script_never_markup() {
+        assert_eq!(script_string("shop"), r#""shop""#);
+        let hostile = script_string(r#"</script><script>alert(1)</script>"&"#);
+        assert!(!hostile.contains('<') && !hostile.contains('>') && !hostile.contains('&'));
+        let back: String = serde_json::from_str(&hostile).unwrap();
         assert_eq!(
-            html_escape("<a href=\"x\">&"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;"
+            back, r#"</script><script>alert(1)</script>"&"#,
+            "the same string to the script"
         );
     }
 }
