@@ -424,13 +424,7 @@ mod tests {
 
     #[test]
     fn payloads_carry_the_release_from_the_deployment_log() {
-        let mut m = message();
-        m.release = Some(
-            serde_json::from_value(json!({"revision": "abc", "images": ["web:2"],
-                "startedAt": "2030-01-01T00:00:00Z", "endedAt": "2030-01-01T00:04:00Z",
-                "result": "Aborted", "reason": "analysis failed", "startedBy": "argocd-controller"}))
-            .expect("a release"),
-        );
+        let m = released();
         let body = payload(WebhookFormat::Generic, &m);
         assert_eq!(body["release"]["startedBy"], "argocd-controller");
         assert_eq!(body["release"]["images"], json!(["web:2"]));

@@ -691,16 +691,7 @@ async fn a_missing_template_holds_the_rollout_until_it_is_created() {
         held.0
     );
     // Nothing was done with the new revision: no Deployment for it.
-    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), &ns.name);
-    let names: Vec<String> = deployments
-        .list(&Default::default())
-        .await
-        .expect("deployments")
-        .items
-        .into_iter()
-        .filter_map(|d| d.metadata.name)
-        .collect();
+    let names = testbed::deployment_names(&client, &ns.name).await;
     assert_eq!(
         names,
         [format!(

@@ -8,11 +8,7 @@ mod testbed;
 use std::{process::Command, time::Duration};
 
 use cutover::api::{Rollout, RolloutPhase, conditions as cond};
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::{
-    Api,
-    api::{ListParams, PostParams},
-};
+use kube::{Api, api::PostParams};
 use serde_json::json;
 use testbed::{eventually, set_image};
 
@@ -58,7 +54,6 @@ async fn a_namespace_freeze_holds_a_release_until_it_is_lifted() {
     let op = bed.operator(&ns.name, &[]);
     let client = bed.admin().await;
     let api: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     api.create(&PostParams::default(), &rollout("web", json!({})))
         .await
         .expect("created");
@@ -96,14 +91,7 @@ async fn a_namespace_freeze_holds_a_release_until_it_is_lifted() {
     );
     assert_eq!(held.stable_revision.as_deref(), Some(stable.as_str()));
     // No pod of the new revision: only the stable Deployment exists.
-    let names: Vec<String> = deploys
-        .list(&ListParams::default())
-        .await
-        .expect("deployments")
-        .items
-        .into_iter()
-        .filter_map(|d| d.metadata.name)
-        .collect();
+    let names = testbed::deployment_names(&client, &ns.name).await;
     assert_eq!(names, vec![format!("web-{stable}")]);
     // What a person sees.
     let described = bed.kubectl_ok(&["-n", &ns.name, "describe", "rollouts.cutover.dev", "web"]);

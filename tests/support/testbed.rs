@@ -211,6 +211,18 @@ impl Testbed {
     }
 }
 
+/// Names of the Deployments in `ns`.
+pub async fn deployment_names(client: &Client, ns: &str) -> Vec<String> {
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .expect("deployments")
+        .items
+        .into_iter()
+        .filter_map(|d| d.metadata.name)
+        .collect()
+}
+
 /// Polls `check` every 200 ms until it returns Some, failing with `what` after `limit`.
 pub async fn eventually<T>(
     what: &str,
