@@ -61,8 +61,13 @@ async function guards() {
   if (foreign.status !== 403) fail(`a cross-origin action got ${foreign.status}`);
   const bare = await fetch(action, { method: "POST", headers: { Origin: base.origin } });
   if (bare.status !== 403) fail(`an action without the dashboard's header got ${bare.status}`);
+  const elsewhere = await fetch(new URL(`/api/rollouts/kube-system/web/pause?token=${token}`, base), {
+    method: "POST",
+    headers: { Origin: base.origin, "X-Cutover-Dashboard": "1" },
+  });
+  if (elsewhere.status !== 403) fail(`an action in a namespace not shown got ${elsewhere.status}`);
   if (jsonpath("web", ".spec.paused") === "true") fail("a refused action paused the Rollout");
-  step("requests without the token, from another origin or without the header are refused");
+  step("requests without the token, from another origin, without the header or for another namespace are refused");
 }
 
 async function confirmClick(page, action) {

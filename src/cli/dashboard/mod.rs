@@ -199,14 +199,8 @@ async fn act(
     let Some(action) = Action::parse(&action) else {
         return refuse(StatusCode::NOT_FOUND, &format!("no action {action:?}"));
     };
-    if shared.namespace.as_ref().is_some_and(|ns| *ns != namespace) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "this dashboard shows namespace {}",
-                shared.namespace.as_deref().unwrap_or("")
-            ),
-        );
+    if let Some(refused) = other_namespace(&shared, &namespace) {
+        return refused;
     }
     // Made once, as the user: a refusal is shown, never retried under other rights.
     match actions::act(&shared.client, &namespace, &name, action).await {
@@ -214,14 +208,7 @@ async fn act(
             tracing::info!(%namespace, %name, action = action.as_str(), "dashboard action");
             (StatusCode::OK, Json(json!({"message": message}))).into_response()
         }
-        Err(error) => {
-            let (status, text) = failure(&error);
-            (
-                status,
-                Json(json!({"error": text, "code": status.as_u16()})),
-            )
-                .into_response()
-        }
+        Err(error) => failed(&error),
     }
 }
 
@@ -231,11 +218,8 @@ async fn job_log(
     Path((namespace, job)): Path<(String, String)>,
 ) -> Response {
     use k8s_openapi::api::core::v1::Pod;
-    if shared.namespace.as_ref().is_some_and(|ns| *ns != namespace) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "not the namespace this dashboard shows",
-        );
+    if let Some(refused) = other_namespace(&shared, &namespace) {
+        return refused;
     }
     let pods: kube::Api<Pod> = kube::Api::namespaced(shared.client.clone(), &namespace);
     let selector = format!("batch.kubernetes.io/job-name={job}");
@@ -250,15 +234,29 @@ async fn job_log(
                 .unwrap_or_default();
             Json(json!({"log": log})).into_response()
         }
-        Err(error) => {
-            let (status, text) = failure(&error);
-            (
-                status,
-                Json(json!({"error": text, "code": status.as_u16()})),
-            )
-                .into_response()
-        }
+        Err(error) => failed(&error),
     }
+}
+
+/// A failed call to the API server, answered with its code and reason.
+fn failed(error: &PluginError) -> Response {
+    let (status, text) = failure(error);
+    (
+        status,
+        Json(json!({"error": text, "code": status.as_u16()})),
+    )
+        .into_response()
+}
+
+/// A refusal when `namespace` is not the one this dashboard shows.
+fn other_namespace(shared: &Shared, namespace: &str) -> Option<Response> {
+    let shown = shared.namespace.as_deref()?;
+    (shown != namespace).then(|| {
+        refuse(
+            StatusCode::FORBIDDEN,
+            &format!("this dashboard shows namespace {shown}"),
+        )
+    })
 }
 
 /// The status and text a failed action is shown with: the API server's own code and
