@@ -125,7 +125,7 @@ pub(super) fn plan(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
     if window::start_held(ctx) || requires::start_held(ctx) {
         ctx.apply(&stable, replicas, Role::Stable);
         if routed(canary) {
-            route(ctx, canary, &stable, &stable, 0, None);
+            route(ctx, canary, &stable, &stable, 0, &[]);
         }
         retire_old(ctx, &stable, None);
         return;
@@ -151,7 +151,7 @@ fn steady(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, revision: &str, replicas: 
     ctx.apply(revision, replicas, Role::Stable);
     // Traffic is pinned to the serving revision before the others shrink.
     if routed(canary) {
-        route(ctx, canary, revision, revision, 0, None);
+        route(ctx, canary, revision, revision, 0, &[]);
     }
     retire_old(ctx, revision, None);
     report_serving(ctx, revision, replicas);
@@ -168,7 +168,7 @@ fn hold_aborted(
     ctx.apply(stable, replicas, Role::Stable);
     if routed(canary) {
         // Traffic leaves the canary first; its pods go after the scale-down delay.
-        route(ctx, canary, stable, target, 0, None);
+        route(ctx, canary, stable, target, 0, &[]);
         let delay = i64::from(
             canary
                 .abort_scale_down_delay_seconds
@@ -404,7 +404,8 @@ fn shape(
         let mut split = split_scaled(replicas, weight, scale_before(canary, scaled_by));
         // A header or mirror route sends requests to the canary whatever its weight: at
         // least one pod answers them.
-        if replicas > 0 && !route_rules::routes_through(canary, scaled_by).is_empty() {
+        let mut routes = route_rules::routes_through(canary, scaled_by);
+        if replicas > 0 && !routes.is_empty() {
             split.canary = split.canary.max(1);
         }
         ctx.apply(stable, split.stable, Role::Stable);
@@ -417,14 +418,18 @@ fn shape(
         } else {
             current
         };
-        let rules_in_place = route(
-            ctx,
-            canary,
-            stable,
-            target,
-            weight_now,
-            Some((scaled_by, ready)),
-        );
+        if !ready {
+            // New routes wait for the canary's pods; a change or removal does not.
+            let present: Vec<&str> = ctx
+                .obs
+                .route_rules
+                .managed
+                .iter()
+                .filter_map(|r| r["name"].as_str())
+                .collect();
+            routes.retain(|r| present.contains(&r.rule_name().as_str()));
+        }
+        let rules_in_place = route(ctx, canary, stable, target, weight_now, &routes);
         ctx.status.canary_weight = Some(weight_now);
         // Written is not routed: the step waits until the route holds the weight and the
         // gateway has taken it. The route's watch wakes the Rollout; the timer is for an
@@ -521,17 +526,16 @@ fn promote(ctx: &mut Ctx<'_>, canary: &CanaryStrategy, stable: &str, target: &st
     steady(ctx, canary, target, replicas);
 }
 
-/// Pins the routed Services, sets the route weight and makes cutover's rules those set by
-/// steps `0..through` (none when `None`: promoted, aborted, held; a route not yet on the
-/// HTTPRoute waits until the canary's pods are `ready`), writing only what differs.
-/// Returns whether the route already holds those rules.
+/// Pins the routed Services, sets the route weight and makes cutover's rules those of
+/// `routes` (none when promoted, aborted or held), writing only what differs. Returns
+/// whether the route already holds those rules.
 fn route(
     ctx: &mut Ctx<'_>,
     canary: &CanaryStrategy,
     stable: &str,
     target: &str,
     weight: i32,
-    through: Option<(usize, bool)>,
+    routes: &[route_rules::ManagedRoute],
 ) -> bool {
     let pins = [
         (canary.stable_service.clone(), stable),
@@ -545,24 +549,12 @@ fn route(
     if ctx.obs.route_weight != Some(weight) {
         ctx.actions.push(Action::SetRouteWeight { canary: weight });
     }
-    let mut routes = through.map_or_else(Vec::new, |(t, _)| route_rules::routes_through(canary, t));
-    if through.is_some_and(|(_, ready)| !ready) {
-        // New routes wait for the canary's pods; a change or removal does not.
-        let present: Vec<&str> = ctx
-            .obs
-            .route_rules
-            .managed
-            .iter()
-            .filter_map(|r| r["name"].as_str())
-            .collect();
-        routes.retain(|r| present.contains(&r.rule_name().as_str()));
-    }
     let wanted = match (
         &ctx.obs.route_rules.base,
         &canary.stable_service,
         &canary.canary_service,
     ) {
-        (Some(base), Some(s), Some(c)) => route_rules::rules_for(base, s, c, &routes),
+        (Some(base), Some(s), Some(c)) => route_rules::rules_for(base, s, c, routes),
         // No rule to the stable Service to make them from: reconcile names the problem.
         _ => Vec::new(),
     };
