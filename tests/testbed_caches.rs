@@ -405,15 +405,24 @@ async fn header_and_mirror_routes_are_written_into_the_route_and_taken_out_again
         {"setWeight": 50}, {"pause": {}}]);
     create(&rollouts, shop("shop:1", steps)).await;
     release_shop_2(&rollouts).await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &ns.name);
     eventually(
         "the header and mirror rules, at the gate",
         LIMIT,
         async || {
             let s = rollouts.get("shop").await.ok()?.status?;
             let (ours, _) = rules_of(&routes).await?;
+            // At weight 0 the canary still runs a ready pod to answer the header route.
+            let canary = deployments
+                .get(&format!("shop-{}", s.current_revision?))
+                .await
+                .ok()?;
+            let ready = canary.status.and_then(|st| st.ready_replicas).unwrap_or(0);
             (s.current_step_index == Some(2)
-                && ours == ["cutover-header-beta", "cutover-mirror-shadow"])
-            .then_some(())
+                && ours == ["cutover-header-beta", "cutover-mirror-shadow"]
+                && ready == 1)
+                .then_some(())
         },
     )
     .await;
