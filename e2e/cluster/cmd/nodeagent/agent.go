@@ -49,6 +49,7 @@ type agent struct {
 	// it is; a kubelet keeps the same in memory.
 	started map[types.UID]podRun
 	nextIP  uint32
+	serve   *responders
 }
 
 type podRun struct {
@@ -67,6 +68,7 @@ func newAgent(client kubernetes.Interface, nodes int) *agent {
 		nodes:   names,
 		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		started: map[types.UID]podRun{},
+		serve:   newResponders(),
 	}
 }
 
@@ -183,6 +185,7 @@ func (a *agent) sync(ctx context.Context, key string) (time.Duration, error) {
 	}
 	pod, err := a.pods.Pods(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
+		a.serve.stop(key)
 		return 0, nil
 	}
 	if err != nil {
@@ -190,6 +193,7 @@ func (a *agent) sync(ctx context.Context, key string) (time.Duration, error) {
 	}
 	pods := a.client.CoreV1().Pods(namespace)
 	if pod.DeletionTimestamp != nil {
+		a.serve.stop(key)
 		// The kubelet confirms a graceful deletion once the containers stopped.
 		a.forget(pod.UID)
 		zero := int64(0)
@@ -213,10 +217,17 @@ func (a *agent) sync(ctx context.Context, key string) (time.Duration, error) {
 		return 0, nil
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		a.serve.stop(key)
 		return 0, nil
 	}
 	run := a.runOf(pod)
 	status, after := desiredStatus(pod, run, time.Now())
+	// Listening before the pod is reported ready, as a container's server would be.
+	if status.Phase == corev1.PodRunning && pod.Annotations[crashLoop] != "true" {
+		a.serve.ensure(key, pod, run.ip)
+	} else {
+		a.serve.stop(key)
+	}
 	if statusEqual(&pod.Status, status) {
 		return after, nil
 	}
@@ -262,7 +273,7 @@ func (a *agent) runOf(pod *corev1.Pod) podRun {
 		// In the pod network the sim uses too. Never loopback: the API server refuses
 		// loopback addresses in EndpointSlices, and a Service would have no endpoints.
 		a.nextIP++
-		run.ip = fmt.Sprintf("10.%d.%d.%d", 244+(a.nextIP>>16)&0x7, (a.nextIP>>8)&0xff, a.nextIP&0xff)
+		run.ip = fmt.Sprintf("10.%d.%d.%d", 244+(a.nextIP>>16)&0x3, (a.nextIP>>8)&0xff, a.nextIP&0xff)
 	}
 	if pod.Status.StartTime != nil {
 		run.at = pod.Status.StartTime.Time

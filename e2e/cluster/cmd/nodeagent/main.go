@@ -10,6 +10,10 @@
 //   - sim.cutover.dev/duration: 30s        how long a run-to-completion pod runs (default 2s)
 //   - sim.cutover.dev/fail-attempts: "2"   the first N attempts of a Job fail ("always": all)
 //   - sim.cutover.dev/log: "..."           what the container's log holds
+//   - sim.cutover.dev/error-rate: "8%"     the pod's responder fails that share of requests
+//
+// Each running pod answers HTTP on its address and container ports (serve.go): its name,
+// revision and image as JSON, and its request counters at /metrics.
 package main
 
 import (
