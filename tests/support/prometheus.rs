@@ -133,7 +133,16 @@ pub async fn start_prometheus_until(
     target: SocketAddr,
     ready: &str,
 ) -> Result<Prometheus, BoxError> {
-    let exporter = target;
+    let scrape = format!("  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n");
+    start_prometheus_scraping(&scrape, ready).await
+}
+
+/// Starts Prometheus with `scrape_configs` (YAML list items) every second and returns once
+/// `ready` (an instant query) gives a number.
+pub async fn start_prometheus_scraping(
+    scrape_configs: &str,
+    ready: &str,
+) -> Result<Prometheus, BoxError> {
     static STARTED: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "cutover-prom-{}-{}",
@@ -146,7 +155,7 @@ pub async fn start_prometheus_until(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{exporter}']\n"
+             scrape_configs:\n{scrape_configs}"
         ),
     )?;
     let mut child = Command::new(prometheus_binary()?)
