@@ -140,7 +140,11 @@ async fn apply(sim: &Sim, manifest: Value) {
         kind: kind.into(),
         plural,
     };
-    let api: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+    let api: Api<DynamicObject> = if kind == "GatewayClass" {
+        Api::all_with(client, &ar)
+    } else {
+        Api::namespaced_with(client, "default", &ar)
+    };
     let obj: DynamicObject = serde_json::from_value(manifest).unwrap();
     api.create(&Default::default(), &obj).await.unwrap();
 }
@@ -238,6 +242,33 @@ async fn the_controllers_use_exactly_the_permissions_the_rbac_grants() {
             json!({"canary": {"stableService": "stable", "canaryService": "canary",
         "trafficRouting": {"gatewayAPI": {"httpRoute": "route"}},
         "steps": [{"setWeight": 50}, {"analysis": analysis}]}}),
+            json!({}),
+        ),
+    )
+    .await;
+    // A mirror step: before writing it, the operator asks whether the route's gateway can
+    // mirror (its Gateway and GatewayClass).
+    for svc in ["m-stable", "m-canary"] {
+        apply(
+            &sim,
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc},
+            "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}),
+        )
+        .await;
+    }
+    apply(&sim, json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "cls"},
+        "spec": {"controllerName": "example.com/gw"}})).await;
+    apply(&sim, json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+        "spec": {"gatewayClassName": "cls", "listeners": [{"name": "web", "port": 80, "protocol": "HTTP"}]}})).await;
+    apply(&sim, json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "m-route"},
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "m-stable", "port": 80, "weight": 100}, {"name": "m-canary", "port": 80, "weight": 0}]}]}})).await;
+    apply(
+        &sim,
+        rollout(
+            "mirrored",
+            json!({"canary": {"stableService": "m-stable", "canaryService": "m-canary",
+        "trafficRouting": {"gatewayAPI": {"httpRoute": "m-route"}},
+        "steps": [{"setMirrorRoute": {"name": "shadow", "percentage": 10}}, {"setWeight": 50}]}}),
             json!({}),
         ),
     )

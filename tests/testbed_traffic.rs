@@ -380,3 +380,93 @@ async fn requests_through_a_real_gateway_follow_the_weights_the_header_route_and
     );
     drop(op);
 }
+
+/// Traefik accepts a route with a `RequestMirror` rule but answers that rule's requests with
+/// errors; its GatewayClass does not list `HTTPRouteRequestMirror`. cutover reads that and
+/// leaves the mirror unwritten, holding its step, so traffic keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_the_gateway_cannot_serve_is_held_and_traffic_keeps_flowing() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("no-mirror").await;
+    let client = bed.admin().await;
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    for name in ["web-stable", "web-canary"] {
+        create(
+            &services,
+            json!({"metadata": {"name": name},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+        )
+        .await;
+    }
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &routes_kind());
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "web"},
+        "spec": {"parentRefs": [{"name": "public"}],
+            "rules": [{"backendRefs": [
+                {"name": "web-stable", "port": 80, "weight": 100},
+                {"name": "web-canary", "port": 80, "weight": 0}]}]}
+    }))
+    .expect("a route");
+    routes
+        .create(&PostParams::default(), &route)
+        .await
+        .expect("route created");
+    let gw = Gateway::start(bed, &ns.name).await;
+    let load = gw.load();
+    let _op = bed.operator(&ns.name, &[]);
+    let steps = json!([
+        {"setMirrorRoute": {"name": "shadow", "percentage": 50}},
+        {"setWeight": 20}, {"pause": {}}]);
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    create(
+        &rollouts,
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "web:1",
+                        "ports": [{"containerPort": 8080}]}]}},
+                "strategy": {"canary": {"stableService": "web-stable", "canaryService": "web-canary",
+                    "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}}, "steps": steps}}}}),
+    )
+    .await;
+    let stable = eventually("web:1 healthy", LIMIT, async || {
+        let s = rollouts.get("web").await.ok()?.status?;
+        (s.phase == RolloutPhase::Healthy).then_some(s.stable_revision?)
+    })
+    .await;
+    let image = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "web:2"}]);
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(image).expect("a JSON patch")),
+        )
+        .await
+        .expect("new image");
+    let message = eventually("held at the mirror step", LIMIT, async || {
+        let s = rollouts.get("web").await.ok()?.status?;
+        (s.phase == RolloutPhase::Paused && s.current_step_index == Some(0)).then_some(s.message?)
+    })
+    .await;
+    assert!(
+        message.contains("HTTPRouteRequestMirror") && message.contains("\"public\""),
+        "{message}"
+    );
+    let rules = routes.get("web").await.expect("route").data["spec"]["rules"].clone();
+    assert_eq!(
+        rules.as_array().map(Vec::len),
+        Some(1),
+        "no mirror rule: {rules}"
+    );
+    let held = share(&load, &stable, 100.0, &[]).await;
+    println!("held at the mirror step: {held:?}");
+    assert_eq!((held.failed, held.percent(&stable)), (0, 100.0), "{held:?}");
+
+    // Going on without the mirror: the weight step is served as usual.
+    annotate(&rollouts, "cutover.dev/promote").await;
+    let (_, canary) = paused_at(&rollouts, 2, 20).await;
+    let tally = share(&load, &canary, 20.0, &[]).await;
+    assert!((tally.percent(&canary) - 20.0).abs() <= 2.0, "{tally:?}");
+    assert_eq!(tally.failed, 0, "{tally:?}");
+}

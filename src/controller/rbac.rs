@@ -87,6 +87,12 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
             &["httproutes"],
             &["list", "watch", "patch"],
         ),
+        // Before a mirror route is written: can the route's gateways mirror at all?
+        rule(
+            "gateway.networking.k8s.io",
+            &["gateways", "gatewayclasses"],
+            &["list"],
+        ),
         rule("events.k8s.io", &["events"], &["create"]),
         rule(
             "coordination.k8s.io",

@@ -231,6 +231,27 @@ fn run_steps(
             Some(StepAction::SetWeight(w)) => {
                 set_weight(ctx, canary, stable, target, replicas, w, index)
             }
+            // A mirror the gateway says it cannot serve is not written: the step holds
+            // until the steps change or a person promotes past it.
+            Some(StepAction::SetMirrorRoute(m))
+                if (m.percentage.is_some() || !m.matches.is_empty())
+                    && ctx.obs.route_rules.mirror_refused.is_some()
+                    && !ctx.request(ANNOTATION_PROMOTE) =>
+            {
+                shape(ctx, canary, stable, target, replicas, weight, index);
+                let why = ctx
+                    .obs
+                    .route_rules
+                    .mirror_refused
+                    .clone()
+                    .unwrap_or_default();
+                pause(
+                    ctx,
+                    "MirrorUnsupported",
+                    format!("step {index}: mirror route {:?} not written: {why}", m.name),
+                );
+                false
+            }
             // The size or route applies from this step on: it is done once the canary has
             // its pods and the route its rules, as the gateway took them.
             Some(
@@ -405,6 +426,9 @@ fn shape(
         // A header or mirror route sends requests to the canary whatever its weight: at
         // least one pod answers them.
         let mut routes = route_rules::routes_through(canary, scaled_by);
+        if ctx.obs.route_rules.mirror_refused.is_some() {
+            routes.retain(|r| !matches!(r, route_rules::ManagedRoute::Mirror { .. }));
+        }
         if replicas > 0 && !routes.is_empty() {
             split.canary = split.canary.max(1);
         }

@@ -91,6 +91,7 @@ impl World {
                 base: routed.then(|| json!({"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                     "backendRefs": [{"name": "s", "port": 80, "weight": 100}, {"name": "c", "port": 80, "weight": 0}]})),
                 managed: Vec::new(),
+                mirror_refused: None,
             },
             services,
             referenced: None,
@@ -676,6 +677,50 @@ fn header_and_mirror_routes_hold_from_their_step_until_promotion() {
         "promotion restores the route"
     );
     assert_eq!(world.plan(at(5)).actions, [], "and then writes nothing");
+}
+
+#[test]
+fn a_mirror_the_gateway_cannot_serve_is_never_written_and_holds_its_step() {
+    let steps = json!([
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+        {"setMirrorRoute": {"name": "shadow", "percentage": 20}},
+        {"setWeight": 30}, {"pause": {}}
+    ]);
+    let mut world = World::new(rollout(steps, true), "old", "new");
+    world.route_rules.mirror_refused = Some("gateway \"public\" does not list it".into());
+    world.settle(at(1), true);
+    let status = world.status();
+    assert_eq!(
+        status.current_step_index,
+        Some(1),
+        "held at the mirror step"
+    );
+    assert_eq!(status.phase, RolloutPhase::Paused);
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("mirror route \"shadow\" not written")
+                && m.contains("does not list it")),
+        "{:?}",
+        status.message
+    );
+    assert_eq!(
+        cond::find(&status.conditions, cond::PAUSED).map(|c| c.reason.as_str()),
+        Some("MirrorUnsupported")
+    );
+    assert_eq!(
+        rule_names(&world),
+        ["cutover-header-beta"],
+        "no mirror rule"
+    );
+    assert_eq!(world.plan(at(2)).actions, [], "held, it writes nothing");
+    // A person may go on without the mirror: it stays unwritten.
+    world.annotate(ANNOTATION_PROMOTE, "1");
+    world.settle(at(3), true);
+    assert_eq!(world.status().current_step_index, Some(3));
+    assert_eq!(world.route_weight, Some(30));
+    assert_eq!(rule_names(&world), ["cutover-header-beta"]);
 }
 
 #[test]

@@ -259,7 +259,17 @@ async fn reconcile_rollout(
                         .and_then(|s| route_rules::base_rule(&r.data, s))
                         .cloned(),
                     managed: route_rules::managed_rules(&r.data),
+                    mirror_refused: None,
                 };
+                // A gateway that cannot mirror may still accept the route and answer the
+                // mirror rule's requests with errors: ask its class before writing one.
+                if route_rules::sets_mirror(&canary)
+                    && !route_rules_seen.managed.iter().any(route_rules::is_mirror)
+                {
+                    let parents = route::parent_support(&ctx.client, &ns, &r.data).await;
+                    route_rules_seen.mirror_refused =
+                        route::lacking(&parents, route::MIRROR_FEATURE);
+                }
                 route = Some(r);
             }
             None => problems.push(format!(

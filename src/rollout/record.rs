@@ -105,6 +105,9 @@ pub struct RouteRulesObserved {
     pub base: Option<serde_json::Value>,
     /// cutover's header and mirror rules, in order.
     pub managed: Vec<serde_json::Value>,
+    /// Why a mirror route must not be written: a gateway of the route says it cannot
+    /// mirror. Looked up only while the Rollout has a mirror step and no mirror rule.
+    pub mirror_refused: Option<String>,
 }
 
 /// A Rollout another one requires, as observed.

@@ -170,6 +170,117 @@ pub fn pending(route: &Value, generation: Option<i64>) -> Option<String> {
     None
 }
 
+/// The Gateway API feature a gateway lists when it implements `RequestMirror` on HTTPRoutes.
+pub const MIRROR_FEATURE: &str = "HTTPRouteRequestMirror";
+
+/// A gateway the route is attached to, with what its GatewayClass says it supports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentSupport {
+    /// The Gateway's name.
+    pub gateway: String,
+    /// Its GatewayClass.
+    pub class: String,
+    /// The class's `status.supportedFeatures`; `None` when it publishes none.
+    pub features: Option<Vec<String>>,
+}
+
+/// The features a GatewayClass publishes in `status.supportedFeatures` (objects with a
+/// `name` since Gateway API 1.2, plain names before), or `None` when it publishes none.
+pub fn supported_features(class: &Value) -> Option<Vec<String>> {
+    let list = class
+        .pointer("/status/supportedFeatures")
+        .and_then(Value::as_array)?;
+    let names: Vec<String> = list
+        .iter()
+        .filter_map(|f| f.as_str().or_else(|| f.get("name")?.as_str()))
+        .map(str::to_string)
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
+
+/// Why `feature` cannot be used on the route: the first of its gateways whose class lists
+/// its supported features without it. A class that lists none may still support it, and a
+/// gateway that could not be read is not held against the route.
+pub fn lacking(parents: &[ParentSupport], feature: &str) -> Option<String> {
+    parents.iter().find_map(|p| {
+        let features = p.features.as_ref()?;
+        (!features.iter().any(|f| f == feature)).then(|| {
+            format!(
+                "gateway {:?} (GatewayClass {:?}) does not list {feature} among its supported features",
+                p.gateway, p.class
+            )
+        })
+    })
+}
+
+/// The route's parent Gateways and what their classes support, as far as they can be read
+/// (a Gateway or class that is missing or forbidden is left out, and logged).
+pub async fn parent_support(client: &kube::Client, ns: &str, route: &Value) -> Vec<ParentSupport> {
+    use crate::controller::cache::by_name;
+    let kind = |kind: &str, plural: &str| {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
+            plural,
+        )
+    };
+    let mut out = Vec::new();
+    let parents = route
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for parent in parents {
+        let group = parent
+            .get("group")
+            .and_then(Value::as_str)
+            .unwrap_or("gateway.networking.k8s.io");
+        let is_gateway = parent
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("Gateway")
+            == "Gateway";
+        let Some(name) = parent.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if group != "gateway.networking.k8s.io" || !is_gateway {
+            continue;
+        }
+        let gateway_ns = parent
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(ns);
+        let gateways: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), gateway_ns, &kind("Gateway", "gateways"));
+        let class = match by_name(&gateways, name).await {
+            Ok(Some(g)) => g
+                .data
+                .pointer("/spec/gatewayClassName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(gateway = name, namespace = gateway_ns, error = %e, "gateway not read");
+                None
+            }
+        };
+        let Some(class) = class else { continue };
+        let classes: Api<DynamicObject> =
+            Api::all_with(client.clone(), &kind("GatewayClass", "gatewayclasses"));
+        match by_name(&classes, &class).await {
+            Ok(Some(c)) => out.push(ParentSupport {
+                gateway: name.to_string(),
+                class,
+                features: supported_features(&c.data),
+            }),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(class = %class, error = %e, "gateway class not read");
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +374,56 @@ mod tests {
         let refs = route_refs(&data, Some("stable"), Some("canary"));
         assert_eq!(refs.len(), 2);
         assert_eq!(route_canary_weight(&refs), 25);
+    }
+
+    fn parent(features: Option<&[&str]>) -> ParentSupport {
+        ParentSupport {
+            gateway: "public".into(),
+            class: "traefik".into(),
+            features: features.map(|f| f.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn supported_features_are_read_in_both_published_forms() {
+        let objects = json!({"status": {"supportedFeatures": [{"name": "HTTPRoute"}, {"name": MIRROR_FEATURE}]}});
+        assert_eq!(
+            supported_features(&objects),
+            Some(vec!["HTTPRoute".to_string(), MIRROR_FEATURE.to_string()])
+        );
+        let names = json!({"status": {"supportedFeatures": ["HTTPRoute"]}});
+        assert_eq!(
+            supported_features(&names),
+            Some(vec!["HTTPRoute".to_string()])
+        );
+        assert_eq!(supported_features(&json!({"status": {}})), None);
+        assert_eq!(
+            supported_features(&json!({"status": {"supportedFeatures": []}})),
+            None
+        );
+    }
+
+    #[test]
+    fn a_feature_is_lacking_only_where_a_class_lists_features_without_it() {
+        assert_eq!(lacking(&[], MIRROR_FEATURE), None);
+        assert_eq!(lacking(&[parent(None)], MIRROR_FEATURE), None);
+        assert_eq!(
+            lacking(
+                &[parent(Some(&["HTTPRoute", MIRROR_FEATURE]))],
+                MIRROR_FEATURE
+            ),
+            None
+        );
+        let why = lacking(
+            &[parent(None), parent(Some(&["HTTPRoute"]))],
+            MIRROR_FEATURE,
+        )
+        .expect("lacking");
+        assert!(
+            why.contains("\"public\"")
+                && why.contains("\"traefik\"")
+                && why.contains(MIRROR_FEATURE),
+            "{why}"
+        );
     }
 }

@@ -98,6 +98,20 @@ pub fn is_managed(rule: &Value) -> bool {
         .is_some_and(|n| n.starts_with(RULE_PREFIX))
 }
 
+/// Whether `rule` is one of cutover's mirror rules.
+pub fn is_mirror(rule: &Value) -> bool {
+    rule.get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| n.starts_with(&format!("{RULE_PREFIX}mirror-")))
+}
+
+/// Whether any step of the canary sets a mirror route (rather than only removing one).
+pub fn sets_mirror(canary: &CanaryStrategy) -> bool {
+    canary.steps.iter().any(|s| {
+        matches!(s.action(), Some(StepAction::SetMirrorRoute(m)) if m.percentage.is_some() || !m.matches.is_empty())
+    })
+}
+
 /// The author's rule the canary's routes are made from: the first one (not cutover's) with
 /// a backendRef to the stable Service.
 pub fn base_rule<'a>(route: &'a Value, stable: &str) -> Option<&'a Value> {

@@ -252,3 +252,21 @@ fn the_base_is_the_authors_rule_to_stable() {
     assert_eq!(base["matches"][0]["path"]["value"], "/api");
     assert!(base_rule(&r, "nobody").is_none());
 }
+
+#[test]
+fn only_a_step_that_sets_a_mirror_asks_whether_the_gateway_can_mirror() {
+    let removing = canary(json!([{"setMirrorRoute": {"name": "shadow"}}, {"setWeight": 10}]));
+    assert!(!sets_mirror(&removing));
+    let headers =
+        canary(json!([{"setHeaderRoute": {"name": "beta", "match": [header("x-beta", "1")]}}]));
+    assert!(!sets_mirror(&headers));
+    assert!(sets_mirror(&canary(
+        json!([{"setMirrorRoute": {"name": "m", "percentage": 5}}])
+    )));
+    assert!(sets_mirror(&canary(
+        json!([{"setMirrorRoute": {"name": "m", "match": [header("x-a", "1")]}}])
+    )));
+    assert!(is_mirror(&json!({"name": "cutover-mirror-shadow"})));
+    assert!(!is_mirror(&json!({"name": "cutover-header-shadow"})));
+    assert!(!is_mirror(&json!({"name": "mirror"})));
+}

@@ -11,22 +11,30 @@ use crate::sim::{
     store::{PatchKind, Subresource, WriteOptions},
 };
 
-/// Serves HTTPRoute (a scenario's Gateway API canary needs it) as a minimal CRD.
+/// Serves HTTPRoute, Gateway and GatewayClass (a scenario's Gateway API canary needs them) as
+/// minimal CRDs.
 pub fn install_gateway_api(sim: &Sim) -> Result<(), String> {
     let crd_type = sim
         .store()
         .resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         .ok_or("the sim serves no CRDs")?;
-    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
-        "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
-            "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute", "listKind": "HTTPRouteList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
-    sim.store()
-        .create(&crd_type, "", crd, &opts())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let kinds = [
+        ("httproutes", "httproute", "HTTPRoute", "Namespaced"),
+        ("gateways", "gateway", "Gateway", "Namespaced"),
+        ("gatewayclasses", "gatewayclass", "GatewayClass", "Cluster"),
+    ];
+    for (plural, singular, kind, scope) in kinds {
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.gateway.networking.k8s.io")},
+            "spec": {"group": "gateway.networking.k8s.io", "scope": scope,
+                "names": {"plural": plural, "singular": singular, "kind": kind, "listKind": format!("{kind}List")},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+        sim.store()
+            .create(&crd_type, "", crd, &opts())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn opts() -> WriteOptions {
