@@ -261,15 +261,6 @@ async fn reconcile_rollout(
                     managed: route_rules::managed_rules(&r.data),
                     mirror_refused: None,
                 };
-                // A gateway that cannot mirror may still accept the route and answer the
-                // mirror rule's requests with errors: ask its class before writing one.
-                if route_rules::sets_mirror(&canary)
-                    && !route_rules_seen.managed.iter().any(route_rules::is_mirror)
-                {
-                    let parents = route::parent_support(&ctx.client, &ns, &r.data).await;
-                    route_rules_seen.mirror_refused =
-                        route::lacking(&parents, route::MIRROR_FEATURE);
-                }
                 route = Some(r);
             }
             None => problems.push(format!(
@@ -342,6 +333,20 @@ async fn reconcile_rollout(
         Some(maps) => config::revision(&template, &config::Contents::of(maps)),
         None => template_hash(&template),
     };
+    // A gateway that cannot mirror may still accept the route and answer the mirror rule's
+    // requests with errors: ask its class mid-release, before a mirror rule is written.
+    if let Some(r) = &route
+        && route_rules::sets_mirror(&canary)
+        && !route_rules_seen.managed.iter().any(route_rules::is_mirror)
+        && rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.stable_revision.as_deref())
+            != Some(&target)
+    {
+        let parents = route::parent_support(&ctx.client, &ns, &r.data).await;
+        route_rules_seen.mirror_refused = route::lacking(&parents, route::MIRROR_FEATURE);
+    }
     let measurements = take_measurements(&ctx, &rollout, &ns).await;
     let freeze = freeze::read(&reads.namespaces, &ctx.client, &owner, &ns).await?;
     // Who changed the template goes into the deployment log when a release may start: the
