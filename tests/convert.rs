@@ -164,3 +164,20 @@ fn a_directory_converts_as_one_stream_and_resolves_its_templates() {
     let (ok, report) = lint(&out.stdout);
     assert!(ok, "{report}");
 }
+
+#[test]
+fn a_gateway_api_plugin_grpc_route_becomes_cutovers_grpc_route() {
+    let out = convert(&fixture("grpc-gateway.yaml"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("gatewayAPI:\n          grpcRoute: cart"),
+        "{text}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lint(&out.stdout).0);
+}

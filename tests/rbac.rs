@@ -273,6 +273,28 @@ async fn the_controllers_use_exactly_the_permissions_the_rbac_grants() {
         ),
     )
     .await;
+    // A gRPC service behind a GRPCRoute.
+    for svc in ["g-stable", "g-canary"] {
+        apply(
+            &sim,
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc},
+            "spec": {"selector": {"app": "x"}, "ports": [{"port": 9000}]}}),
+        )
+        .await;
+    }
+    apply(&sim, json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute", "metadata": {"name": "g-route"},
+        "spec": {"rules": [{"backendRefs": [{"name": "g-stable", "port": 9000, "weight": 100}, {"name": "g-canary", "port": 9000, "weight": 0}]}]}})).await;
+    apply(
+        &sim,
+        rollout(
+            "grpc",
+            json!({"canary": {"stableService": "g-stable", "canaryService": "g-canary",
+        "trafficRouting": {"gatewayAPI": {"grpcRoute": "g-route"}},
+        "steps": [{"setWeight": 50}, {"pause": {"duration": "10s"}}]}}),
+            json!({}),
+        ),
+    )
+    .await;
     apply(
         &sim,
         rollout(
@@ -339,7 +361,7 @@ async fn the_controllers_use_exactly_the_permissions_the_rbac_grants() {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     // New revisions: the canary runs its steps, the blue-green switches, old ones go.
-    for name in ["routed", "bg"] {
+    for name in ["routed", "bg", "grpc"] {
         merge(&sim, "cutover.dev/v1alpha1", "Rollout", name,
             json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "app:2"}]}}}})).await;
     }

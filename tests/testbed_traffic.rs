@@ -25,7 +25,7 @@ use std::{
 };
 
 use cutover::api::{Rollout, RolloutPhase};
-use gateway::{Answer, Gateway, Load, Tally};
+use gateway::{Answer, Gateway, Load, Proto, Tally};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::{
     Api,
@@ -92,19 +92,30 @@ async fn paused_at(api: &Api<Rollout>, index: i32, weight: i32) -> (String, Stri
 /// the gateway applies a route a moment after it reports it accepted), then measures it
 /// over `SAMPLE` requests.
 async fn share(load: &Load, canary: &str, percent: f64, headers: &[(&str, &str)]) -> Tally {
+    share_as(Proto::Http, load, canary, percent, headers).await
+}
+
+/// `share`, over HTTP requests or gRPC calls.
+async fn share_as(
+    proto: Proto,
+    load: &Load,
+    canary: &str,
+    percent: f64,
+    headers: &[(&str, &str)],
+) -> Tally {
     let deadline = Instant::now() + LIMIT;
     loop {
-        let block = load.tally(100, headers).await;
+        let block = load.tally_as(proto, 100, headers).await;
         if (block.percent(canary) - percent).abs() <= 3.0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the gateway never served {percent} % to {canary} (headers {headers:?}): last 100 gave {block:?}"
+            "the gateway never served {percent} % to {canary} ({proto:?}, headers {headers:?}): last 100 gave {block:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    load.tally(SAMPLE, headers).await
+    load.tally_as(proto, SAMPLE, headers).await
 }
 
 /// Writes the running pods of `ns` as Prometheus file-discovery targets, labelled with
@@ -469,4 +480,113 @@ async fn a_mirror_the_gateway_cannot_serve_is_held_and_traffic_keeps_flowing() {
     let tally = share(&load, &canary, 20.0, &[]).await;
     assert!((tally.percent(&canary) - 20.0).abs() <= 2.0, "{tally:?}");
     assert_eq!(tally.failed, 0, "{tally:?}");
+}
+
+/// A gRPC service behind a GRPCRoute: the header route and the weight shift real gRPC
+/// calls through the gateway, the route reads back as written, and promotion restores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_through_a_real_gateway_follow_the_grpc_route() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("grpc").await;
+    let client = bed.admin().await;
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    for name in ["api-stable", "api-canary"] {
+        create(
+            &services,
+            json!({"metadata": {"name": name},
+                "spec": {"selector": {"app": "api"}, "ports": [{"port": 9000, "targetPort": 8080}]}}),
+        )
+        .await;
+    }
+    let kind = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GRPCRoute"),
+        "grpcroutes",
+    );
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &kind);
+    let author = json!([{"backendRefs": [
+        {"name": "api-stable", "port": 9000, "weight": 100},
+        {"name": "api-canary", "port": 9000, "weight": 0}]}]);
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+        "metadata": {"name": "api"},
+        "spec": {"parentRefs": [{"name": "public"}], "rules": author}
+    }))
+    .expect("a route");
+    routes
+        .create(&PostParams::default(), &route)
+        .await
+        .expect("route created");
+    let gw = Gateway::start(bed, &ns.name).await;
+    let load = gw.load();
+    let _op = bed.operator(&ns.name, &[]);
+    let steps = json!([
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+        {"setWeight": 20}, {"pause": {}}]);
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    create(
+        &rollouts,
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "api"}},
+                "template": {"metadata": {"labels": {"app": "api"}},
+                    "spec": {"containers": [{"name": "app", "image": "api:1",
+                        "ports": [{"containerPort": 8080}]}]}},
+                "strategy": {"canary": {"stableService": "api-stable", "canaryService": "api-canary",
+                    "trafficRouting": {"gatewayAPI": {"grpcRoute": "api"}}, "steps": steps}}}}),
+    )
+    .await;
+    let stable = eventually("api:1 healthy", LIMIT, async || {
+        let s = rollouts.get("web").await.ok()?.status?;
+        (s.phase == RolloutPhase::Healthy).then_some(s.stable_revision?)
+    })
+    .await;
+    let calls = share_as(Proto::Grpc, &load, &stable, 100.0, &[]).await;
+    assert_eq!(calls.failed, 0, "{calls:?}\n{}", gw.log_tail());
+
+    let image = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "api:2"}]);
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(image).expect("a JSON patch")),
+        )
+        .await
+        .expect("new image");
+    let (_, canary) = paused_at(&rollouts, 2, 20).await;
+    let matching = share_as(Proto::Grpc, &load, &canary, 100.0, &[("x-beta", "1")]).await;
+    let weighted = share_as(Proto::Grpc, &load, &canary, 20.0, &[]).await;
+    println!(
+        "gRPC: header route {:.1} % canary; weight 20 %: {:.1} % canary ({SAMPLE} calls each)",
+        matching.percent(&canary),
+        weighted.percent(&canary)
+    );
+    assert_eq!(matching.percent(&canary), 100.0, "{matching:?}");
+    assert!(
+        (weighted.percent(&canary) - 20.0).abs() <= 2.0,
+        "{weighted:?}"
+    );
+    assert_eq!(matching.failed + weighted.failed, 0);
+    // What the apiserver stores is what cutover wrote: a settled Rollout writes nothing.
+    let generation = routes.get("api").await.expect("route").metadata.generation;
+    load.tally_as(Proto::Grpc, 200, &[]).await;
+    assert_eq!(
+        routes.get("api").await.expect("route").metadata.generation,
+        generation,
+        "a settled Rollout rewrites its route"
+    );
+
+    annotate(&rollouts, "cutover.dev/promote").await;
+    eventually(
+        "promoted, the route as its author wrote it",
+        LIMIT,
+        async || {
+            let s = rollouts.get("web").await.ok()?.status?;
+            let route = routes.get("api").await.ok()?;
+            let rules = route.data["spec"]["rules"].as_array()?.clone();
+            (s.phase == RolloutPhase::Healthy && rules.len() == 1 && rules[0].get("name").is_none())
+                .then_some(())
+        },
+    )
+    .await;
+    let after = share_as(Proto::Grpc, &load, &canary, 100.0, &[]).await;
+    assert_eq!(after.failed, 0, "{after:?}");
 }

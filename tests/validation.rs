@@ -175,7 +175,37 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
                 "/spec/strategy/canary/steps/0",
                 json!({"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x", "headerValue": {"exact": "1"}}]}}),
             ),
-            "setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its HTTPRoute",
+            "setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its route",
+        ),
+        (
+            "both route kinds",
+            set(
+                set(
+                    rollout(),
+                    "/spec/strategy/canary/canaryService",
+                    json!("web-canary"),
+                ),
+                "/spec/strategy/canary/trafficRouting",
+                json!({"gatewayAPI": {"httpRoute": "web", "grpcRoute": "web"}}),
+            ),
+            "set httpRoute or grpcRoute, exactly one",
+        ),
+        (
+            "mirror route on a GRPCRoute",
+            set(
+                set(
+                    set(
+                        rollout(),
+                        "/spec/strategy/canary/canaryService",
+                        json!("web-canary"),
+                    ),
+                    "/spec/strategy/canary/trafficRouting",
+                    json!({"gatewayAPI": {"grpcRoute": "web"}}),
+                ),
+                "/spec/strategy/canary/steps/0",
+                json!({"setMirrorRoute": {"name": "m", "percentage": 10}}),
+            ),
+            "setMirrorRoute needs an httpRoute",
         ),
         (
             "header value matched two ways",

@@ -461,7 +461,8 @@ pub struct RolloutStrategy {
 #[x_kube(validation = kube::core::Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("trafficRouting needs both stableService and canaryService"))]
 #[x_kube(validation = kube::core::Rule::new("!has(self.stableService) || !has(self.canaryService) || self.stableService != self.canaryService").message("stableService and canaryService must differ"))]
 #[x_kube(validation = kube::core::Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setCanaryScale))").message("setCanaryScale needs trafficRouting: without a router the canary's share of traffic is its share of pods"))]
-#[x_kube(validation = kube::core::Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirrorRoute))").message("setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its HTTPRoute"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.trafficRouting) || !has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirrorRoute))").message("setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its route"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.trafficRouting) || !has(self.trafficRouting.gatewayAPI.grpcRoute) || !has(self.steps) || !self.steps.exists(s, has(s.setMirrorRoute))").message("setMirrorRoute needs an httpRoute: Gateway API names no feature by which a gateway says it mirrors gRPC"))]
 pub struct CanaryStrategy {
     /// Service that receives stable traffic. Without a router it selects both revisions
     /// and the share of traffic is the replica ratio.
@@ -511,13 +512,58 @@ pub struct TrafficRouting {
     pub gateway_api: GatewayApiRouting,
 }
 
-/// A Gateway API HTTPRoute in the Rollout's namespace.
+/// A Gateway API route in the Rollout's namespace: an HTTPRoute or a GRPCRoute.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.httpRoute) != has(self.grpcRoute)").message("set httpRoute or grpcRoute, exactly one"))]
 pub struct GatewayApiRouting {
     /// Name of the HTTPRoute. Only backendRefs naming the stable or canary Service are changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
-    pub http_route: String,
+    pub http_route: Option<String>,
+    /// Name of the GRPCRoute, for a gRPC service. Only backendRefs naming the stable or
+    /// canary Service are changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub grpc_route: Option<String>,
+}
+
+/// Which Gateway API route kind a Rollout shifts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    /// `HTTPRoute`.
+    Http,
+    /// `GRPCRoute`.
+    Grpc,
+}
+
+impl RouteKind {
+    /// The kind's name.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        }
+    }
+
+    /// The kind's plural resource name.
+    pub fn plural(self) -> &'static str {
+        match self {
+            RouteKind::Http => "httproutes",
+            RouteKind::Grpc => "grpcroutes",
+        }
+    }
+}
+
+impl GatewayApiRouting {
+    /// The route's kind and name (an HTTPRoute when both or neither are set; validation
+    /// reports either).
+    pub fn route(&self) -> (RouteKind, &str) {
+        match (&self.http_route, &self.grpc_route) {
+            (None, Some(grpc)) => (RouteKind::Grpc, grpc),
+            (http, _) => (RouteKind::Http, http.as_deref().unwrap_or("")),
+        }
+    }
 }
 
 /// Blue-green: a full copy of the new revision behind a preview Service.
@@ -846,13 +892,8 @@ strategy:
         let spec: RolloutSpec = crate::yaml::from_str(yaml).unwrap();
         let canary = spec.strategy.canary.as_ref().unwrap();
         assert_eq!(
-            canary
-                .traffic_routing
-                .as_ref()
-                .unwrap()
-                .gateway_api
-                .http_route,
-            "web"
+            canary.traffic_routing.as_ref().unwrap().gateway_api.route(),
+            (RouteKind::Http, "web")
         );
         assert_eq!(
             canary.steps[1].action(),

@@ -61,10 +61,19 @@ pub fn rollout(spec: &RolloutSpec) -> Vec<FieldError> {
                     } else {
                         "setMirrorRoute"
                     };
-                    if canary.traffic_routing.is_none() {
+                    let routing = canary.traffic_routing.as_ref();
+                    if routing.is_none() {
                         errors.push(invalid(
                             format!("{path}.{key}"),
-                            "setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its HTTPRoute",
+                            "setHeaderRoute and setMirrorRoute need trafficRouting: they are rules of its route",
+                        ));
+                    }
+                    if step.set_mirror_route.is_some()
+                        && routing.is_some_and(|t| t.gateway_api.route().0 == crate::api::RouteKind::Grpc)
+                    {
+                        errors.push(invalid(
+                            format!("{path}.setMirrorRoute"),
+                            "setMirrorRoute needs an httpRoute: Gateway API names no feature by which a gateway says it mirrors gRPC",
                         ));
                     }
                     header_matches(matches, &format!("{path}.{key}.match"), &mut errors);

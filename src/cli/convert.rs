@@ -277,19 +277,20 @@ fn traffic_routing(value: &Value, path: &str, notes: &mut Notes) -> Option<Value
             "plugins" => {
                 for (name, config) in obj(&v) {
                     let pp = format!("{p}.{name}");
-                    match (name.as_str(), config.get("httpRoute").and_then(Value::as_str)) {
-                        ("argoproj-labs/gatewayAPI", Some(route)) => {
+                    let single = |k: &str| config.get(k).and_then(Value::as_str).map(|r| (k.to_string(), r.to_string()));
+                    match (name.as_str(), single("httpRoute").or_else(|| single("grpcRoute"))) {
+                        ("argoproj-labs/gatewayAPI", Some((kind, route))) => {
                             if config.get("namespace").is_some() {
-                                notes.skip(format!("{pp}.namespace"), "cutover reads the HTTPRoute in the Rollout's own namespace");
+                                notes.skip(format!("{pp}.namespace"), "cutover reads the route in the Rollout's own namespace");
                             }
-                            found = Some(json!({"gatewayAPI": {"httpRoute": route}}));
+                            found = Some(json!({"gatewayAPI": {kind: route}}));
                         }
-                        ("argoproj-labs/gatewayAPI", None) => notes.skip(pp, "only a single httpRoute converts (httpRoutes lists do not)"),
+                        ("argoproj-labs/gatewayAPI", None) => notes.skip(pp, "only a single httpRoute or grpcRoute converts (httpRoutes and grpcRoutes lists do not)"),
                         _ => notes.skip(pp, "traffic-router plugins other than Gateway API have no cutover equivalent"),
                     }
                 }
             }
-            other => notes.skip(p, format!("traffic routing through {other} has no cutover equivalent; cutover routes by Gateway API HTTPRoute weights")),
+            other => notes.skip(p, format!("traffic routing through {other} has no cutover equivalent; cutover routes by Gateway API HTTPRoute and GRPCRoute weights")),
         }
     }
     found

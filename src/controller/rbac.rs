@@ -84,7 +84,7 @@ pub fn rules(secrets: bool) -> Vec<Rule> {
         ),
         rule(
             "gateway.networking.k8s.io",
-            &["httproutes"],
+            &["httproutes", "grpcroutes"],
             &["list", "watch", "patch"],
         ),
         // Before a mirror route is written: can the route's gateways mirror at all?

@@ -10,7 +10,8 @@ use super::record::{
 };
 use super::{requires, route_rules, window};
 use crate::api::{
-    ANNOTATION_PROMOTE, CanaryScale, CanaryStrategy, RolloutPhase, StepAction, conditions as cond,
+    ANNOTATION_PROMOTE, CanaryScale, CanaryStrategy, RolloutPhase, RouteKind, StepAction,
+    conditions as cond,
 };
 
 /// Replicas of the stable and canary revisions for one weight.
@@ -578,7 +579,13 @@ fn route(
         &canary.stable_service,
         &canary.canary_service,
     ) {
-        (Some(base), Some(s), Some(c)) => route_rules::rules_for(base, s, c, routes),
+        (Some(base), Some(s), Some(c)) => {
+            let kind = canary
+                .traffic_routing
+                .as_ref()
+                .map_or(RouteKind::Http, |t| t.gateway_api.route().0);
+            route_rules::rules_for(kind, base, s, c, routes)
+        }
         // No rule to the stable Service to make them from: reconcile names the problem.
         _ => Vec::new(),
     };

@@ -38,18 +38,19 @@ pub(super) async fn restore_route(
         .as_ref()
         .and_then(|c| c.traffic_routing.as_ref());
     if let Some(routing) = routing {
+        let (kind, name) = routing.gateway_api.route();
         let routes: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &ns, &route::httproute_resource());
+            Api::namespaced_with(ctx.client.clone(), &ns, &route::route_resource(kind));
         // Read by a list: the role the operator runs with lists and watches routes.
-        match crate::controller::cache::by_name(&routes, &routing.gateway_api.http_route).await {
+        match crate::controller::cache::by_name(&routes, name).await {
             Ok(Some(r)) => {
-                if route::set_route_rules(&ctx.client, &ns, &r, &[])
+                if route::set_route_rules(&ctx.client, &ns, kind, &r, &[])
                     .await?
                     .is_some()
                 {
                     let message = format!(
-                        "header and mirror routes taken out of HTTPRoute {:?}",
-                        routing.gateway_api.http_route
+                        "header and mirror routes taken out of {} {name:?}",
+                        kind.kind()
                     );
                     publish(ctx, rollout, "RouteRestored", &message, false).await;
                 }

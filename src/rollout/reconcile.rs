@@ -32,7 +32,7 @@ use crate::{
     api::{
         ANNOTATION_MIGRATION_RETRY, ANNOTATION_ROLLBACK, ANNOTATION_TEMPLATE, FIELD_MANAGER,
         FeatureFlag, LABEL_PROMOTED_AT, LABEL_REVISION, LABEL_ROLE, LABEL_ROLLOUT, MigrationJob,
-        Rollout, validate,
+        Rollout, RouteKind, validate,
     },
     controller::{
         Context, Error,
@@ -59,8 +59,8 @@ pub struct Reads {
     pub migrations: Arc<Cache<MigrationJob>>,
     /// FeatureFlags the Rollouts switch.
     pub flags: Arc<Cache<FeatureFlag>>,
-    /// HTTPRoutes, when the API server serves them at start.
-    pub routes: Option<Arc<Cache<DynamicObject>>>,
+    /// HTTPRoutes and GRPCRoutes, each kind the API server serves at start.
+    pub routes: Vec<(RouteKind, Arc<Cache<DynamicObject>>)>,
     /// The analysis templates the Rollouts reference.
     pub templates: TemplateReads,
     /// The Namespaces served, for their freeze.
@@ -69,6 +69,13 @@ pub struct Reads {
     pub rollouts: kube::runtime::reflector::Store<Guarded>,
     /// ConfigMaps, read by Rollouts with `configRollout` (and their copies).
     pub config_maps: Arc<Cache<ConfigMap>>,
+}
+
+impl Reads {
+    /// The watch cache of a route kind, when the API server served it at start.
+    fn route_cache(&self, kind: RouteKind) -> Option<&Arc<Cache<DynamicObject>>> {
+        self.routes.iter().find(|(k, _)| *k == kind).map(|(_, c)| c)
+    }
 }
 
 /// A Rollout as read from the watch: one that does not deserialize is reported and
@@ -229,11 +236,16 @@ async fn reconcile_rollout(
             )),
         }
     }
-    if let Some(routing) = &canary.traffic_routing {
+    let (route_kind, route_name) = canary
+        .traffic_routing
+        .as_ref()
+        .map_or((RouteKind::Http, ""), |t| t.gateway_api.route());
+    let route_cache = reads.route_cache(route_kind);
+    if canary.traffic_routing.is_some() {
         let routes: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &ns, &route::httproute_resource());
-        let name = &routing.gateway_api.http_route;
-        let found = match &reads.routes {
+            Api::namespaced_with(ctx.client.clone(), &ns, &route::route_resource(route_kind));
+        let name = route_name;
+        let found = match route_cache {
             Some(cache) => cache.get(&routes, &owner, &ns, name).await?,
             None => crate::controller::cache::by_name(&routes, name).await?,
         };
@@ -246,8 +258,8 @@ async fn reconcile_rollout(
                 );
                 if refs.iter().all(|(_, _, is_canary, _)| !is_canary) {
                     problems.push(format!(
-                        "HTTPRoute {:?} has no backendRef to the canary Service",
-                        routing.gateway_api.http_route
+                        "{} {name:?} has no backendRef to the canary Service",
+                        route_kind.kind()
                     ));
                 }
                 route_weight = Some(route::route_canary_weight(&refs));
@@ -264,8 +276,8 @@ async fn reconcile_rollout(
                 route = Some(r);
             }
             None => problems.push(format!(
-                "HTTPRoute {:?} does not exist in namespace {ns:?}",
-                routing.gateway_api.http_route
+                "{} {name:?} does not exist in namespace {ns:?}",
+                route_kind.kind()
             )),
         }
     }
@@ -596,13 +608,14 @@ async fn reconcile_rollout(
                     let written = route::set_route_weight(
                         &ctx,
                         &ns,
+                        route_kind,
                         r,
                         canary.stable_service.as_deref(),
                         canary.canary_service.as_deref(),
                         *weight,
                     )
                     .await?;
-                    if let Some(cache) = &reads.routes {
+                    if let Some(cache) = route_cache {
                         cache.wrote(&owner, &written);
                     }
                     // The next write to the route works from the route as written.
@@ -612,9 +625,9 @@ async fn reconcile_rollout(
             Action::SetRouteRules { rules } => {
                 if let Some(r) = &route
                     && let Some(written) =
-                        route::set_route_rules(&ctx.client, &ns, r, rules).await?
+                        route::set_route_rules(&ctx.client, &ns, route_kind, r, rules).await?
                 {
-                    if let Some(cache) = &reads.routes {
+                    if let Some(cache) = route_cache {
                         cache.wrote(&owner, &written);
                     }
                     route = Some(written);

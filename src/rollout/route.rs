@@ -8,13 +8,21 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use crate::controller::{Context, Error};
+use crate::{
+    api::RouteKind,
+    controller::{Context, Error},
+};
 
 /// The Gateway API HTTPRoute kind.
 pub fn httproute_resource() -> ApiResource {
+    route_resource(RouteKind::Http)
+}
+
+/// A Gateway API route kind (HTTPRoute or GRPCRoute) as an API resource.
+pub fn route_resource(kind: RouteKind) -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind.kind()),
+        kind.plural(),
     )
 }
 
@@ -74,6 +82,7 @@ pub fn route_canary_weight(refs: &[(usize, usize, bool, i32)]) -> i32 {
 pub async fn set_route_weight(
     ctx: &Context,
     ns: &str,
+    kind: RouteKind,
     route: &DynamicObject,
     stable: Option<&str>,
     canary: Option<&str>,
@@ -88,7 +97,7 @@ pub async fn set_route_weight(
     }
     let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
     let routes: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), ns, &httproute_resource());
+        Api::namespaced_with(ctx.client.clone(), ns, &route_resource(kind));
     Ok(routes
         .patch(
             &route.name_any(),
@@ -104,6 +113,7 @@ pub async fn set_route_weight(
 pub async fn set_route_rules(
     client: &kube::Client,
     ns: &str,
+    kind: RouteKind,
     route: &DynamicObject,
     rules: &[Value],
 ) -> Result<Option<DynamicObject>, Error> {
@@ -113,7 +123,7 @@ pub async fn set_route_rules(
     };
     let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
     let routes: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ns, &httproute_resource());
+        Api::namespaced_with(client.clone(), ns, &route_resource(kind));
     Ok(Some(
         routes
             .patch(

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{CanaryStrategy, HeaderMatch, StepAction};
+use crate::api::{CanaryStrategy, HeaderMatch, RouteKind, StepAction};
 
 /// Prefix of the names of the rules cutover writes.
 pub const RULE_PREFIX: &str = "cutover-";
@@ -172,10 +172,14 @@ fn header(m: &HeaderMatch) -> Value {
     json!({"type": kind, "name": m.header_name, "value": value})
 }
 
-/// The base rule's matches, each with the headers added (a rule without matches matches
-/// every path, as the apiserver's default says).
-fn matches_with(base: &Value, headers: &[HeaderMatch]) -> Value {
-    let default = vec![json!({"path": {"type": "PathPrefix", "value": "/"}})];
+/// The base rule's matches, each with the headers added (an HTTPRoute rule without
+/// matches matches every path, as the apiserver's default says; a GRPCRoute rule without
+/// matches, every method, with no default written).
+fn matches_with(kind: RouteKind, base: &Value, headers: &[HeaderMatch]) -> Value {
+    let default = match kind {
+        RouteKind::Http => vec![json!({"path": {"type": "PathPrefix", "value": "/"}})],
+        RouteKind::Grpc => vec![json!({})],
+    };
     let base_matches = base
         .get("matches")
         .and_then(Value::as_array)
@@ -202,7 +206,13 @@ fn matches_with(base: &Value, headers: &[HeaderMatch]) -> Value {
 }
 
 /// The rules `routes` become on a route whose author's rule is `base`.
-pub fn rules_for(base: &Value, stable: &str, canary: &str, routes: &[ManagedRoute]) -> Vec<Value> {
+pub fn rules_for(
+    kind: RouteKind,
+    base: &Value,
+    stable: &str,
+    canary: &str,
+    routes: &[ManagedRoute],
+) -> Vec<Value> {
     let refs = base
         .get("backendRefs")
         .and_then(Value::as_array)
@@ -232,7 +242,7 @@ pub fn rules_for(base: &Value, stable: &str, canary: &str, routes: &[ManagedRout
             rule.insert("name".into(), json!(route.rule_name()));
             match route {
                 ManagedRoute::Header { matches, .. } => {
-                    rule.insert("matches".into(), matches_with(base, matches));
+                    rule.insert("matches".into(), matches_with(kind, base, matches));
                     if !filters.is_empty() {
                         rule.insert("filters".into(), Value::Array(filters.clone()));
                     }
@@ -244,7 +254,7 @@ pub fn rules_for(base: &Value, stable: &str, canary: &str, routes: &[ManagedRout
                 ManagedRoute::Mirror {
                     percent, matches, ..
                 } => {
-                    rule.insert("matches".into(), matches_with(base, matches));
+                    rule.insert("matches".into(), matches_with(kind, base, matches));
                     let mut all = filters.clone();
                     all.push(json!({"type": "RequestMirror", "requestMirror": {
                         "backendRef": backend(canary, canary_port.as_ref(), None),

@@ -103,7 +103,7 @@ fn a_header_route_copies_the_authors_paths_and_filters_and_adds_the_headers() {
         ]))
         .unwrap(),
     }];
-    let rules = rules_for(base, "web-stable", "web-canary", &routes);
+    let rules = rules_for(RouteKind::Http, base, "web-stable", "web-canary", &routes);
     assert_eq!(
         rules,
         [json!({"name": "cutover-header-beta",
@@ -125,7 +125,7 @@ fn a_mirror_serves_from_stable_and_copies_a_share_to_the_canary() {
         percent: 25,
         matches: Vec::new(),
     }];
-    let rule = &rules_for(base, "web-stable", "web-canary", &routes)[0];
+    let rule = &rules_for(RouteKind::Http, base, "web-stable", "web-canary", &routes)[0];
     assert_eq!(rule["name"], "cutover-mirror-shadow");
     assert_eq!(
         rule["matches"],
@@ -147,6 +147,7 @@ fn a_mirror_serves_from_stable_and_copies_a_share_to_the_canary() {
 fn a_rule_without_matches_is_read_as_every_path() {
     let base = json!({"backendRefs": [{"name": "s", "port": 80}]});
     let rules = rules_for(
+        RouteKind::Http,
         &base,
         "s",
         "c",
@@ -181,7 +182,7 @@ fn the_patch_puts_ours_first_leaves_the_authors_rules_and_is_idempotent() {
             matches: Vec::new(),
         },
     ];
-    let wanted = rules_for(&base, "web-stable", "web-canary", &routes);
+    let wanted = rules_for(RouteKind::Http, &base, "web-stable", "web-canary", &routes);
     let ops = rules_patch(&original, &wanted).unwrap();
     let patched = apply(&original, ops);
     assert_eq!(managed_rules(&patched), wanted);
@@ -217,6 +218,7 @@ fn a_removal_fails_when_the_route_was_reordered_meanwhile() {
     let original = route();
     let base = base_rule(&original, "web-stable").unwrap().clone();
     let wanted = rules_for(
+        RouteKind::Http,
         &base,
         "web-stable",
         "web-canary",
@@ -269,4 +271,43 @@ fn only_a_step_that_sets_a_mirror_asks_whether_the_gateway_can_mirror() {
     assert!(is_mirror(&json!({"name": "cutover-mirror-shadow"})));
     assert!(!is_mirror(&json!({"name": "cutover-header-shadow"})));
     assert!(!is_mirror(&json!({"name": "mirror"})));
+}
+
+#[test]
+fn a_grpc_header_route_keeps_the_authors_methods_and_adds_no_path() {
+    let headers: Vec<HeaderMatch> = serde_json::from_value(json!([header("x-beta", "1")])).unwrap();
+    let routes = [ManagedRoute::Header {
+        name: "beta".into(),
+        matches: headers,
+    }];
+    // A rule without matches matches every method: the header is its only match.
+    let everything = json!({"backendRefs": [
+        {"group": "", "kind": "Service", "name": "api-stable", "port": 9000, "weight": 100},
+        {"group": "", "kind": "Service", "name": "api-canary", "port": 9000, "weight": 0}]});
+    assert_eq!(
+        rules_for(
+            RouteKind::Grpc,
+            &everything,
+            "api-stable",
+            "api-canary",
+            &routes
+        ),
+        [json!({"name": "cutover-header-beta",
+            "matches": [{"headers": [{"type": "Exact", "name": "x-beta", "value": "1"}]}],
+            "backendRefs": [{"group": "", "kind": "Service", "name": "api-canary", "port": 9000, "weight": 1}]})]
+    );
+    let mut one_service = everything.clone();
+    one_service["matches"] =
+        json!([{"method": {"type": "Exact", "service": "shop.Cart", "method": "Add"}}]);
+    assert_eq!(
+        rules_for(
+            RouteKind::Grpc,
+            &one_service,
+            "api-stable",
+            "api-canary",
+            &routes
+        )[0]["matches"],
+        json!([{"method": {"type": "Exact", "service": "shop.Cart", "method": "Add"},
+            "headers": [{"type": "Exact", "name": "x-beta", "value": "1"}]}])
+    );
 }

@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     reconcile::{self, Reads},
-    route::httproute_resource,
+    route::route_resource,
 };
 use crate::{
-    api::{LABEL_ROLLOUT, Rollout},
+    api::{LABEL_ROLLOUT, Rollout, RouteKind},
     controller::{
         Context,
         cache::Cache,
@@ -30,12 +30,18 @@ use crate::{
     },
 };
 
-/// Whether the API server serves Gateway API HTTPRoutes.
-async fn serves_httproutes(client: &Client) -> bool {
-    client
+/// Which Gateway API route kinds the API server serves.
+async fn served_routes(client: &Client) -> Vec<RouteKind> {
+    let Ok(list) = client
         .list_api_group_resources("gateway.networking.k8s.io/v1")
         .await
-        .is_ok_and(|list| list.resources.iter().any(|r| r.name == "httproutes"))
+    else {
+        return Vec::new();
+    };
+    [RouteKind::Http, RouteKind::Grpc]
+        .into_iter()
+        .filter(|k| list.resources.iter().any(|r| r.name == k.plural()))
+        .collect()
 }
 
 /// The Rollouts of the store in `namespace` that `names` accepts.
@@ -59,7 +65,7 @@ fn naming(
 fn wakes<O>(
     events: impl Stream<Item = Result<O, watcher::Error>> + Send + 'static,
     store: Store<reconcile::Guarded>,
-    names: fn(&Rollout, &str) -> bool,
+    names: impl Fn(&Rollout, &str) -> bool + Send + 'static,
 ) -> BoxStream<'static, Vec<ObjectRef<reconcile::Guarded>>>
 where
     O: kube::Resource,
@@ -130,14 +136,14 @@ fn names_service(rollout: &Rollout, service: &str) -> bool {
     .any(|s| s == service)
 }
 
-fn names_route(rollout: &Rollout, route: &str) -> bool {
+fn names_route(rollout: &Rollout, kind: RouteKind, route: &str) -> bool {
     rollout
         .spec
         .strategy
         .canary
         .as_ref()
         .and_then(|c| c.traffic_routing.as_ref())
-        .is_some_and(|t| t.gateway_api.http_route == route)
+        .is_some_and(|t| t.gateway_api.route() == (kind, route))
 }
 
 fn names_config_map(rollout: &Rollout, config_map: &str) -> bool {
@@ -171,7 +177,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     } else {
         ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
-    let routed = serves_httproutes(&client).await;
+    let served = served_routes(&client).await;
     // One gate for every namespace's controller: the limit and the turns are global.
     let gate = FairGate::new(usize::from(ctx.config.concurrency));
     let controllers = scopes.into_iter().map(|scope| {
@@ -218,21 +224,26 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             false,
             metrics.clone(),
         );
-        let route_kind = httproute_resource();
-        let routes = routed.then(|| {
-            let routes: Api<DynamicObject> = match &scope {
-                Some(ns) => Api::namespaced_with(client.clone(), ns, &route_kind),
-                None => Api::all_with(client.clone(), &route_kind),
-            };
-            Cache::watch(
-                "HTTPRoute",
-                routes,
-                watcher::Config::default(),
-                route_kind.clone(),
-                false,
-                metrics.clone(),
-            )
-        });
+        // One cache per route kind the API server serves.
+        let routes: Vec<_> = served
+            .iter()
+            .map(|&kind| {
+                let resource = route_resource(kind);
+                let api: Api<DynamicObject> = match &scope {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                    None => Api::all_with(client.clone(), &resource),
+                };
+                let (cache, events) = Cache::watch(
+                    kind.kind(),
+                    api,
+                    watcher::Config::default(),
+                    resource.clone(),
+                    false,
+                    metrics.clone(),
+                );
+                (kind, cache, events)
+            })
+            .collect();
         let (templates, (template_events, cluster_template_events)) =
             TemplateReads::watch(&client, scope.as_deref(), metrics.clone());
         let (namespaces, namespace_events) =
@@ -255,7 +266,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             services,
             migrations,
             flags,
-            routes: routes.as_ref().map(|(cache, _)| cache.clone()),
+            routes: routes
+                .iter()
+                .map(|(kind, cache, _)| (*kind, cache.clone()))
+                .collect(),
             templates,
             namespaces,
             rollouts: store.clone(),
@@ -307,10 +321,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                         .boxed()
                 },
             ];
-            if let Some((_, route_events)) = routes {
+            for (kind, _, route_events) in routes {
                 // The gateway's verdict on a route (its status) is what a weight step
                 // waits on.
-                all.push(wakes(route_events, store.clone(), names_route));
+                all.push(wakes(route_events, store.clone(), move |r, name| {
+                    names_route(r, kind, name)
+                }));
             }
             futures::stream::select_all(all).flat_map(futures::stream::iter)
         };

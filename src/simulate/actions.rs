@@ -11,8 +11,8 @@ use crate::sim::{
     store::{PatchKind, Subresource, WriteOptions},
 };
 
-/// Serves HTTPRoute, Gateway and GatewayClass (a scenario's Gateway API canary needs them) as
-/// minimal CRDs.
+/// Serves HTTPRoute, GRPCRoute, Gateway and GatewayClass (a scenario's Gateway API canary
+/// needs them) as minimal CRDs.
 pub fn install_gateway_api(sim: &Sim) -> Result<(), String> {
     let crd_type = sim
         .store()
@@ -20,6 +20,7 @@ pub fn install_gateway_api(sim: &Sim) -> Result<(), String> {
         .ok_or("the sim serves no CRDs")?;
     let kinds = [
         ("httproutes", "httproute", "HTTPRoute", "Namespaced"),
+        ("grpcroutes", "grpcroute", "GRPCRoute", "Namespaced"),
         ("gateways", "gateway", "Gateway", "Namespaced"),
         ("gatewayclasses", "gatewayclass", "GatewayClass", "Cluster"),
     ];

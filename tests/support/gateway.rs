@@ -8,12 +8,13 @@ use std::{
     net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::Arc,
     sync::atomic::{AtomicU16, Ordering},
     time::{Duration, Instant},
 };
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::{body::Bytes, client::conn::http2};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -161,6 +162,7 @@ impl Gateway {
     pub fn load(&self) -> Load {
         Load {
             client: Client::builder(TokioExecutor::new()).build_http(),
+            channel: Arc::default(),
             addr: self.addr,
         }
     }
@@ -180,6 +182,15 @@ impl Drop for Gateway {
     }
 }
 
+/// How the load generator talks to the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// HTTP/1.1 GETs.
+    Http,
+    /// gRPC calls over HTTP/2 without TLS.
+    Grpc,
+}
+
 /// One answered request: when it was sent, which revision answered and its status.
 #[derive(Clone, Debug)]
 pub struct Answer {
@@ -195,6 +206,7 @@ pub struct Answer {
 #[derive(Clone)]
 pub struct Load {
     client: Client<HttpConnector, Empty<Bytes>>,
+    channel: Arc<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>,
     addr: SocketAddr,
 }
 
@@ -231,11 +243,85 @@ impl Load {
         }
     }
 
+    /// Makes one gRPC call (`/shop.Cart/Add`, an empty message) over HTTP/2 without TLS,
+    /// as a gRPC client does; `status` is 200 for gRPC status OK and 500 for any other.
+    pub async fn grpc_one(&self, headers: &[(&str, &str)]) -> Answer {
+        let sent = Instant::now();
+        let failed = Answer {
+            sent,
+            revision: String::new(),
+            status: 0,
+        };
+        // One HTTP/2 connection, as a gRPC channel keeps; made again when it breaks.
+        let mut channel = self.channel.lock().await;
+        if channel.as_ref().is_none_or(|c| c.is_closed()) {
+            let Ok(stream) = tokio::net::TcpStream::connect(self.addr).await else {
+                return failed;
+            };
+            // A call is a HEADERS and a DATA frame: without this, the second waits for the
+            // first's delayed ACK.
+            let _ = stream.set_nodelay(true);
+            let Ok((sender, conn)) = hyper::client::conn::http2::handshake(
+                TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(stream),
+            )
+            .await
+            else {
+                return failed;
+            };
+            tokio::spawn(conn);
+            *channel = Some(sender);
+        }
+        let Some(mut sender) = channel.clone() else {
+            return failed;
+        };
+        drop(channel);
+        let mut request = hyper::Request::post(format!("http://{}/shop.Cart/Add", self.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request
+            .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+            .expect("a request");
+        let Ok(response) = sender.send_request(request).await else {
+            return failed;
+        };
+        let revision = response
+            .headers()
+            .get("x-revision")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let ok = match response.into_body().collect().await {
+            Ok(body) => body
+                .trailers()
+                .and_then(|t| t.get("grpc-status"))
+                .is_some_and(|s| s == "0"),
+            Err(_) => false,
+        };
+        Answer {
+            sent,
+            revision,
+            status: if ok { 200 } else { 500 },
+        }
+    }
+
     /// Sends `n` requests with `headers` and counts the answers by revision.
     pub async fn tally(&self, n: usize, headers: &[(&str, &str)]) -> Tally {
+        self.tally_as(Proto::Http, n, headers).await
+    }
+
+    /// Sends `n` requests (or gRPC calls) with `headers` and counts the answers by revision.
+    pub async fn tally_as(&self, proto: Proto, n: usize, headers: &[(&str, &str)]) -> Tally {
         let mut tally = Tally::default();
         for _ in 0..n {
-            tally.add(&self.one(headers).await);
+            let answer = match proto {
+                Proto::Http => self.one(headers).await,
+                Proto::Grpc => self.grpc_one(headers).await,
+            };
+            tally.add(&answer);
         }
         tally
     }

@@ -95,6 +95,10 @@ func (r *responders) ensure(key string, pod *corev1.Pod, ip string) {
 				continue
 			}
 			server := &http.Server{Handler: resp, ReadHeaderTimeout: 10 * time.Second}
+			// gRPC arrives as HTTP/2 without TLS (h2c), as a gateway sends it to a backend.
+			server.Protocols = new(http.Protocols)
+			server.Protocols.SetHTTP1(true)
+			server.Protocols.SetUnencryptedHTTP2(true)
 			resp.servers = append(resp.servers, server)
 			go func() {
 				if err := server.Serve(listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -163,9 +167,13 @@ func (resp *responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	n := resp.served.Add(1)
 	fail := math.Floor(float64(n)*info.ErrorRate) > math.Floor(float64(n-1)*info.ErrorRate)
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Pod", info.Pod)
 	w.Header().Set("X-Revision", info.Revision)
+	if strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc") {
+		resp.grpc(w, fail)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
 	if fail {
 		resp.failed.Add(1)
 		w.WriteHeader(http.StatusInternalServerError)
@@ -173,4 +181,22 @@ func (resp *responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		resp.ok.Add(1)
 	}
 	_ = json.NewEncoder(w).Encode(info)
+}
+
+// grpc answers any gRPC call with an empty message and status OK, or with status
+// UNAVAILABLE (14) when the request is one of the scripted failures.
+func (resp *responder) grpc(w http.ResponseWriter, fail bool) {
+	w.Header().Set("Content-Type", "application/grpc")
+	w.Header().Set("Trailer", "Grpc-Status, Grpc-Message")
+	w.WriteHeader(http.StatusOK)
+	if fail {
+		resp.failed.Add(1)
+		w.Header().Set("Grpc-Status", "14")
+		w.Header().Set("Grpc-Message", "scripted failure")
+		return
+	}
+	resp.ok.Add(1)
+	// One length-prefixed message: not compressed, zero bytes long.
+	_, _ = w.Write([]byte{0, 0, 0, 0, 0})
+	w.Header().Set("Grpc-Status", "0")
 }
