@@ -9,6 +9,7 @@ pub mod config;
 mod finalize;
 pub mod history;
 mod observe;
+mod observe_route;
 pub mod plan;
 pub mod reconcile;
 mod record;

@@ -23,9 +23,10 @@ use super::{
     finalize::{FINALIZER_ROUTE, FINALIZER_WORKLOAD, restore_route, return_workload},
     history,
     observe::{available, copy_config, failure, observe_migrations, read_config, required},
+    observe_route,
     plan::{self, Action, Observed, RevisionObserved},
     revision::{deployment_name, promotion_stamp, template_hash},
-    route, route_rules,
+    route,
 };
 use crate::{
     analysis::fetch::Subject,
@@ -73,7 +74,7 @@ pub struct Reads {
 
 impl Reads {
     /// The watch cache of a route kind, when the API server served it at start.
-    fn route_cache(&self, kind: RouteKind) -> Option<&Arc<Cache<DynamicObject>>> {
+    pub(super) fn route_cache(&self, kind: RouteKind) -> Option<&Arc<Cache<DynamicObject>>> {
         self.routes.iter().find(|(k, _)| *k == kind).map(|(_, c)| c)
     }
 }
@@ -207,10 +208,6 @@ async fn reconcile_rollout(
     let canary = rollout.spec.strategy.canary.clone().unwrap_or_default();
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let mut service_revisions = BTreeMap::new();
-    let mut route_weight = None;
-    let mut route_pending = None;
-    let mut route = None;
-    let mut route_rules_seen = plan::RouteRulesObserved::default();
     let bg = rollout.spec.strategy.blue_green.as_ref();
     let pinned_services: Vec<&String> = match (&canary.traffic_routing, bg) {
         (Some(_), _) => [&canary.stable_service, &canary.canary_service]
@@ -236,51 +233,10 @@ async fn reconcile_rollout(
             )),
         }
     }
-    let (route_kind, route_name) = canary
-        .traffic_routing
-        .as_ref()
-        .map_or((RouteKind::Http, ""), |t| t.gateway_api.route());
+    let seen = observe_route::observe(&ctx, &reads, &owner, &ns, &canary, &mut problems).await?;
+    let (route_kind, mut route, route_weight, route_pending, mut route_rules_seen) =
+        (seen.kind, seen.route, seen.weight, seen.pending, seen.rules);
     let route_cache = reads.route_cache(route_kind);
-    if canary.traffic_routing.is_some() {
-        let routes: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &ns, &route::route_resource(route_kind));
-        let name = route_name;
-        let found = match route_cache {
-            Some(cache) => cache.get(&routes, &owner, &ns, name).await?,
-            None => crate::controller::cache::by_name(&routes, name).await?,
-        };
-        match found {
-            Some(r) => {
-                let refs = route::route_refs(
-                    &r.data,
-                    canary.stable_service.as_deref(),
-                    canary.canary_service.as_deref(),
-                );
-                if refs.iter().all(|(_, _, is_canary, _)| !is_canary) {
-                    problems.push(format!(
-                        "{} {name:?} has no backendRef to the canary Service",
-                        route_kind.kind()
-                    ));
-                }
-                route_weight = Some(route::route_canary_weight(&refs));
-                route_pending = route::pending(&r.data, r.metadata.generation);
-                route_rules_seen = plan::RouteRulesObserved {
-                    base: canary
-                        .stable_service
-                        .as_deref()
-                        .and_then(|s| route_rules::base_rule(&r.data, s))
-                        .cloned(),
-                    managed: route_rules::managed_rules(&r.data),
-                    mirror_refused: None,
-                };
-                route = Some(r);
-            }
-            None => problems.push(format!(
-                "{} {name:?} does not exist in namespace {ns:?}",
-                route_kind.kind()
-            )),
-        }
-    }
     let migrations = observe_migrations(&ctx, &reads, &owner, &rollout, &mut problems).await?;
     if let Some(links) = &rollout.spec.flags {
         let flags: Api<FeatureFlag> = Api::namespaced(ctx.client.clone(), &ns);
@@ -345,20 +301,16 @@ async fn reconcile_rollout(
         Some(maps) => config::revision(&template, &config::Contents::of(maps)),
         None => template_hash(&template),
     };
-    // A gateway that cannot mirror may still accept the route and answer the mirror rule's
-    // requests with errors: ask its class mid-release, before a mirror rule is written.
-    if let Some(r) = &route
-        && route_rules::sets_mirror(&canary)
-        && !route_rules_seen.managed.iter().any(route_rules::is_mirror)
-        && rollout
-            .status
-            .as_ref()
-            .and_then(|s| s.stable_revision.as_deref())
-            != Some(&target)
-    {
-        let parents = route::parent_support(&ctx.client, &ns, &r.data).await;
-        route_rules_seen.mirror_refused = route::lacking(&parents, route::MIRROR_FEATURE);
-    }
+    route_rules_seen.mirror_refused = observe_route::mirror_refused(
+        &ctx,
+        &ns,
+        &rollout,
+        &canary,
+        route.as_ref(),
+        &route_rules_seen,
+        &target,
+    )
+    .await;
     let measurements = take_measurements(&ctx, &rollout, &ns).await;
     let freeze = freeze::read(&reads.namespaces, &ctx.client, &owner, &ns).await?;
     // Who changed the template goes into the deployment log when a release may start: the
