@@ -367,7 +367,15 @@ async fn a_canary_scale_runs_a_small_weight_on_full_capacity() {
 
 /// cutover's rules on the route `shop`, by name, and the author's rules.
 async fn rules_of(routes: &Api<DynamicObject>) -> Option<(Vec<String>, Vec<Value>)> {
-    let r = routes.get("shop").await.ok()?;
+    rules_of_route(routes, "shop").await
+}
+
+/// cutover's rule names and the author's rules of route `name`.
+async fn rules_of_route(
+    routes: &Api<DynamicObject>,
+    name: &str,
+) -> Option<(Vec<String>, Vec<Value>)> {
+    let r = routes.get(name).await.ok()?;
     let rules = r.data["spec"]["rules"].as_array()?.clone();
     let ours = rules
         .iter()
@@ -480,5 +488,96 @@ async fn header_and_mirror_routes_are_written_into_the_route_and_taken_out_again
             (gone && ours.is_empty() && authors == authors_before).then_some(())
         },
     )
+    .await;
+}
+
+#[tokio::test]
+async fn rules_leave_a_route_the_spec_no_longer_names() {
+    let bed = testbed::shared();
+    let ns = bed.namespace("route-moved").await;
+    let _op = bed.operator(&ns.name, &[]);
+    let client = bed.admin().await;
+    routed_app(&client, &ns.name).await;
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &routes_kind());
+    // A second route to the same Services, which the Rollout is moved to mid-release.
+    let mut other = routes.get("shop").await.expect("route");
+    other.metadata = kube::api::ObjectMeta {
+        name: Some("shop-b".into()),
+        ..Default::default()
+    };
+    routes
+        .create(&PostParams::default(), &other)
+        .await
+        .expect("second route");
+    let (_, authors_before) = rules_of(&routes).await.expect("the route");
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
+    let steps = json!([
+        {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+        {"pause": {}}]);
+    create(&rollouts, shop("shop:1", steps)).await;
+    release_shop_2(&rollouts).await;
+    eventually("the header rule in route shop", LIMIT, async || {
+        let r = rollouts.get("shop").await.ok()?;
+        let named = r
+            .metadata
+            .annotations?
+            .get("cutover.dev/route-rules")
+            .cloned();
+        (rules_of(&routes).await?.0 == ["cutover-header-beta"]
+            && named.as_deref() == Some("HTTPRoute/shop"))
+        .then_some(())
+    })
+    .await;
+
+    let moved = json!({"spec": {"strategy": {"canary": {"trafficRouting": {"gatewayAPI": {"httpRoute": "shop-b"}}}}}});
+    rollouts
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .expect("route renamed");
+    eventually("the rule out of shop and into shop-b", LIMIT, async || {
+        let r = rollouts.get("shop").await.ok()?;
+        let named = r
+            .metadata
+            .annotations?
+            .get("cutover.dev/route-rules")
+            .cloned();
+        let (left, authors) = rules_of(&routes).await?;
+        let (moved, _) = rules_of_route(&routes, "shop-b").await?;
+        (left.is_empty()
+            && authors == authors_before
+            && moved == ["cutover-header-beta"]
+            && named.as_deref() == Some("HTTPRoute/shop-b"))
+        .then_some(())
+    })
+    .await;
+    let events = bed.kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "get",
+        "events",
+        "--field-selector",
+        "reason=RouteRestored",
+        "-o",
+        "name",
+    ]);
+    assert!(!events.trim().is_empty(), "a RouteRestored Event");
+
+    // Routing removed with its steps: the rule comes out and the annotation goes.
+    let unrouted = json!({"spec": {"strategy": {"canary": {"trafficRouting": null,
+        "steps": [{"setWeight": 50}, {"pause": {}}]}}}});
+    rollouts
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&unrouted))
+        .await
+        .expect("routing removed");
+    eventually("no rule left in shop-b", LIMIT, async || {
+        let r = rollouts.get("shop").await.ok()?;
+        let named = r
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("cutover.dev/route-rules");
+        let (left, _) = rules_of_route(&routes, "shop-b").await?;
+        (left.is_empty() && !named).then_some(())
+    })
     .await;
 }

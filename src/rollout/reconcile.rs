@@ -20,7 +20,10 @@ use serde_json::{Value, json};
 use super::{
     analysis::{self, Taken},
     config,
-    finalize::{FINALIZER_ROUTE, FINALIZER_WORKLOAD, restore_route, return_workload},
+    finalize::{
+        FINALIZER_ROUTE, FINALIZER_WORKLOAD, leave_old_route, record_rules_route, restore_route,
+        return_workload,
+    },
     history,
     observe::{available, copy_config, failure, observe_migrations, read_config, required},
     observe_route,
@@ -272,6 +275,10 @@ async fn reconcile_rollout(
             .await;
         }
     };
+    // Rules left in a route the spec no longer names come out before anything else.
+    if leave_old_route(&ctx, &rollouts, rollout.as_ref()).await? {
+        return Ok(Requeue::await_change());
+    }
     let owned = reads
         .deployments
         .list(&deployments, &owner, &ns, (LABEL_ROLLOUT, &name))
@@ -372,7 +379,10 @@ async fn reconcile_rollout(
         .actions
         .iter()
         .any(|a| matches!(a, Action::SetRouteRules { rules } if !rules.is_empty()));
-    if writes_rules && shell::add_finalizer(&rollouts, rollout.as_ref(), FINALIZER_ROUTE).await? {
+    if writes_rules
+        && (shell::add_finalizer(&rollouts, rollout.as_ref(), FINALIZER_ROUTE).await?
+            || record_rules_route(&rollouts, rollout.as_ref()).await?)
+    {
         return Ok(Requeue::await_change());
     }
     let recorded_at = match shell::apply_status(
