@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cutover::api::{Rollout, RolloutPhase};
+use cutover::api::{Rollout, RolloutPhase, RouteKind};
 use gateway::{Answer, Gateway, Load, Proto, Tally};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::{
@@ -40,13 +40,6 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 /// Requests per measured share: ±2 points is ±20 requests.
 const SAMPLE: usize = 1000;
-
-fn routes_kind() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
-    )
-}
 
 async fn create<K>(api: &Api<K>, value: Value)
 where
@@ -118,6 +111,91 @@ async fn share_as(
     load.tally_as(proto, SAMPLE, headers).await
 }
 
+/// Services `<app>-stable` and `<app>-canary` (port `port` to the pods' 8080) and a route
+/// `<app>` of `kind` (HTTPRoute or GRPCRoute) on the Gateway `public`, all on stable.
+async fn routed_service(
+    client: &kube::Client,
+    ns: &str,
+    app: &str,
+    port: u16,
+    kind: RouteKind,
+) -> Api<DynamicObject> {
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    for role in ["stable", "canary"] {
+        create(
+            &services,
+            json!({"metadata": {"name": format!("{app}-{role}")},
+                "spec": {"selector": {"app": app}, "ports": [{"port": port, "targetPort": 8080}]}}),
+        )
+        .await;
+    }
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind.kind()),
+        kind.plural(),
+    );
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": kind.kind(),
+        "metadata": {"name": app},
+        "spec": {"parentRefs": [{"name": "public"}],
+            "rules": [{"backendRefs": [
+                {"name": format!("{app}-stable"), "port": port, "weight": 100},
+                {"name": format!("{app}-canary"), "port": port, "weight": 0}]}]}
+    }))
+    .expect("a route");
+    routes
+        .create(&PostParams::default(), &route)
+        .await
+        .expect("route created");
+    routes
+}
+
+/// Creates the Rollout `web` of `app` (image `<app>:1`, port 8080) routed by the route
+/// `<app>` of `kind` through `steps`, and returns its stable revision once it is Healthy.
+async fn healthy_rollout(
+    rollouts: &Api<Rollout>,
+    app: &str,
+    replicas: i32,
+    kind: RouteKind,
+    steps: Value,
+) -> String {
+    let key = match kind {
+        RouteKind::Http => "httpRoute",
+        RouteKind::Grpc => "grpcRoute",
+    };
+    create(
+        rollouts,
+        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
+                "template": {"metadata": {"labels": {"app": app}},
+                    "spec": {"containers": [{"name": "app", "image": format!("{app}:1"),
+                        "ports": [{"containerPort": 8080}]}]}},
+                "strategy": {"canary": {"stableService": format!("{app}-stable"),
+                    "canaryService": format!("{app}-canary"),
+                    "trafficRouting": {"gatewayAPI": {key: app}}, "steps": steps}}}}),
+    )
+    .await;
+    eventually(&format!("{app}:1 healthy"), LIMIT, async || {
+        let s = rollouts.get("web").await.ok()?.status?;
+        (s.phase == RolloutPhase::Healthy).then_some(s.stable_revision?)
+    })
+    .await
+}
+
+/// Releases `image` by a JSON patch of the one field: a merge patch would replace the
+/// containers list and drop the port.
+async fn release(rollouts: &Api<Rollout>, image: &str) {
+    let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]);
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(patch).expect("a JSON patch")),
+        )
+        .await
+        .expect("new image");
+}
+
 /// Writes the running pods of `ns` as Prometheus file-discovery targets, labelled with
 /// their namespace, name and revision.
 async fn write_targets(client: &kube::Client, ns: &str, path: &std::path::Path) {
@@ -151,29 +229,7 @@ async fn requests_through_a_real_gateway_follow_the_weights_the_header_route_and
     let bed = testbed::shared();
     let ns = bed.namespace("traffic").await;
     let client = bed.admin().await;
-    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
-    for name in ["web-stable", "web-canary"] {
-        create(
-            &services,
-            json!({"metadata": {"name": name},
-                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
-        )
-        .await;
-    }
-    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &routes_kind());
-    let route: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": "web"},
-        "spec": {"parentRefs": [{"name": "public"}],
-            "rules": [{"backendRefs": [
-                {"name": "web-stable", "port": 80, "weight": 100},
-                {"name": "web-canary", "port": 80, "weight": 0}]}]}
-    }))
-    .expect("a route");
-    routes
-        .create(&PostParams::default(), &route)
-        .await
-        .expect("route created");
+    routed_service(&client, &ns.name, "web", 80, RouteKind::Http).await;
     let gw = Gateway::start(bed, &ns.name).await;
     let load = gw.load();
 
@@ -213,36 +269,11 @@ async fn requests_through_a_real_gateway_follow_the_weights_the_header_route_and
             "inconclusiveLimit": 5,
             "prometheus": {"query": query}}]}}]);
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
-    create(
-        &rollouts,
-        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "app", "image": "web:1",
-                        "ports": [{"containerPort": 8080}]}]}},
-                "strategy": {"canary": {"stableService": "web-stable", "canaryService": "web-canary",
-                    "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}}, "steps": steps}}}}),
-    )
-    .await;
-    let stable = eventually("web:1 healthy", LIMIT, async || {
-        let s = rollouts.get("web").await.ok()?.status?;
-        (s.phase == RolloutPhase::Healthy).then_some(s.stable_revision?)
-    })
-    .await;
+    let stable = healthy_rollout(&rollouts, "web", 4, RouteKind::Http, steps).await;
     let all_stable = share(&load, &stable, 100.0, &[]).await;
     assert_eq!(all_stable.failed, 0, "{all_stable:?}\n{}", gw.log_tail());
 
-    // A JSON patch of the one field: a merge patch would replace the containers list and
-    // drop the port.
-    let image = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "web:2"}]);
-    rollouts
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Json::<()>(serde_json::from_value(image).expect("a JSON patch")),
-        )
-        .await
-        .expect("new image");
+    release(&rollouts, "web:2").await;
 
     // A header route at weight 0: every matching request to the canary, no other.
     let (_, canary) = paused_at(&rollouts, 1, 0).await;
@@ -403,29 +434,7 @@ async fn a_mirror_the_gateway_cannot_serve_is_held_and_traffic_keeps_flowing() {
     let bed = testbed::shared();
     let ns = bed.namespace("no-mirror").await;
     let client = bed.admin().await;
-    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
-    for name in ["web-stable", "web-canary"] {
-        create(
-            &services,
-            json!({"metadata": {"name": name},
-                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
-        )
-        .await;
-    }
-    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &routes_kind());
-    let route: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": "web"},
-        "spec": {"parentRefs": [{"name": "public"}],
-            "rules": [{"backendRefs": [
-                {"name": "web-stable", "port": 80, "weight": 100},
-                {"name": "web-canary", "port": 80, "weight": 0}]}]}
-    }))
-    .expect("a route");
-    routes
-        .create(&PostParams::default(), &route)
-        .await
-        .expect("route created");
+    let routes = routed_service(&client, &ns.name, "web", 80, RouteKind::Http).await;
     let gw = Gateway::start(bed, &ns.name).await;
     let load = gw.load();
     let _op = bed.operator(&ns.name, &[]);
@@ -433,31 +442,8 @@ async fn a_mirror_the_gateway_cannot_serve_is_held_and_traffic_keeps_flowing() {
         {"setMirrorRoute": {"name": "shadow", "percentage": 50}},
         {"setWeight": 20}, {"pause": {}}]);
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
-    create(
-        &rollouts,
-        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "app", "image": "web:1",
-                        "ports": [{"containerPort": 8080}]}]}},
-                "strategy": {"canary": {"stableService": "web-stable", "canaryService": "web-canary",
-                    "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}}, "steps": steps}}}}),
-    )
-    .await;
-    let stable = eventually("web:1 healthy", LIMIT, async || {
-        let s = rollouts.get("web").await.ok()?.status?;
-        (s.phase == RolloutPhase::Healthy).then_some(s.stable_revision?)
-    })
-    .await;
-    let image = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "web:2"}]);
-    rollouts
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Json::<()>(serde_json::from_value(image).expect("a JSON patch")),
-        )
-        .await
-        .expect("new image");
+    let stable = healthy_rollout(&rollouts, "web", 2, RouteKind::Http, steps).await;
+    release(&rollouts, "web:2").await;
     let message = eventually("held at the mirror step", LIMIT, async || {
         let s = rollouts.get("web").await.ok()?.status?;
         (s.phase == RolloutPhase::Paused && s.current_step_index == Some(0)).then_some(s.message?)
@@ -492,33 +478,7 @@ async fn grpc_calls_through_a_real_gateway_follow_the_grpc_route() {
     let bed = testbed::shared();
     let ns = bed.namespace("grpc").await;
     let client = bed.admin().await;
-    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
-    for name in ["api-stable", "api-canary"] {
-        create(
-            &services,
-            json!({"metadata": {"name": name},
-                "spec": {"selector": {"app": "api"}, "ports": [{"port": 9000, "targetPort": 8080}]}}),
-        )
-        .await;
-    }
-    let kind = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GRPCRoute"),
-        "grpcroutes",
-    );
-    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &kind);
-    let author = json!([{"backendRefs": [
-        {"name": "api-stable", "port": 9000, "weight": 100},
-        {"name": "api-canary", "port": 9000, "weight": 0}]}]);
-    let route: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
-        "metadata": {"name": "api"},
-        "spec": {"parentRefs": [{"name": "public"}], "rules": author}
-    }))
-    .expect("a route");
-    routes
-        .create(&PostParams::default(), &route)
-        .await
-        .expect("route created");
+    let routes = routed_service(&client, &ns.name, "api", 9000, RouteKind::Grpc).await;
     let gw = Gateway::start(bed, &ns.name).await;
     let load = gw.load();
     let _op = bed.operator(&ns.name, &[]);
@@ -526,34 +486,11 @@ async fn grpc_calls_through_a_real_gateway_follow_the_grpc_route() {
         {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
         {"setWeight": 20}, {"pause": {}}]);
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns.name);
-    create(
-        &rollouts,
-        json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "api"}},
-                "template": {"metadata": {"labels": {"app": "api"}},
-                    "spec": {"containers": [{"name": "app", "image": "api:1",
-                        "ports": [{"containerPort": 8080}]}]}},
-                "strategy": {"canary": {"stableService": "api-stable", "canaryService": "api-canary",
-                    "trafficRouting": {"gatewayAPI": {"grpcRoute": "api"}}, "steps": steps}}}}),
-    )
-    .await;
-    let stable = eventually("api:1 healthy", LIMIT, async || {
-        let s = rollouts.get("web").await.ok()?.status?;
-        (s.phase == RolloutPhase::Healthy).then_some(s.stable_revision?)
-    })
-    .await;
+    let stable = healthy_rollout(&rollouts, "api", 4, RouteKind::Grpc, steps).await;
     let calls = share_as(Proto::Grpc, &load, &stable, 100.0, &[]).await;
     assert_eq!(calls.failed, 0, "{calls:?}\n{}", gw.log_tail());
 
-    let image = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "api:2"}]);
-    rollouts
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Json::<()>(serde_json::from_value(image).expect("a JSON patch")),
-        )
-        .await
-        .expect("new image");
+    release(&rollouts, "api:2").await;
     let (_, canary) = paused_at(&rollouts, 2, 20).await;
     let matching = share_as(Proto::Grpc, &load, &canary, 100.0, &[("x-beta", "1")]).await;
     let weighted = share_as(Proto::Grpc, &load, &canary, 20.0, &[]).await;
