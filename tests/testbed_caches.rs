@@ -13,10 +13,10 @@ use k8s_openapi::api::core::v1::Service;
 use kube::{
     Api,
     api::{DynamicObject, Patch, PatchParams, PostParams},
-    core::{ApiResource, GroupVersionKind},
+    core::ApiResource,
 };
 use serde_json::{Value, json};
-use testbed::eventually;
+use testbed::{create, eventually};
 
 /// Generous bound for one state change on a loaded 2-core machine; only a failure waits it.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -24,10 +24,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 const OPERATOR: &str = "system:serviceaccount:cutover-system:cutover";
 
 fn routes_kind() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
-    )
+    cutover::rollout::route::route_resource(cutover::api::RouteKind::Http)
 }
 
 /// The requests the operator made in `ns` since `since`, other than its watches, as the
@@ -81,16 +78,6 @@ async fn reconciles(op: &testbed::Operator, controller: &str) -> f64 {
         .find_map(|l| l.strip_prefix(&wanted))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
-}
-
-async fn create<K>(api: &Api<K>, value: Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let obj: K = serde_json::from_value(value).expect("an object");
-    api.create(&PostParams::default(), &obj)
-        .await
-        .expect("created");
 }
 
 /// Services `shop-stable` and `shop-canary` and the HTTPRoute `shop` splitting between them.

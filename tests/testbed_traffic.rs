@@ -30,26 +30,15 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::{
     Api,
     api::{DynamicObject, Patch, PatchParams, PostParams},
-    core::{ApiResource, GroupVersionKind},
 };
 use serde_json::{Value, json};
-use testbed::eventually;
+use testbed::{create, eventually};
 
 /// Generous bound for one state change on a loaded 2-core machine; only a failure waits it.
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// Requests per measured share: ±2 points is ±20 requests.
 const SAMPLE: usize = 1000;
-
-async fn create<K>(api: &Api<K>, value: Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let obj: K = serde_json::from_value(value).expect("an object");
-    api.create(&PostParams::default(), &obj)
-        .await
-        .expect("created");
-}
 
 /// Sets `key` on the Rollout to a fresh value, as `kubectl cutover promote` does.
 async fn annotate(api: &Api<Rollout>, key: &str) {
@@ -129,10 +118,7 @@ async fn routed_service(
         )
         .await;
     }
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind.kind()),
-        kind.plural(),
-    );
+    let resource = cutover::rollout::route::route_resource(kind);
     let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
     let route: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": kind.kind(),

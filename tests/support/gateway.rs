@@ -22,7 +22,6 @@ use hyper_util::{
 use kube::{
     Api,
     api::{DynamicObject, PostParams},
-    core::{ApiResource, GroupVersionKind},
 };
 use serde_json::json;
 
@@ -43,12 +42,7 @@ pub struct Gateway {
     pub log: PathBuf,
 }
 
-fn kind(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
-        plural,
-    )
-}
+use cutover::rollout::route::gateway_api_resource as kind;
 
 /// The directory `e2e/cluster/build` built the control plane and Traefik into.
 fn binaries() -> PathBuf {
@@ -182,6 +176,15 @@ impl Drop for Gateway {
     }
 }
 
+/// The revision of the pod that answered, from the responder's `X-Revision` header.
+fn revision_of(headers: &hyper::HeaderMap) -> String {
+    headers
+        .get("x-revision")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// How the load generator talks to the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
@@ -222,12 +225,7 @@ impl Load {
         match self.client.request(request).await {
             Ok(response) => {
                 let status = response.status().as_u16();
-                let revision = response
-                    .headers()
-                    .get("x-revision")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
+                let revision = revision_of(response.headers());
                 let _ = response.into_body().collect().await;
                 Answer {
                     sent,
@@ -288,12 +286,7 @@ impl Load {
         let Ok(response) = sender.send_request(request).await else {
             return failed;
         };
-        let revision = response
-            .headers()
-            .get("x-revision")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let revision = revision_of(response.headers());
         let ok = match response.into_body().collect().await {
             Ok(body) => body
                 .trailers()

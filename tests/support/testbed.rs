@@ -211,6 +211,17 @@ impl Testbed {
     }
 }
 
+/// Creates the object `value` describes through `api`; fails the test if it cannot.
+pub async fn create<K>(api: &Api<K>, value: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let obj: K = serde_json::from_value(value).expect("an object");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("created");
+}
+
 /// Names of the Deployments in `ns`.
 pub async fn deployment_names(client: &Client, ns: &str) -> Vec<String> {
     Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns)
