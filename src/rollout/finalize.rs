@@ -36,7 +36,8 @@ fn rules_route(rollout: &Rollout) -> Option<(RouteKind, String)> {
     let kind = [RouteKind::Http, RouteKind::Grpc]
         .into_iter()
         .find(|k| k.kind() == kind)?;
-    (!name.is_empty()).then(|| (kind, name.to_string()))
+    // Anyone who may edit the Rollout may edit this: only an object name is used.
+    crate::cli::lint::is_dns_subdomain(name).then(|| (kind, name.to_string()))
 }
 
 /// The route the Rollout's spec routes by.
@@ -194,4 +195,39 @@ pub(super) async fn return_workload(
     }
     shell::remove_finalizer(rollouts, rollout, FINALIZER_WORKLOAD).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotated(value: &str) -> Rollout {
+        serde_json::from_value(
+            json!({"apiVersion": "cutover.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "annotations": {ANNOTATION_ROUTE_RULES: value}},
+            "spec": {"strategy": {"canary": {}}}}),
+        )
+        .expect("a Rollout")
+    }
+
+    #[test]
+    fn the_annotation_names_a_route_of_a_known_kind_by_an_object_name_only() {
+        assert_eq!(
+            rules_route(&annotated("HTTPRoute/shop")),
+            Some((RouteKind::Http, "shop".into()))
+        );
+        assert_eq!(
+            rules_route(&annotated("GRPCRoute/cart.v2")),
+            Some((RouteKind::Grpc, "cart.v2".into()))
+        );
+        for bad in [
+            "HTTPRoute/",
+            "TCPRoute/shop",
+            "shop",
+            "HTTPRoute/shop,metadata.namespace=other",
+            "HTTPRoute/Shop",
+        ] {
+            assert_eq!(rules_route(&annotated(bad)), None, "{bad}");
+        }
+    }
 }

@@ -13,17 +13,17 @@ use crate::{
     controller::{Context, Error},
 };
 
-/// The Gateway API HTTPRoute kind.
-pub fn httproute_resource() -> ApiResource {
-    route_resource(RouteKind::Http)
+/// A kind of Gateway API's `gateway.networking.k8s.io/v1` as an API resource.
+pub fn gateway_api_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
+        plural,
+    )
 }
 
 /// A Gateway API route kind (HTTPRoute or GRPCRoute) as an API resource.
 pub fn route_resource(kind: RouteKind) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind.kind()),
-        kind.plural(),
-    )
+    gateway_api_resource(kind.kind(), kind.plural())
 }
 
 /// (rule index, ref index, is the canary Service, weight) of the backendRefs naming the
@@ -226,13 +226,11 @@ pub fn lacking(parents: &[ParentSupport], feature: &str) -> Option<String> {
 /// The route's parent Gateways and what their classes support, as far as they can be read
 /// (a Gateway or class that is missing or forbidden is left out, and logged).
 pub async fn parent_support(client: &kube::Client, ns: &str, route: &Value) -> Vec<ParentSupport> {
-    use crate::controller::cache::by_name;
-    let kind = |kind: &str, plural: &str| {
-        ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
-            plural,
-        )
+    use crate::{
+        cli::lint::{is_dns_label, is_dns_subdomain},
+        controller::cache::by_name,
     };
+    let kind = gateway_api_resource;
     let mut out = Vec::new();
     let parents = route
         .pointer("/spec/parentRefs")
@@ -259,6 +257,11 @@ pub async fn parent_support(client: &kube::Client, ns: &str, route: &Value) -> V
             .get("namespace")
             .and_then(Value::as_str)
             .unwrap_or(ns);
+        // The route's author wrote these: only names the API server could hold go into a
+        // request's path or field selector.
+        if !is_dns_subdomain(name) || !is_dns_label(gateway_ns) {
+            continue;
+        }
         let gateways: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), gateway_ns, &kind("Gateway", "gateways"));
         let class = match by_name(&gateways, name).await {
@@ -273,7 +276,9 @@ pub async fn parent_support(client: &kube::Client, ns: &str, route: &Value) -> V
                 None
             }
         };
-        let Some(class) = class else { continue };
+        let Some(class) = class.filter(|c| is_dns_subdomain(c)) else {
+            continue;
+        };
         let classes: Api<DynamicObject> =
             Api::all_with(client.clone(), &kind("GatewayClass", "gatewayclasses"));
         match by_name(&classes, &class).await {
